@@ -1,0 +1,14 @@
+//! The model layer of reportroot: the registry of report types and the typed values of their
+//! properties. Everything above (OData formats, storage, HTTP, CLI) is driven by [`registry`];
+//! this crate depends on nothing of theirs.
+
+pub mod period;
+pub mod registry;
+pub mod value;
+
+pub use period::Period;
+pub use registry::{
+    find_report, report_by_function, DemoSpec, Property, ReportFunction, ReportType, SortKey,
+    ValueKind, REPORTS,
+};
+pub use value::{Date, Entity, TenantId, Value, ValueError};

@@ -1,0 +1,241 @@
+//! Typed property values and stored entities.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::registry::{ReportType, ValueKind};
+use crate::Period;
+
+/// A calendar date (`Edm.Date`), always written `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(time::Date);
+
+impl Date {
+    /// Parses `YYYY-MM-DD`, accepting only real calendar dates in years 1000–9999.
+    pub fn parse(text: &str) -> Option<Date> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return None;
+        }
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = &text[range];
+            part.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let year = i32::try_from(digits(0..4)?).ok()?;
+        let month = u8::try_from(digits(5..7)?).ok()?;
+        let day = u8::try_from(digits(8..10)?).ok()?;
+        if year < 1000 {
+            return None;
+        }
+        let month = time::Month::try_from(month).ok()?;
+        time::Date::from_calendar_date(year, month, day).ok().map(Date)
+    }
+
+    /// Builds a date from its parts, if they form a real date.
+    pub fn from_ymd(year: i32, month: u8, day: u8) -> Option<Date> {
+        let month = time::Month::try_from(month).ok()?;
+        time::Date::from_calendar_date(year, month, day)
+            .ok()
+            .map(Date)
+    }
+
+    /// The date `days` later (earlier when negative).
+    pub fn add_days(self, days: i64) -> Date {
+        Date(self.0 + time::Duration::days(days))
+    }
+
+    /// Days from `other` to `self`.
+    pub fn days_since(self, other: Date) -> i64 {
+        (self.0 - other.0).whole_days()
+    }
+
+    /// Today in UTC.
+    pub fn today_utc() -> Date {
+        Date(time::OffsetDateTime::now_utc().date())
+    }
+
+    /// The year.
+    pub fn year(self) -> i32 {
+        self.0.year()
+    }
+
+    /// The month, 1–12.
+    pub fn month(self) -> u8 {
+        self.0.month() as u8
+    }
+
+    /// The day of the month, 1–31.
+    pub fn day(self) -> u8 {
+        self.0.day()
+    }
+
+    /// Monday = 0 … Sunday = 6.
+    pub fn weekday_from_monday(self) -> u8 {
+        self.0.weekday().number_days_from_monday()
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year(), self.month(), self.day())
+    }
+}
+
+/// One property value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    /// An `Edm.Date`.
+    Date(Date),
+    /// An `Edm.Int64`.
+    Int(i64),
+    /// An `Edm.String` (report periods are stored as their `"7"` form).
+    Text(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Date(d) => d.fmt(f),
+            Value::Int(i) => i.fmt(f),
+            Value::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Why a value does not fit its property.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not an integer, or out of range.
+    #[error("must be a non-negative integer (Edm.Int64)")]
+    NotCount,
+    /// Not a `YYYY-MM-DD` calendar date.
+    #[error("must be a calendar date written YYYY-MM-DD (Edm.Date)")]
+    NotDate,
+    /// Not a period.
+    #[error("must be one of \"7\", \"30\", \"90\", \"180\"")]
+    NotPeriod,
+    /// An empty, over-long or control-character string.
+    #[error("must be a non-empty string of at most {max} characters without control characters", max = MAX_TEXT_CHARS)]
+    BadText,
+    /// A value of the wrong JSON/OData type altogether.
+    #[error("must be of type {0}")]
+    WrongType(&'static str),
+}
+
+/// Longest accepted `Edm.String` value, in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+
+impl ValueKind {
+    /// Checks an integer for this kind.
+    pub fn check_int(self, number: i64) -> Result<Value, ValueError> {
+        match self {
+            ValueKind::Count if number >= 0 => Ok(Value::Int(number)),
+            ValueKind::Count => Err(ValueError::NotCount),
+            other => Err(ValueError::WrongType(other.edm_type())),
+        }
+    }
+
+    /// Parses text for this kind: a string property as it is, a date, a period, or (for CSV
+    /// input) a count written in decimal.
+    pub fn parse_text(self, text: &str) -> Result<Value, ValueError> {
+        match self {
+            ValueKind::Date => Date::parse(text).map(Value::Date).ok_or(ValueError::NotDate),
+            ValueKind::Period => Period::from_property(text)
+                .map(|p| Value::Text(p.stored().to_owned()))
+                .ok_or(ValueError::NotPeriod),
+            ValueKind::Text => {
+                let ok = !text.is_empty()
+                    && text.chars().count() <= MAX_TEXT_CHARS
+                    && !text.chars().any(char::is_control);
+                ok.then(|| Value::Text(text.to_owned()))
+                    .ok_or(ValueError::BadText)
+            }
+            ValueKind::Count => {
+                let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+                let number = digits_only
+                    .then(|| text.parse::<i64>().ok())
+                    .flatten()
+                    .ok_or(ValueError::NotCount)?;
+                self.check_int(number)
+            }
+        }
+    }
+}
+
+/// The tenant a row belongs to: the `tid` claim of the caller's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(pub Uuid);
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A stored report row: its id, its version (the source of its eTag) and one value per
+/// property of its [`ReportType`], in registry order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    /// The entity's GUID.
+    pub id: Uuid,
+    /// Starts at 1 and grows by one on every update.
+    pub version: i64,
+    /// One value per property, in [`ReportType::properties`] order.
+    pub values: Vec<Value>,
+}
+
+impl Entity {
+    /// The value of the named property.
+    pub fn get(&self, report: &ReportType, name: &str) -> Option<&Value> {
+        report.property_index(name).map(|i| &self.values[i])
+    }
+
+    /// The weak eTag of this version: `W/"<version>"`.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_real_and_well_formed() {
+        assert_eq!(
+            Date::parse("2024-02-29").map(|d| d.to_string()),
+            Some("2024-02-29".into())
+        );
+        for bad in [
+            "2023-02-29",
+            "Date",
+            "2024-2-01",
+            "2024-13-01",
+            "2024-00-10",
+            "20240101",
+            "2024-01-01T00:00:00Z",
+            "+024-01-01",
+            "0999-01-01",
+        ] {
+            assert_eq!(Date::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn kinds_parse_text() {
+        assert_eq!(ValueKind::Count.parse_text("12"), Ok(Value::Int(12)));
+        assert!(ValueKind::Count.parse_text("-1").is_err());
+        assert!(ValueKind::Count.parse_text("8.5").is_err());
+        assert!(ValueKind::Count.parse_text("99999999999999999999").is_err());
+        assert_eq!(
+            ValueKind::Period.parse_text("D30"),
+            Ok(Value::Text("30".into()))
+        );
+        assert!(ValueKind::Text.parse_text("").is_err());
+        assert!(ValueKind::Text.parse_text("a\nb").is_err());
+        assert_eq!(ValueKind::Count.check_int(-3), Err(ValueError::NotCount));
+    }
+}

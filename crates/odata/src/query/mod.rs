@@ -1,0 +1,1 @@
+//! Query options ($filter, $select, $orderby, $top, $skip, $count). Being written.
