@@ -2,6 +2,7 @@
 //! properties. Everything above (OData formats, storage, HTTP, CLI) is driven by [`registry`];
 //! this crate depends on nothing of theirs.
 
+pub mod demo;
 pub mod period;
 pub mod registry;
 pub mod value;

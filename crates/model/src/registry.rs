@@ -225,6 +225,15 @@ pub fn report_by_function(function: &str) -> Option<&'static ReportType> {
         .find(|r| r.function.name.eq_ignore_ascii_case(function))
 }
 
+/// Report types are equal when they are the same registry entry (entity names are unique).
+impl PartialEq for ReportType {
+    fn eq(&self, other: &Self) -> bool {
+        self.entity == other.entity
+    }
+}
+
+impl Eq for ReportType {}
+
 impl ReportType {
     /// `microsoft.graph.<entity>`.
     pub fn qualified_name(&self) -> String {
@@ -256,8 +265,7 @@ impl ReportType {
 
     /// Position of the refresh-date property.
     pub fn refresh_date_index(&self) -> usize {
-        self.property_index(self.refresh_date)
-            .unwrap_or_default()
+        self.property_index(self.refresh_date).unwrap_or_default()
     }
 
     /// Position of the period property, when the report has one.
@@ -337,9 +345,7 @@ mod tests {
                 report.entity
             );
             if let Some(period) = report.period_index() {
-                assert!(report
-                    .natural_key
-                    .contains(&report.properties[period].name));
+                assert!(report.natural_key.contains(&report.properties[period].name));
             }
             let columns: HashSet<_> = report.properties.iter().map(|p| p.column_name()).collect();
             assert_eq!(columns.len(), report.properties.len());
@@ -363,7 +369,10 @@ mod tests {
     #[test]
     fn snake_case_names() {
         assert_eq!(snake_case("chromeOS"), "chrome_os");
-        assert_eq!(snake_case("office365ActiveUserCounts"), "office365_active_user_counts");
+        assert_eq!(
+            snake_case("office365ActiveUserCounts"),
+            "office365_active_user_counts"
+        );
         assert_eq!(snake_case("reportRefreshDate"), "report_refresh_date");
     }
 }

@@ -31,7 +31,9 @@ impl Date {
             return None;
         }
         let month = time::Month::try_from(month).ok()?;
-        time::Date::from_calendar_date(year, month, day).ok().map(Date)
+        time::Date::from_calendar_date(year, month, day)
+            .ok()
+            .map(Date)
     }
 
     /// Builds a date from its parts, if they form a real date.
@@ -80,7 +82,13 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year(), self.month(), self.day())
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.year(),
+            self.month(),
+            self.day()
+        )
     }
 }
 
@@ -142,7 +150,9 @@ impl ValueKind {
     /// input) a count written in decimal.
     pub fn parse_text(self, text: &str) -> Result<Value, ValueError> {
         match self {
-            ValueKind::Date => Date::parse(text).map(Value::Date).ok_or(ValueError::NotDate),
+            ValueKind::Date => Date::parse(text)
+                .map(Value::Date)
+                .ok_or(ValueError::NotDate),
             ValueKind::Period => Period::from_property(text)
                 .map(|p| Value::Text(p.stored().to_owned()))
                 .ok_or(ValueError::NotPeriod),

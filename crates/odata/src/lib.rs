@@ -1,5 +1,9 @@
 //! The OData layer: query options parsed into a typed AST ([`query`]), entity JSON in and out
-//! ([`json`]), CSV ([`csv_format`]), the Graph error envelope ([`error`]) and `$metadata`
-//! ([`csdl`]). It knows nothing of HTTP or SQL.
+//! ([`json`]), Graph's CSV ([`csv_format`]), the Graph error envelope ([`error`]). It knows
+//! nothing of HTTP or SQL.
 
+pub mod csv_format;
+pub mod error;
+pub mod json;
+#[cfg(feature = "query")]
 pub mod query;

@@ -1,0 +1,79 @@
+//! Per-request context: `request-id` and `client-request-id` on every answer, `OData-Version`
+//! on OData JSON, and the error envelope rendered with those ids.
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use reportroot_odata::error::{error_json, InnerError};
+use uuid::Uuid;
+
+use crate::error::PendingError;
+
+/// `Content-Type` of OData JSON answers, as Graph sends it.
+pub const ODATA_JSON: &str =
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
+
+/// Longest `client-request-id` echoed back.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// The middleware itself.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4().to_string();
+    let client_request_id = request
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<PendingError>() {
+        let date = utc_timestamp();
+        let body = error_json(
+            error.code,
+            &error.message,
+            InnerError {
+                date: &date,
+                request_id: &request_id,
+                client_request_id: &client_request_id,
+            },
+        );
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        response = Response::new(body.into());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+    }
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("request-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&client_request_id) {
+        headers.insert("client-request-id", value);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        headers.insert("odata-version", HeaderValue::from_static("4.0"));
+    }
+    response
+}
+
+/// UTC now as Graph writes it in `innerError.date`: `2026-01-01T00:00:00`.
+pub fn utc_timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}

@@ -1,0 +1,251 @@
+//! The entity sets: create, read, update and delete report rows.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reportroot_model::{Entity, ReportType};
+use reportroot_odata::json::{
+    collection_json, decode_entity, entity_json, BodyMode, CollectionMeta, EntityShape,
+};
+use reportroot_storage::{ListQuery, NewEntity, Precondition};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::context::ODATA_JSON;
+use crate::error::ApiError;
+use crate::{AppState, Call};
+
+/// A JSON answer with Graph's OData content type.
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON))],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET` and `POST` on an entity set.
+pub(crate) async fn collection(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+) -> Result<Response, ApiError> {
+    match call.method {
+        Method::GET => {
+            caller.require_read()?;
+            list(state, call, caller, report).await
+        }
+        Method::POST => {
+            caller.require_write()?;
+            create(state, call, caller, report).await
+        }
+        _ => Err(ApiError::method_not_allowed("GET, POST")),
+    }
+}
+
+/// `GET`, `PATCH` and `DELETE` on one entity.
+pub(crate) async fn entity(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+    id_text: &str,
+) -> Result<Response, ApiError> {
+    let allowed = [Method::GET, Method::PATCH, Method::DELETE];
+    if !allowed.contains(&call.method) {
+        return Err(ApiError::method_not_allowed("GET, PATCH, DELETE"));
+    }
+    if call.method == Method::GET {
+        caller.require_read()?;
+    } else {
+        caller.require_write()?;
+    }
+    // An id that is not a GUID cannot name a stored entity.
+    let id = Uuid::parse_str(id_text).map_err(|_| ApiError::item_not_found(id_text))?;
+    let not_found = |_| ApiError::item_not_found(id_text);
+    let storage = &state.storage;
+    match call.method {
+        Method::GET => {
+            let found = storage
+                .get(caller.tenant, report, id)
+                .await?
+                .ok_or_else(|| ApiError::item_not_found(id_text))?;
+            Ok(single(state, call, report, &found, StatusCode::OK))
+        }
+        Method::PATCH => {
+            require_json_content_type(&call.headers)?;
+            let body = decode_entity(report, &call.body, BodyMode::Update)?;
+            if body.id.is_some_and(|given| given != id) {
+                return Err(ApiError::bad_request(
+                    "The property 'id' cannot be changed.",
+                ));
+            }
+            let precondition = if_match(&call.headers);
+            let updated = storage
+                .update(caller.tenant, report, id, &body.values, precondition)
+                .await
+                .map_err(|e| match e {
+                    reportroot_storage::StorageError::NotFound => not_found(()),
+                    other => other.into(),
+                })?;
+            Ok(single(state, call, report, &updated, StatusCode::OK))
+        }
+        _ => {
+            storage
+                .delete(caller.tenant, report, id, if_match(&call.headers))
+                .await
+                .map_err(|e| match e {
+                    reportroot_storage::StorageError::NotFound => not_found(()),
+                    other => other.into(),
+                })?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+    }
+}
+
+async fn create(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+) -> Result<Response, ApiError> {
+    require_json_content_type(&call.headers)?;
+    let body = decode_entity(report, &call.body, BodyMode::Create)?;
+    let new = NewEntity {
+        id: body.id,
+        values: body.values.into_iter().map(|(_, value)| value).collect(),
+    };
+    let created = state.storage.insert(caller.tenant, report, new).await?;
+    let mut response = single(state, call, report, &created, StatusCode::CREATED);
+    let location = format!(
+        "{}/reports/{}/{}",
+        call.base(state),
+        report.entity,
+        created.id
+    );
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+async fn list(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+) -> Result<Response, ApiError> {
+    let page_size = state.config.page_size;
+    let skip = call
+        .query
+        .iter()
+        .find(|(k, _)| k == "$skiptoken")
+        .map(|(_, v)| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("Invalid $skiptoken."))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let mut rows = state
+        .storage
+        .list(
+            caller.tenant,
+            report,
+            &ListQuery {
+                skip,
+                limit: Some(page_size + 1),
+            },
+        )
+        .await?;
+    let base = call.base(state);
+    let next_link = (rows.len() as u64 > page_size).then(|| {
+        rows.truncate(page_size as usize);
+        format!(
+            "{base}/reports/{}?$skiptoken={}",
+            report.entity,
+            skip + page_size
+        )
+    });
+    let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
+    let body = collection_json(
+        report,
+        &rows,
+        CollectionMeta {
+            context: &context,
+            count: None,
+            next_link: next_link.as_deref(),
+        },
+        EntityShape {
+            with_identity: true,
+            ..EntityShape::default()
+        },
+    );
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// One entity as an answer, with `@odata.context` and an `ETag` header.
+fn single(
+    state: &AppState,
+    call: &Call,
+    report: &ReportType,
+    entity: &Entity,
+    status: StatusCode,
+) -> Response {
+    let context = format!(
+        "{}/$metadata#reports/{}/$entity",
+        call.base(state),
+        report.entity
+    );
+    let body = entity_json(
+        report,
+        entity,
+        EntityShape {
+            context: Some(&context),
+            with_type: true,
+            with_identity: true,
+            select: None,
+        },
+    );
+    let mut response = json_response(status, body);
+    if let Ok(value) = HeaderValue::from_str(&entity.etag()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BadRequest",
+            "The Content-Type header must be application/json.",
+        ))
+    }
+}
+
+/// Reads `If-Match`: `*` matches any version; an eTag that names no version never matches.
+fn if_match(headers: &HeaderMap) -> Precondition {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Precondition::None;
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Precondition::None;
+    }
+    let version = text
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .unwrap_or(-1);
+    Precondition::Version(version)
+}

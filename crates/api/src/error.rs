@@ -1,0 +1,146 @@
+//! One error type for every failure a client can cause or see. Handlers return [`ApiError`];
+//! the request-context middleware turns it into Graph's envelope with the request's ids.
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reportroot_odata::json::BodyError;
+use reportroot_storage::StorageError;
+
+/// A failed request: status, Graph error code and message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Graph's error code, which clients branch on.
+    pub code: &'static str,
+    /// A message for people.
+    pub message: String,
+    /// Extra response headers (`WWW-Authenticate`, `Allow`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Marks a response whose body the middleware must render as the error envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with no extra headers.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 400 `BadRequest`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    /// 400 for a path segment that names nothing.
+    pub fn unknown_segment(segment: &str) -> Self {
+        Self::bad_request(format!("Resource not found for the segment '{segment}'."))
+    }
+
+    /// 404 `itemNotFound`.
+    pub fn item_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            format!("The entity with id '{id}' was not found."),
+        )
+    }
+
+    /// 401 `InvalidAuthenticationToken`, with `WWW-Authenticate: Bearer`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            message,
+        );
+        error
+            .headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        error
+    }
+
+    /// 403 `accessDenied`.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "accessDenied", message)
+    }
+
+    /// 405, with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BadRequest",
+            format!("The HTTP method is not allowed here; allowed: {allow}."),
+        );
+        error
+            .headers
+            .push((header::ALLOW, HeaderValue::from_static(allow)));
+        error
+    }
+
+    /// 500 `generalException`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generalException",
+            message,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response.extensions_mut().insert(PendingError {
+            code: self.code,
+            message: self.message,
+        });
+        response
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match &error {
+            StorageError::DuplicateId(_) | StorageError::DuplicateKey { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            StorageError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "itemNotFound",
+                "The entity was not found.",
+            ),
+            StorageError::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "resourceModified",
+                error.to_string(),
+            ),
+            StorageError::SchemaTooNew { .. } | StorageError::Backend(_) => {
+                tracing::error!(%error, "storage failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serviceNotAvailable",
+                    "The storage backend failed; try again later.",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! URL resolution: which resource a path names. Graph's paths carry function calls and key
+//! predicates in segments (`getOffice365ActiveUserCounts(period='D7')`), so segments are
+//! resolved here rather than by a route table.
+
+use reportroot_model::{find_report, report_by_function, ReportType};
+
+use crate::error::ApiError;
+
+/// The API version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `/v1.0`.
+    V1,
+    /// `/beta`.
+    Beta,
+}
+
+impl ApiVersion {
+    /// The path segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+
+    fn parse(segment: &str) -> Option<Self> {
+        if segment.eq_ignore_ascii_case("v1.0") {
+            Some(ApiVersion::V1)
+        } else if segment.eq_ignore_ascii_case("beta") {
+            Some(ApiVersion::Beta)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/reports`.
+    ReportRoot,
+    /// An entity set.
+    Collection(&'static ReportType),
+    /// One entity, by the id text in the URL.
+    Entity(&'static ReportType, String),
+    /// `/reports/{set}/$count`.
+    Count(&'static ReportType),
+    /// A report function with its raw argument list (`None` when written without parentheses).
+    Function(&'static ReportType, Option<String>),
+    /// `$metadata`.
+    Metadata,
+    /// `$batch`.
+    Batch,
+}
+
+/// A resolved path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The version segment.
+    pub version: ApiVersion,
+    /// What it names.
+    pub target: Target,
+}
+
+/// Splits `name(args)` into the name and the text between the parentheses.
+fn split_call(segment: &str) -> (&str, Option<&str>) {
+    match segment.find('(') {
+        Some(open) if segment.ends_with(')') => (
+            &segment[..open],
+            Some(&segment[open + 1..segment.len() - 1]),
+        ),
+        _ => (segment, None),
+    }
+}
+
+/// Resolves the percent-decoded segments of a path (the leading empty one removed).
+pub fn resolve(segments: &[String]) -> Result<Resolved, ApiError> {
+    let (first, rest) = segments
+        .split_first()
+        .ok_or_else(|| ApiError::unknown_segment(""))?;
+    let version = ApiVersion::parse(first).ok_or_else(|| ApiError::unknown_segment(first))?;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let target = match rest.as_slice() {
+        ["$metadata"] => Target::Metadata,
+        ["$batch"] => Target::Batch,
+        [reports] if reports.eq_ignore_ascii_case("reports") => Target::ReportRoot,
+        [reports, tail @ ..] if reports.eq_ignore_ascii_case("reports") && !tail.is_empty() => {
+            resolve_under_root(tail, true)?
+        }
+        tail if !tail.is_empty() => resolve_under_root(tail, false)?,
+        _ => return Err(ApiError::unknown_segment(first)),
+    };
+    Ok(Resolved { version, target })
+}
+
+/// Resolves what follows `/reports` (or the version, for the root-level entity sets).
+fn resolve_under_root(tail: &[&str], under_reports: bool) -> Result<Target, ApiError> {
+    let (name, args) = split_call(tail[0]);
+    if under_reports {
+        if let Some(report) = report_by_function(name) {
+            return match tail {
+                [_] => Ok(Target::Function(report, args.map(str::to_owned))),
+                [_, next, ..] => Err(ApiError::unknown_segment(next)),
+                [] => Err(ApiError::unknown_segment(name)),
+            };
+        }
+    }
+    let report = find_report(name).ok_or_else(|| ApiError::unknown_segment(tail[0]))?;
+    let key = args.map(|a| a.trim_matches('\'').to_owned());
+    match (tail, key) {
+        ([_], None) => Ok(Target::Collection(report)),
+        ([_], Some(key)) => Ok(Target::Entity(report, key)),
+        ([_, count], None) if *count == "$count" => Ok(Target::Count(report)),
+        ([_, id], None) => Ok(Target::Entity(report, (*id).to_owned())),
+        ([_, next, ..], _) => Err(ApiError::unknown_segment(next)),
+        ([], _) => Err(ApiError::unknown_segment("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split('/').skip(1).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn resolves_graph_paths() {
+        let r = resolve(&segments("/beta/reports/Office365ActivationsUserCounts")).expect("ok");
+        assert_eq!(r.version, ApiVersion::Beta);
+        assert!(
+            matches!(r.target, Target::Collection(t) if t.entity == "office365ActivationsUserCounts")
+        );
+        let r = resolve(&segments("/beta/office365ActivationsUserCounts/abc")).expect("ok");
+        assert!(matches!(r.target, Target::Entity(_, ref id) if id == "abc"));
+        let r = resolve(&segments(
+            "/v1.0/reports/getOffice365ActiveUserCounts(period='D7')",
+        ))
+        .expect("ok");
+        assert!(matches!(r.target, Target::Function(_, Some(ref a)) if a == "period='D7'"));
+        let r = resolve(&segments("/v1.0/reports/office365ActiveUserCounts('x')")).expect("ok");
+        assert!(matches!(r.target, Target::Entity(_, ref id) if id == "x"));
+        let r = resolve(&segments("/v1.0/reports/office365ActiveUserCounts/$count")).expect("ok");
+        assert!(matches!(r.target, Target::Count(_)));
+        for bad in [
+            "/v2/reports",
+            "/v1.0/reports/nope",
+            "/v1.0/reports/office365ActiveUserCounts/a/b",
+            "/v1.0/getOffice365ActiveUserCounts(period='D7')",
+        ] {
+            assert!(resolve(&segments(bad)).is_err(), "{bad}");
+        }
+    }
+}

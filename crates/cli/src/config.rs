@@ -1,0 +1,191 @@
+//! Settings in layers: command-line flag, then `REPORTROOT_*` environment variable (both via
+//! clap), then the TOML config file, then the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Settings shared by `serve` and `demo`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "REPORTROOT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL: sqlite://FILE (or a plain path) [default: sqlite://reportroot.db].
+    #[arg(long, env = "REPORTROOT_DATABASE")]
+    pub database: Option<String>,
+    /// Base URL clients use to reach this server [default: http://<listen address>].
+    #[arg(long, env = "REPORTROOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Accepted token audience; repeat for several
+    /// [default: https://graph.microsoft.com and 00000003-0000-0000-c000-000000000000].
+    #[arg(long = "audience", env = "REPORTROOT_AUDIENCE", value_delimiter = ',')]
+    pub audiences: Vec<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "REPORTROOT_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Rows per page of collection answers [default: 1000].
+    #[arg(long, env = "REPORTROOT_PAGE_SIZE")]
+    pub page_size: Option<u64>,
+    /// SQLite durability: `process` survives crashes and kill -9, `power` also power loss
+    /// [default: process].
+    #[arg(long, env = "REPORTROOT_SQLITE_DURABILITY")]
+    pub sqlite_durability: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// Where the token-signing secret comes from.
+#[derive(Debug, Clone, Args, Default)]
+pub struct KeyArgs {
+    /// File holding the token-signing secret, created on first use [default: reportroot.key].
+    #[arg(long, env = "REPORTROOT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// The TOML config file: the same settings, snake_case.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    public_url: Option<String>,
+    audiences: Option<Vec<String>>,
+    max_body_bytes: Option<usize>,
+    page_size: Option<u64>,
+    sqlite_durability: Option<String>,
+    key_file: Option<PathBuf>,
+    jwt_secret: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads the file, or nothing when no file is given.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// Fully resolved server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub public_url: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub max_body_bytes: Option<usize>,
+    pub page_size: Option<u64>,
+    pub durability: reportroot_sqlite::Durability,
+    pub secret_source: SecretSource,
+}
+
+/// Where the signing secret is read from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// `REPORTROOT_JWT_SECRET` or `jwt_secret` in the config file.
+    Inline(String),
+    /// A key file, generated when missing.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Resolves the key settings alone (for `token`).
+    pub fn resolve(key: &KeyArgs, file: &FileConfig) -> SecretSource {
+        if let Ok(secret) = std::env::var("REPORTROOT_JWT_SECRET") {
+            if !secret.is_empty() {
+                return SecretSource::Inline(secret);
+            }
+        }
+        if let Some(secret) = &file.jwt_secret {
+            return SecretSource::Inline(secret.clone());
+        }
+        SecretSource::File(
+            key.key_file
+                .clone()
+                .or_else(|| file.key_file.clone())
+                .unwrap_or_else(|| PathBuf::from("reportroot.key")),
+        )
+    }
+
+    /// The secret's bytes, creating the key file with a random secret when it is missing.
+    pub fn load(&self) -> Result<Vec<u8>, String> {
+        match self {
+            SecretSource::Inline(secret) => Ok(secret.as_bytes().to_vec()),
+            SecretSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) if !text.trim().is_empty() => Ok(text.trim().as_bytes().to_vec()),
+                Ok(_) => Err(format!("key file {} is empty", path.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let secret: String = (0..32)
+                        .map(|_| format!("{:02x}", rand::random::<u8>()))
+                        .collect();
+                    write_private(path, &secret)
+                        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
+                    tracing::info!(path = %path.display(), "created a new token-signing key file");
+                    Ok(secret.into_bytes())
+                }
+                Err(e) => Err(format!("cannot read key file {}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+impl Settings {
+    /// Merges flags and environment over the config file over defaults.
+    pub fn resolve(
+        args: &ServerArgs,
+        file: &FileConfig,
+        default_database: &str,
+    ) -> Result<Settings, String> {
+        let durability = match args
+            .sqlite_durability
+            .clone()
+            .or_else(|| file.sqlite_durability.clone())
+            .as_deref()
+        {
+            None | Some("process") => reportroot_sqlite::Durability::Process,
+            Some("power") => reportroot_sqlite::Durability::Power,
+            Some(other) => {
+                return Err(format!(
+                    "sqlite durability must be 'process' or 'power', not '{other}'"
+                ))
+            }
+        };
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            database: args
+                .database
+                .clone()
+                .or_else(|| file.database.clone())
+                .unwrap_or_else(|| default_database.to_owned()),
+            public_url: args.public_url.clone().or_else(|| file.public_url.clone()),
+            audiences: (!args.audiences.is_empty())
+                .then(|| args.audiences.clone())
+                .or_else(|| file.audiences.clone()),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes),
+            page_size: args.page_size.or(file.page_size),
+            durability,
+            secret_source: SecretSource::resolve(&args.key, file),
+        })
+    }
+}

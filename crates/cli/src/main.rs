@@ -1,0 +1,215 @@
+//! `reportroot`: serve Microsoft Graph's `/reports` API on SQLite, with demo data and tokens.
+
+mod config;
+mod demo;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use reportroot_api::{ApiConfig, AppState};
+use reportroot_sqlite::SqliteStorage;
+use reportroot_storage::Storage;
+use uuid::Uuid;
+
+use crate::config::{FileConfig, KeyArgs, SecretSource, ServerArgs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "reportroot", version, about)]
+struct Cli {
+    /// TOML config file with the same settings as the flags (snake_case names).
+    #[arg(long, env = "REPORTROOT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(ServerArgs),
+    /// Serve a fresh database filled with demo data for two tenants, and print tokens and curl
+    /// commands to try.
+    Demo {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Days of history to generate.
+        #[arg(long, default_value_t = 190)]
+        days: u32,
+    },
+    /// Print a signed access token and nothing else.
+    Token {
+        /// The tenant GUID (the token's `tid`).
+        #[arg(long)]
+        tenant: Uuid,
+        /// A permission for the `roles` claim; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: u64,
+        /// The `aud` claim.
+        #[arg(long, default_value = reportroot_api::auth::GRAPH_AUDIENCE)]
+        audience: String,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE")]
+        database: Option<String>,
+    },
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 3600, 90s, 30m, 1h or 7d"))?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return Err(format!("unknown unit in '{text}': use s, m, h or d")),
+    };
+    Ok(number.saturating_mul(scale))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error.to_string()),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "reportroot: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
+            let storage = open_storage(&settings)?;
+            serve(settings, storage, |_| {}).await
+        }
+        Command::Demo { server, days } => {
+            let settings = Settings::resolve(&server, &file, "sqlite://reportroot-demo.db")?;
+            demo::remove_database(&settings.database)?;
+            let storage = open_storage(&settings)?;
+            let secret = settings.secret_source.load()?;
+            let tenants = demo::fill(storage.as_ref(), days).await?;
+            serve(settings, storage, move |base| {
+                demo::print_welcome(base, &secret, &tenants);
+            })
+            .await
+        }
+        Command::Token {
+            tenant,
+            roles,
+            ttl,
+            audience,
+            key,
+        } => {
+            let secret = SecretSource::resolve(&key, &file).load()?;
+            let token = reportroot_api::auth::issue_token(&secret, tenant, &roles, ttl, &audience)
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(std::io::stdout(), "{token}");
+            Ok(())
+        }
+        Command::Migrate { database } => {
+            let args = ServerArgs {
+                database,
+                ..ServerArgs::default()
+            };
+            let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
+            open_storage(&settings)?;
+            tracing::info!(database = %settings.database, "schema is up to date");
+            Ok(())
+        }
+    }
+}
+
+fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
+    let url = &settings.database;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err("PostgreSQL is not supported by this build yet".into());
+    }
+    let path = reportroot_sqlite::path_from_url(url);
+    let storage = SqliteStorage::open(&path, settings.durability)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Ok(Arc::new(storage))
+}
+
+async fn serve(
+    settings: Settings,
+    storage: Arc<dyn Storage>,
+    on_ready: impl FnOnce(&str),
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let mut config = ApiConfig::new(public_url, settings.secret_source.load()?);
+    if let Some(audiences) = settings.audiences {
+        config.audiences = audiences;
+    }
+    if let Some(limit) = settings.max_body_bytes {
+        config.max_body_bytes = limit;
+    }
+    if let Some(size) = settings.page_size {
+        config.page_size = size.max(1);
+    }
+    tracing::info!(address = %bound, public_url = %config.public_url, database = %settings.database, "reportroot listening");
+    on_ready(&config.public_url);
+    let state = AppState::new(storage, config);
+    reportroot_api::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down; finishing requests in flight");
+}

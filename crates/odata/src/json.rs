@@ -1,0 +1,456 @@
+//! Entity JSON: decoding request bodies against the registry, and rendering entities and
+//! collections as Graph does.
+
+use std::fmt;
+
+use reportroot_model::{Entity, ReportType, Value, ValueError, ValueKind};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a body is decoded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMode {
+    /// POST: every property is required.
+    Create,
+    /// PATCH: any subset.
+    Update,
+}
+
+/// Why a request body was refused. Each variant's message is meant for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Not parseable JSON.
+    #[error("The request body is not valid JSON: {0}.")]
+    Syntax(String),
+    /// JSON, but not an object.
+    #[error("The request body must be a JSON object.")]
+    NotObject,
+    /// A property the type does not have.
+    #[error("The property '{property}' does not exist on type '{entity}'. Make sure to only use property names that are defined by the type.")]
+    UnknownProperty {
+        /// The offending name.
+        property: String,
+        /// The qualified type name.
+        entity: String,
+    },
+    /// A property given twice.
+    #[error("The property '{0}' is given more than once.")]
+    Duplicate(String),
+    /// `@odata.type` names another type.
+    #[error("The @odata.type '{found}' does not match the expected type '{expected}'.")]
+    WrongType {
+        /// What the body said.
+        found: String,
+        /// `#microsoft.graph.<entity>`.
+        expected: String,
+    },
+    /// A value that does not fit its property.
+    #[error("Invalid value for property '{property}': {problem}.")]
+    InvalidValue {
+        /// The property.
+        property: String,
+        /// What is wrong.
+        problem: ValueError,
+    },
+    /// Required properties missing on create.
+    #[error("Missing required properties: {}.", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// An `id` that is not a GUID, or one that differs from the URL's on update.
+    #[error("Invalid value for property 'id': {0}.")]
+    BadId(&'static str),
+    /// An update that changes nothing.
+    #[error("The request body contains no properties to update.")]
+    Empty,
+}
+
+/// A decoded body: the optional client id and the given values by property index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedBody {
+    /// The `id` the client supplied, if any.
+    pub id: Option<Uuid>,
+    /// `(property index, value)` pairs, in registry order.
+    pub values: Vec<(usize, Value)>,
+}
+
+/// Annotations a client may send back unchanged from a read; they are ignored.
+const IGNORED_ANNOTATIONS: &[&str] = &["@odata.context", "@odata.etag", "@odata.id"];
+
+/// Decodes a request body for `report`, checking every rule of the registry.
+pub fn decode_entity(
+    report: &ReportType,
+    body: &[u8],
+    mode: BodyMode,
+) -> Result<DecodedBody, BodyError> {
+    let members = parse_object(body)?;
+    let mut seen = vec![false; report.properties.len()];
+    let mut decoded = DecodedBody {
+        id: None,
+        values: Vec::with_capacity(report.properties.len()),
+    };
+    let mut seen_names: Vec<&str> = Vec::with_capacity(members.len());
+    for (name, value) in &members {
+        if seen_names.contains(&name.as_str()) {
+            return Err(BodyError::Duplicate(name.clone()));
+        }
+        seen_names.push(name);
+        if name == "@odata.type" {
+            check_odata_type(report, value)?;
+            continue;
+        }
+        if IGNORED_ANNOTATIONS.contains(&name.as_str()) {
+            continue;
+        }
+        if name == "id" {
+            let id = value
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or(BodyError::BadId("must be a GUID string"))?;
+            decoded.id = Some(id);
+            continue;
+        }
+        let index = report
+            .property_index(name)
+            .ok_or_else(|| BodyError::UnknownProperty {
+                property: name.clone(),
+                entity: report.qualified_name(),
+            })?;
+        let property = &report.properties[index];
+        let value =
+            decode_value(property.kind, value).map_err(|problem| BodyError::InvalidValue {
+                property: property.name.to_owned(),
+                problem,
+            })?;
+        seen[index] = true;
+        decoded.values.push((index, value));
+    }
+    decoded.values.sort_by_key(|(index, _)| *index);
+    match mode {
+        BodyMode::Create => {
+            let missing: Vec<_> = report
+                .properties
+                .iter()
+                .zip(&seen)
+                .filter(|(_, seen)| !**seen)
+                .map(|(p, _)| p.name)
+                .collect();
+            if !missing.is_empty() {
+                return Err(BodyError::Missing(missing));
+            }
+        }
+        BodyMode::Update => {
+            if decoded.values.is_empty() && decoded.id.is_none() {
+                return Err(BodyError::Empty);
+            }
+        }
+    }
+    Ok(decoded)
+}
+
+fn check_odata_type(report: &ReportType, value: &serde_json::Value) -> Result<(), BodyError> {
+    let expected = report.odata_type();
+    let found = value.as_str().unwrap_or_default();
+    let matches =
+        found.eq_ignore_ascii_case(&expected) || found.eq_ignore_ascii_case(&expected[1..]);
+    if matches {
+        Ok(())
+    } else {
+        Err(BodyError::WrongType {
+            found: value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned),
+            expected,
+        })
+    }
+}
+
+/// Decodes one JSON value for a property of the given kind.
+pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value, ValueError> {
+    match (kind, value) {
+        (ValueKind::Count, serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(i) => kind.check_int(i),
+            None => Err(ValueError::NotCount),
+        },
+        (ValueKind::Count, _) => Err(ValueError::NotCount),
+        (_, serde_json::Value::String(s)) => kind.parse_text(s),
+        (ValueKind::Date, _) => Err(ValueError::NotDate),
+        (ValueKind::Period, _) => Err(ValueError::NotPeriod),
+        (ValueKind::Text, _) => Err(ValueError::WrongType("Edm.String")),
+    }
+}
+
+/// A JSON object's members in order, duplicates kept so that they can be refused.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_any(MembersVisitor)
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Vec<(String, serde_json::Value)>, BodyError> {
+    match serde_json::from_slice::<Members>(body) {
+        Ok(members) => Ok(members.0),
+        Err(error) if error.is_data() => {
+            // Well-formed JSON that is not an object: tell the client exactly that.
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(_) => Err(BodyError::NotObject),
+                Err(error) => Err(BodyError::Syntax(error.to_string())),
+            }
+        }
+        Err(error) => Err(BodyError::Syntax(error.to_string())),
+    }
+}
+
+/// What to write around an entity's properties.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntityShape<'a> {
+    /// `@odata.context`, for a single entity answer.
+    pub context: Option<&'a str>,
+    /// Write `@odata.type`.
+    pub with_type: bool,
+    /// Write `@odata.etag` and `id` (entity-set answers); report functions omit both.
+    pub with_identity: bool,
+    /// Only these properties (`None` = all); index [`usize::MAX`] stands for `id`.
+    pub select: Option<&'a [usize]>,
+}
+
+/// Index standing for the `id` property in a selection.
+pub const ID_INDEX: usize = usize::MAX;
+
+/// An entity with its shape, ready to serialize.
+pub struct EntityJson<'a> {
+    /// The report type.
+    pub report: &'a ReportType,
+    /// The entity.
+    pub entity: &'a Entity,
+    /// What to write around it.
+    pub shape: EntityShape<'a>,
+}
+
+impl Serialize for EntityJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let shape = &self.shape;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(context) = shape.context {
+            map.serialize_entry("@odata.context", context)?;
+        }
+        if shape.with_type {
+            map.serialize_entry("@odata.type", &self.report.odata_type())?;
+        }
+        let selected = |index: usize| shape.select.is_none_or(|s| s.contains(&index));
+        if shape.with_identity {
+            map.serialize_entry("@odata.etag", &self.entity.etag())?;
+            if selected(ID_INDEX) {
+                map.serialize_entry("id", &self.entity.id)?;
+            }
+        }
+        for (index, (property, value)) in self
+            .report
+            .properties
+            .iter()
+            .zip(&self.entity.values)
+            .enumerate()
+        {
+            if !selected(index) {
+                continue;
+            }
+            match value {
+                Value::Int(i) => map.serialize_entry(property.name, i)?,
+                Value::Text(s) => map.serialize_entry(property.name, s)?,
+                Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d))?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Serializes anything `Display` as a JSON string without an intermediate `String`.
+struct DisplayStr<'a, T: fmt::Display>(&'a T);
+
+impl<T: fmt::Display> Serialize for DisplayStr<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// The annotations of a collection answer besides `value`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CollectionMeta<'a> {
+    /// `@odata.context`.
+    pub context: &'a str,
+    /// `@odata.count`, when `$count=true`.
+    pub count: Option<u64>,
+    /// `@odata.nextLink`, when there are more pages.
+    pub next_link: Option<&'a str>,
+}
+
+/// Renders `{"@odata.context": ..., "value": [...]}`.
+pub fn collection_json(
+    report: &ReportType,
+    rows: &[Entity],
+    meta: CollectionMeta<'_>,
+    item_shape: EntityShape<'_>,
+) -> Vec<u8> {
+    struct Collection<'a> {
+        report: &'a ReportType,
+        rows: &'a [Entity],
+        meta: CollectionMeta<'a>,
+        shape: EntityShape<'a>,
+    }
+    impl Serialize for Collection<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry("@odata.context", self.meta.context)?;
+            if let Some(count) = self.meta.count {
+                map.serialize_entry("@odata.count", &count)?;
+            }
+            map.serialize_entry("value", &Items(self))?;
+            if let Some(next) = self.meta.next_link {
+                map.serialize_entry("@odata.nextLink", next)?;
+            }
+            map.end()
+        }
+    }
+    struct Items<'a, 'b>(&'b Collection<'a>);
+    impl Serialize for Items<'_, '_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.rows.iter().map(|entity| EntityJson {
+                report: self.0.report,
+                entity,
+                shape: self.0.shape,
+            }))
+        }
+    }
+    let mut out = Vec::with_capacity(128 + rows.len() * 256);
+    let collection = Collection {
+        report,
+        rows,
+        meta,
+        shape: item_shape,
+    };
+    // Serializing plain values into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &collection);
+    out
+}
+
+/// Renders one entity.
+pub fn entity_json(report: &ReportType, entity: &Entity, shape: EntityShape<'_>) -> Vec<u8> {
+    serde_json::to_vec(&EntityJson {
+        report,
+        entity,
+        shape,
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use reportroot_model::{find_report, Date};
+
+    use super::*;
+
+    fn activations() -> &'static ReportType {
+        find_report("office365ActivationsUserCounts").expect("report")
+    }
+
+    const VALID: &str = r##"{"@odata.type":"#microsoft.graph.office365ActivationsUserCounts","reportRefreshDate":"2025-01-31","productType":"VISIO CLIENT","assigned":8,"activated":9,"sharedComputerActivation":0}"##;
+
+    #[test]
+    fn decodes_a_valid_create_body() {
+        let body = decode_entity(activations(), VALID.as_bytes(), BodyMode::Create).expect("ok");
+        assert_eq!(body.values.len(), 5);
+        assert_eq!(
+            body.values[0].1,
+            Value::Date(Date::parse("2025-01-31").expect("date"))
+        );
+    }
+
+    #[test]
+    fn refuses_each_kind_of_bad_body() {
+        let report = activations();
+        let cases: &[(&str, fn(&BodyError) -> bool)] = &[
+            ("{", |e| matches!(e, BodyError::Syntax(_))),
+            ("[1]", |e| matches!(e, BodyError::NotObject)),
+            ("\"x\"", |e| matches!(e, BodyError::NotObject)),
+            (r#"{"nope":1}"#, |e| {
+                matches!(e, BodyError::UnknownProperty { .. })
+            }),
+            (r#"{"assigned":1,"assigned":2}"#, |e| {
+                matches!(e, BodyError::Duplicate(_))
+            }),
+            (r#"{"assigned":"Integer"}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r#"{"assigned":8.5}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r#"{"assigned":-1}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r#"{"assigned":9223372036854775808}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r#"{"reportRefreshDate":"Date"}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r#"{"productType":null}"#, |e| {
+                matches!(e, BodyError::InvalidValue { .. })
+            }),
+            (r##"{"@odata.type":"#microsoft.graph.user"}"##, |e| {
+                matches!(e, BodyError::WrongType { .. })
+            }),
+            (r#"{"id":"nope"}"#, |e| matches!(e, BodyError::BadId(_))),
+            ("{}", |e| matches!(e, BodyError::Empty)),
+        ];
+        for (body, is_expected) in cases {
+            let error = decode_entity(report, body.as_bytes(), BodyMode::Update).expect_err(body);
+            assert!(is_expected(&error), "{body}: {error:?}");
+        }
+        let missing =
+            decode_entity(report, br#"{"assigned":1}"#, BodyMode::Create).expect_err("missing");
+        assert_eq!(
+            missing.to_string(),
+            "Missing required properties: reportRefreshDate, productType, activated, sharedComputerActivation."
+        );
+    }
+
+    #[test]
+    fn renders_entities_in_registry_order() {
+        let report = activations();
+        let body = decode_entity(report, VALID.as_bytes(), BodyMode::Create).expect("ok");
+        let entity = Entity {
+            id: Uuid::nil(),
+            version: 2,
+            values: body.values.into_iter().map(|(_, v)| v).collect(),
+        };
+        let json = entity_json(
+            report,
+            &entity,
+            EntityShape {
+                with_type: true,
+                with_identity: true,
+                ..EntityShape::default()
+            },
+        );
+        assert_eq!(
+            String::from_utf8(json).expect("utf8"),
+            r##"{"@odata.type":"#microsoft.graph.office365ActivationsUserCounts","@odata.etag":"W/\"2\"","id":"00000000-0000-0000-0000-000000000000","reportRefreshDate":"2025-01-31","productType":"VISIO CLIENT","assigned":8,"activated":9,"sharedComputerActivation":0}"##
+        );
+    }
+}

@@ -1,0 +1,520 @@
+//! SQLite backend: one writer connection (SQLite allows one writer at a time anyway) and a
+//! small pool of reader connections, in WAL mode so that readers never wait for the writer.
+//! Blocking calls run on tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
+use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
+use reportroot_storage::{ListQuery, NewEntity, Precondition, Storage, StorageError, UpsertCounts};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql};
+use uuid::Uuid;
+
+/// The newest schema version this binary knows. Report tables themselves are derived from the
+/// registry and created idempotently at every start, so a new registry entry needs no bump.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MAX_IDLE_READERS: usize = 8;
+
+/// How hard SQLite pushes commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: every commit survives a crash or `kill -9` of the process (WAL is
+    /// written before the answer); the last commits may be lost on power failure.
+    #[default]
+    Process,
+    /// `synchronous=FULL`: every commit is also fsynced, surviving power failure.
+    Power,
+}
+
+/// The SQLite implementation of [`Storage`].
+#[derive(Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    tables: Vec<TableSql>,
+}
+
+fn backend(error: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(error.to_string())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable; SQLite rolls back.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Turns `sqlite://file.db`, `sqlite:file.db` or a plain path into a path.
+pub fn path_from_url(url: &str) -> PathBuf {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    PathBuf::from(path)
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = open_connection(&path, durability)?;
+        migrate(&writer)?;
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                path,
+                durability,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                tables: REPORTS
+                    .iter()
+                    .map(|r| TableSql::new(r, Dialect::Sqlite))
+                    .collect(),
+            }),
+        })
+    }
+
+    /// Runs `work` on a reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &Inner) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let connection = lock(&inner.readers).pop();
+            let connection = match connection {
+                Some(c) => c,
+                None => open_connection(&inner.path, inner.durability)?,
+            };
+            let result = work(&connection, &inner);
+            let mut idle = lock(&inner.readers);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Runs `work` in a transaction on the writer connection on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>, &Inner) -> Result<T, StorageError>
+            + Send
+            + 'static,
+    ) -> Result<T, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = lock(&inner.writer);
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let result = work(&transaction, &inner)?;
+            transaction.commit().map_err(backend)?;
+            Ok(result)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+impl Inner {
+    fn table(&self, report: &ReportType) -> &TableSql {
+        let index = REPORTS
+            .iter()
+            .position(|r| std::ptr::eq(r, report))
+            .unwrap_or_default();
+        &self.tables[index]
+    }
+}
+
+fn open_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path).map_err(backend)?;
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
+    };
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(backend)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+fn migrate(connection: &Connection) -> Result<(), StorageError> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(backend)?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let mut script = String::from("BEGIN;\n");
+    for report in REPORTS {
+        for statement in TableSql::new(report, Dialect::Sqlite).create {
+            script.push_str(&statement);
+            script.push_str(";\n");
+        }
+    }
+    script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"));
+    connection.execute_batch(&script).map_err(backend)
+}
+
+/// A property value bound as an SQL parameter.
+struct Param<'a>(&'a Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Int(i) => ToSqlOutput::from(*i),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Date(d) => ToSqlOutput::from(d.to_string()),
+        })
+    }
+}
+
+fn read_entity(report: &ReportType, row: &rusqlite::Row<'_>) -> rusqlite::Result<Entity> {
+    let id: String = row.get(0)?;
+    let id = Uuid::parse_str(&id).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let mut values = Vec::with_capacity(report.properties.len());
+    for (i, property) in report.properties.iter().enumerate() {
+        let column = i + 2;
+        values.push(match property.kind {
+            ValueKind::Count => Value::Int(row.get(column)?),
+            ValueKind::Text | ValueKind::Period => Value::Text(row.get(column)?),
+            ValueKind::Date => {
+                let text: String = row.get(column)?;
+                Value::Date(Date::parse(&text).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        column,
+                        property.name.to_owned(),
+                        rusqlite::types::Type::Text,
+                    )
+                })?)
+            }
+        });
+    }
+    Ok(Entity {
+        id,
+        version: row.get(1)?,
+        values,
+    })
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
+}
+
+fn select_one(
+    connection: &Connection,
+    report: &ReportType,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<Option<Entity>, StorageError> {
+    let mut statement = connection.prepare_cached(sql).map_err(backend)?;
+    statement
+        .query_row(params, |row| read_entity(report, row))
+        .optional()
+        .map_err(backend)
+}
+
+fn key_params<'a>(report: &ReportType, values: &'a [Value]) -> Vec<Param<'a>> {
+    report
+        .natural_key_indexes()
+        .into_iter()
+        .map(|i| Param(&values[i]))
+        .collect()
+}
+
+fn id_by_natural_key(
+    connection: &Connection,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: &str,
+    values: &[Value],
+) -> Result<Option<Uuid>, StorageError> {
+    let key = key_params(report, values);
+    let mut params: Vec<&dyn ToSql> = vec![&tenant];
+    params.extend(key.iter().map(|p| p as &dyn ToSql));
+    let mut statement = connection
+        .prepare_cached(&table.id_by_natural_key)
+        .map_err(backend)?;
+    let id: Option<String> = statement
+        .query_row(params.as_slice(), |row| row.get(0))
+        .optional()
+        .map_err(backend)?;
+    Ok(id.and_then(|id| Uuid::parse_str(&id).ok()))
+}
+
+fn key_conflict(
+    connection: &Connection,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: &str,
+    values: &[Value],
+) -> StorageError {
+    match id_by_natural_key(connection, table, report, tenant, values) {
+        Ok(Some(existing)) => StorageError::DuplicateKey {
+            existing,
+            key: natural_key_label(report),
+        },
+        Ok(None) => StorageError::Backend("unique constraint violated".into()),
+        Err(error) => error,
+    }
+}
+
+fn insert_row(
+    connection: &Connection,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: &str,
+    id: Uuid,
+    values: &[Value],
+) -> Result<(), StorageError> {
+    let id_text = id.to_string();
+    let value_params: Vec<Param<'_>> = values.iter().map(Param).collect();
+    let mut params: Vec<&dyn ToSql> = vec![&tenant, &id_text];
+    params.extend(value_params.iter().map(|p| p as &dyn ToSql));
+    let mut statement = connection.prepare_cached(&table.insert).map_err(backend)?;
+    match statement.execute(params.as_slice()) {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => {
+            let taken = select_one(
+                connection,
+                report,
+                &table.select_by_id,
+                &[&tenant, &id_text],
+            )?;
+            if taken.is_some() {
+                Err(StorageError::DuplicateId(id))
+            } else {
+                Err(key_conflict(connection, table, report, tenant, values))
+            }
+        }
+        Err(error) => Err(backend(error)),
+    }
+}
+
+fn update_row(
+    connection: &Connection,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: &str,
+    current: &Entity,
+    values: &[Value],
+) -> Result<(), StorageError> {
+    let id_text = current.id.to_string();
+    let value_params: Vec<Param<'_>> = values.iter().map(Param).collect();
+    let mut params: Vec<&dyn ToSql> = vec![&tenant, &id_text, &current.version];
+    params.extend(value_params.iter().map(|p| p as &dyn ToSql));
+    let mut statement = connection.prepare_cached(&table.update).map_err(backend)?;
+    match statement.execute(params.as_slice()) {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StorageError::PreconditionFailed {
+            current: current.etag(),
+        }),
+        Err(error) if is_unique_violation(&error) => {
+            Err(key_conflict(connection, table, report, tenant, values))
+        }
+        Err(error) => Err(backend(error)),
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn insert(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        entity: NewEntity,
+    ) -> Result<Entity, StorageError> {
+        self.write(move |tx, inner| {
+            let id = entity.id.unwrap_or_else(Uuid::new_v4);
+            let tenant = tenant.to_string();
+            insert_row(tx, inner.table(report), report, &tenant, id, &entity.values)?;
+            Ok(Entity {
+                id,
+                version: 1,
+                values: entity.values,
+            })
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+    ) -> Result<Option<Entity>, StorageError> {
+        self.read(move |connection, inner| {
+            select_one(
+                connection,
+                report,
+                &inner.table(report).select_by_id,
+                &[&tenant.to_string(), &id.to_string()],
+            )
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &ListQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        let limit = query
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        self.read(move |connection, inner| {
+            let mut statement = connection
+                .prepare_cached(&inner.table(report).list_page)
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(
+                    rusqlite::params![tenant.to_string(), limit, offset],
+                    |row| read_entity(report, row),
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        changes: &[(usize, Value)],
+        precondition: Precondition,
+    ) -> Result<Entity, StorageError> {
+        let changes = changes.to_vec();
+        self.write(move |tx, inner| {
+            let table = inner.table(report);
+            let tenant = tenant.to_string();
+            let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id.to_string()])?
+                .ok_or(StorageError::NotFound)?;
+            if let Precondition::Version(expected) = precondition {
+                if expected != current.version {
+                    return Err(StorageError::PreconditionFailed {
+                        current: current.etag(),
+                    });
+                }
+            }
+            let mut values = current.values.clone();
+            for (index, value) in changes {
+                values[index] = value;
+            }
+            update_row(tx, table, report, &tenant, &current, &values)?;
+            Ok(Entity {
+                id,
+                version: current.version + 1,
+                values,
+            })
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        precondition: Precondition,
+    ) -> Result<(), StorageError> {
+        self.write(move |tx, inner| {
+            let table = inner.table(report);
+            let tenant = tenant.to_string();
+            let id = id.to_string();
+            let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id])?
+                .ok_or(StorageError::NotFound)?;
+            if let Precondition::Version(expected) = precondition {
+                if expected != current.version {
+                    return Err(StorageError::PreconditionFailed {
+                        current: current.etag(),
+                    });
+                }
+            }
+            tx.prepare_cached(&table.delete)
+                .and_then(|mut s| s.execute([&tenant, &id]))
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn latest_report(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError> {
+        self.read(move |connection, inner| {
+            let tenant = tenant.to_string();
+            let mut params: Vec<&dyn ToSql> = vec![&tenant];
+            let period_text = period.map(Period::stored);
+            if let Some(period) = &period_text {
+                params.push(period);
+            }
+            let mut statement = connection
+                .prepare_cached(&inner.table(report).latest)
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params.as_slice(), |row| read_entity(report, row))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn upsert_many(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<UpsertCounts, StorageError> {
+        self.write(move |tx, inner| {
+            let table = inner.table(report);
+            let tenant = tenant.to_string();
+            let mut counts = UpsertCounts::default();
+            for values in rows {
+                let key = key_params(report, &values);
+                let mut params: Vec<&dyn ToSql> = vec![&tenant];
+                params.extend(key.iter().map(|p| p as &dyn ToSql));
+                match select_one(tx, report, &table.select_by_natural_key, &params)? {
+                    Some(current) if current.values == values => counts.unchanged += 1,
+                    Some(current) => {
+                        update_row(tx, table, report, &tenant, &current, &values)?;
+                        counts.updated += 1;
+                    }
+                    None => {
+                        insert_row(tx, table, report, &tenant, Uuid::new_v4(), &values)?;
+                        counts.inserted += 1;
+                    }
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+}

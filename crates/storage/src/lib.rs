@@ -1,0 +1,147 @@
+//! The storage layer's contract. Every backend (SQLite, PostgreSQL) implements [`Storage`];
+//! the HTTP layer only ever sees `Arc<dyn Storage>`. Every operation is scoped to one tenant:
+//! no method can read or write another tenant's rows.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use reportroot_model::{Entity, Period, ReportType, TenantId, Value};
+use uuid::Uuid;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The tenant already has an entity with this id.
+    #[error("An entity with id '{0}' already exists.")]
+    DuplicateId(Uuid),
+    /// The tenant already has an entity with the same natural key.
+    #[error("An entity with the same {key} already exists: id '{existing}'.")]
+    DuplicateKey {
+        /// The existing entity's id.
+        existing: Uuid,
+        /// The natural key's property names, for the message.
+        key: String,
+    },
+    /// No such entity for this tenant.
+    #[error("The entity was not found.")]
+    NotFound,
+    /// `If-Match` named another version.
+    #[error("The entity has changed since it was read (current eTag {current}).")]
+    PreconditionFailed {
+        /// The current eTag.
+        current: String,
+    },
+    /// The database's schema is newer than this binary understands.
+    #[error("The database schema version {found} is newer than this reportroot supports ({supported}); upgrade reportroot.")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// This binary's newest version.
+        supported: i64,
+    },
+    /// Anything else the database reported.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The `If-Match` condition of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition, or `If-Match: *`.
+    None,
+    /// The entity's current version must be this one.
+    Version(i64),
+}
+
+/// A row to create: the values of every property in registry order, and an optional id.
+#[derive(Debug, Clone)]
+pub struct NewEntity {
+    /// A client-chosen id; a new GUID is made when absent.
+    pub id: Option<Uuid>,
+    /// One value per property, in registry order.
+    pub values: Vec<Value>,
+}
+
+/// What a bulk upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    /// New rows.
+    pub inserted: u64,
+    /// Rows whose values changed.
+    pub updated: u64,
+    /// Rows already stored with the same values.
+    pub unchanged: u64,
+}
+
+/// The backend-independent contract of a report store.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Creates an entity; the natural key and the id must be new for the tenant.
+    async fn insert(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        entity: NewEntity,
+    ) -> Result<Entity, StorageError>;
+
+    /// Reads one entity.
+    async fn get(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+    ) -> Result<Option<Entity>, StorageError>;
+
+    /// Reads a page of the tenant's entities in natural-key order.
+    async fn list(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &ListQuery,
+    ) -> Result<Vec<Entity>, StorageError>;
+
+    /// Changes some properties of an entity and returns it whole, with a new version.
+    async fn update(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        changes: &[(usize, Value)],
+        precondition: Precondition,
+    ) -> Result<Entity, StorageError>;
+
+    /// Deletes an entity.
+    async fn delete(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        precondition: Precondition,
+    ) -> Result<(), StorageError>;
+
+    /// The rows a report function returns: those of the latest refresh date (that has rows of
+    /// `period`, when given), in the function's order.
+    async fn latest_report(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError>;
+
+    /// Inserts or updates rows by natural key, all in one transaction.
+    async fn upsert_many(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<UpsertCounts, StorageError>;
+}
+
+/// Which rows of a collection to read.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Rows to skip.
+    pub skip: u64,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+}

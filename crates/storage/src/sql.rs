@@ -1,0 +1,221 @@
+//! SQL derived from the registry, shared by the backends: table and index definitions and the
+//! fixed statements of each report type, in either dialect.
+
+use reportroot_model::{ReportType, ValueKind};
+
+/// The SQL dialect a statement is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `?N` placeholders, TEXT dates and ids.
+    Sqlite,
+    /// PostgreSQL: `$N` placeholders, DATE, UUID and BIGINT columns.
+    Postgres,
+}
+
+impl Dialect {
+    /// The placeholder of the `n`th parameter (1-based).
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    fn column_type(self, kind: ValueKind) -> &'static str {
+        match (self, kind) {
+            (Dialect::Sqlite, ValueKind::Count) => "INTEGER",
+            (Dialect::Sqlite, _) => "TEXT",
+            (Dialect::Postgres, ValueKind::Count) => "BIGINT",
+            (Dialect::Postgres, ValueKind::Date) => "DATE",
+            (Dialect::Postgres, _) => "TEXT",
+        }
+    }
+
+    fn id_type(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "UUID",
+        }
+    }
+}
+
+/// The fixed statements of one report type's table. Parameter 1 is always the tenant id.
+#[derive(Debug, Clone)]
+pub struct TableSql {
+    /// The table name.
+    pub table: String,
+    /// `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS` statements.
+    pub create: Vec<String>,
+    /// The selected columns, in the order backends read them: id, version, then properties.
+    pub columns: String,
+    /// `SELECT` one entity: `(tenant, id)`.
+    pub select_by_id: String,
+    /// `INSERT` an entity: `(tenant, id, values...)`, version 1.
+    pub insert: String,
+    /// Bump the version and set every property: `(tenant, id, old version, values...)`.
+    pub update: String,
+    /// `DELETE` one entity: `(tenant, id)`.
+    pub delete: String,
+    /// The id of the entity with a natural key: `(tenant, key values...)`.
+    pub id_by_natural_key: String,
+    /// The whole row with a natural key: `(tenant, key values...)`.
+    pub select_by_natural_key: String,
+    /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
+    pub latest: String,
+    /// A page of the collection in natural-key order: `(tenant, limit, offset)`.
+    pub list_page: String,
+}
+
+impl TableSql {
+    /// Derives every statement of `report` in `dialect`.
+    pub fn new(report: &ReportType, dialect: Dialect) -> TableSql {
+        let table = report.table_name();
+        let p = |n: usize| dialect.param(n);
+        let property_columns: Vec<String> =
+            report.properties.iter().map(|p| p.column_name()).collect();
+        let key_columns: Vec<String> = report
+            .natural_key_indexes()
+            .into_iter()
+            .map(|i| property_columns[i].clone())
+            .collect();
+        let columns = format!("id, version, {}", property_columns.join(", "));
+
+        let mut definition = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\n  tenant_id {id} NOT NULL,\n  id {id} NOT NULL,\n  version BIGINT NOT NULL,\n",
+            id = dialect.id_type()
+        );
+        for (property, column) in report.properties.iter().zip(&property_columns) {
+            definition.push_str(&format!(
+                "  {column} {} NOT NULL,\n",
+                dialect.column_type(property.kind)
+            ));
+        }
+        // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.
+        definition.push_str(&format!(
+            "  PRIMARY KEY (tenant_id, id),\n  UNIQUE (tenant_id, {})\n)",
+            key_columns.join(", ")
+        ));
+        let refresh = &property_columns[report.refresh_date_index()];
+        let mut create = vec![definition];
+        let period_column = report.period_index().map(|i| property_columns[i].clone());
+        if let Some(period) = &period_column {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
+            ));
+        }
+
+        let key_match = |first: usize| {
+            key_columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = {}", p(first + i)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let values_from = |first: usize| {
+            (0..property_columns.len())
+                .map(|i| p(first + i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let order = report
+            .function
+            .order_by
+            .iter()
+            .filter_map(|key| {
+                let column = &property_columns[report.property_index(key.property)?];
+                Some(format!(
+                    "{column} {}",
+                    if key.descending { "DESC" } else { "ASC" }
+                ))
+            })
+            .chain(std::iter::once("id".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let period_filter = period_column
+            .as_ref()
+            .map(|c| format!(" AND {c} = {}", p(2)))
+            .unwrap_or_default();
+        TableSql {
+            select_by_id: format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = {} AND id = {}",
+                p(1),
+                p(2)
+            ),
+            insert: format!(
+                "INSERT INTO {table} (tenant_id, id, version, {}) VALUES ({}, {}, 1, {})",
+                property_columns.join(", "),
+                p(1),
+                p(2),
+                values_from(3)
+            ),
+            update: format!(
+                "UPDATE {table} SET version = version + 1, {} WHERE tenant_id = {} AND id = {} AND version = {}",
+                property_columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = {}", p(4 + i)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                p(1),
+                p(2),
+                p(3)
+            ),
+            delete: format!(
+                "DELETE FROM {table} WHERE tenant_id = {} AND id = {}",
+                p(1),
+                p(2)
+            ),
+            id_by_natural_key: format!(
+                "SELECT id FROM {table} WHERE tenant_id = {} AND {}",
+                p(1),
+                key_match(2)
+            ),
+            select_by_natural_key: format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = {} AND {}",
+                p(1),
+                key_match(2)
+            ),
+            latest: format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = {t}{period_filter} AND {refresh} = \
+                 (SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {t}{period_filter}) ORDER BY {order}",
+                t = p(1)
+            ),
+            list_page: format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = {} ORDER BY {}, id LIMIT {} OFFSET {}",
+                p(1),
+                key_columns.join(", "),
+                p(2),
+                p(3)
+            ),
+            columns,
+            create,
+            table,
+        }
+    }
+}
+
+/// The natural key's property names, for conflict messages: `(reportRefreshDate, productType)`.
+pub fn natural_key_label(report: &ReportType) -> String {
+    format!("({})", report.natural_key.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use reportroot_model::find_report;
+
+    use super::*;
+
+    #[test]
+    fn derives_tables_from_the_registry() {
+        let report = find_report("office365ActiveUserCounts").expect("report");
+        let sql = TableSql::new(report, Dialect::Postgres);
+        assert!(sql.create[0].contains("report_refresh_date DATE NOT NULL"));
+        assert!(sql.create[0]
+            .contains("UNIQUE (tenant_id, report_refresh_date, report_date, report_period)"));
+        assert!(sql.latest.contains("report_period = $2"));
+        assert!(sql.latest.ends_with("ORDER BY report_date DESC, id"));
+        let sqlite = TableSql::new(report, Dialect::Sqlite);
+        assert!(sqlite.insert.contains("?12"));
+    }
+}
