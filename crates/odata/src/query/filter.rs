@@ -272,12 +272,17 @@ impl Parser {
 
     fn primary(&mut self, after: Option<&str>) -> Result<Node, QueryError> {
         let pos = self.pos();
-        let expected = |what: &str| match after {
+        let what = if after.is_some_and(|word| CompareOp::from_keyword(word).is_some()) {
+            "a literal, property or function call"
+        } else {
+            "an expression"
+        };
+        let expected = match after {
             Some(previous) => format!("{what} after '{previous}'"),
             None => what.to_owned(),
         };
         let Some(tok) = self.peek()?.cloned() else {
-            return Err(self.unexpected(&expected("an expression")));
+            return Err(self.unexpected(&expected));
         };
         let literal = match tok {
             Tok::LParen => {
@@ -299,10 +304,7 @@ impl Parser {
                     return Err(QueryError::syntax(
                         OPTION,
                         pos,
-                        format!(
-                            "expected {}, found the operator '{w}'",
-                            expected("a literal, property or function call")
-                        ),
+                        format!("expected {expected}, found the operator '{w}'"),
                     ));
                 }
                 _ => {
@@ -314,7 +316,7 @@ impl Parser {
                 }
             },
             Tok::RParen | Tok::Comma | Tok::Star => {
-                return Err(self.unexpected(&expected("a literal, property or function call")));
+                return Err(self.unexpected(&expected));
             }
         };
         self.bump();

@@ -25,6 +25,12 @@ pub fn parse_order_by(report: &ReportType, text: &str) -> Result<Vec<OrderKey>, 
     let mut i = 0;
     loop {
         let (name, pos) = property_name(OPTION, &tokens, end, i)?;
+        not_a_call(
+            OPTION,
+            &tokens,
+            i,
+            "only property names can be sorted on; functions and expressions are not supported",
+        )?;
         let property = PropertyRef::find(report, name)
             .ok_or_else(|| QueryError::unknown_property(OPTION, pos, report, name))?;
         if keys.iter().any(|k| k.property == property) {
@@ -60,7 +66,6 @@ pub fn parse_order_by(report: &ReportType, text: &str) -> Result<Vec<OrderKey>, 
             }) => i += 1,
             Some(token) => {
                 let detail = match &token.tok {
-                    Tok::LParen => "only property names can be sorted on; functions and expressions are not supported".to_owned(),
                     Tok::Ident(word) if word.eq_ignore_ascii_case("asc") || word.eq_ignore_ascii_case("desc") => {
                         format!("expected 'asc' or 'desc' in lower case, found '{word}'")
                     }
@@ -104,6 +109,12 @@ fn select(report: &ReportType, text: &str) -> Result<(Vec<PropertyRef>, bool), Q
             star = true;
         } else {
             let (name, pos) = property_name(OPTION, &tokens, end, i)?;
+            not_a_call(
+                OPTION,
+                &tokens,
+                i,
+                "only property names can be selected; functions and nested options are not supported",
+            )?;
             let property = PropertyRef::find(report, name)
                 .ok_or_else(|| QueryError::unknown_property(OPTION, pos, report, name))?;
             if !properties.contains(&property) {
@@ -117,11 +128,14 @@ fn select(report: &ReportType, text: &str) -> Result<(Vec<PropertyRef>, bool), Q
                 tok: Tok::Comma, ..
             }) => i += 1,
             Some(token) => {
-                let detail = match token.tok {
-                    Tok::LParen => "only property names can be selected; options and functions are not supported".to_owned(),
-                    _ => format!("expected ',' or the end of the text, found {}", describe_at(&tokens, i)),
-                };
-                return Err(QueryError::syntax(OPTION, token.pos, detail));
+                return Err(QueryError::syntax(
+                    OPTION,
+                    token.pos,
+                    format!(
+                        "expected ',' or the end of the text, found {}",
+                        describe_at(&tokens, i)
+                    ),
+                ));
             }
         }
     }
@@ -159,6 +173,22 @@ fn property_name<'t>(
                 format!("expected a property name, found {}", describe_at(tokens, i)),
             ))
         }
+    }
+}
+
+/// Fails when the name at `tokens[i]` is followed by `(`.
+fn not_a_call(
+    option: &'static str,
+    tokens: &[Token],
+    i: usize,
+    detail: &str,
+) -> Result<(), QueryError> {
+    match tokens.get(i + 1) {
+        Some(Token {
+            tok: Tok::LParen,
+            pos,
+        }) => Err(QueryError::syntax(option, *pos, detail)),
+        _ => Ok(()),
     }
 }
 

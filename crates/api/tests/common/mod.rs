@@ -1,0 +1,203 @@
+//! The test harness: a real server on port 0 over a SQLite file in a temp dir.
+#![allow(dead_code, clippy::allow_attributes, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reportroot_api::{auth, ApiConfig, AppState};
+use reportroot_sqlite::{Durability, SqliteStorage};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub base: String,
+    pub client: Client,
+    pub db_path: PathBuf,
+    pub _dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("reportroot.db");
+    let mut app = spawn_on(path, configure).await;
+    app._dir = Some(dir);
+    app
+}
+
+pub async fn spawn_on(db_path: PathBuf, configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
+    let storage = SqliteStorage::open(&db_path, Durability::Process).expect("open db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let base = format!("http://{address}");
+    let mut config = ApiConfig::new(base.clone(), SECRET.to_vec());
+    configure(&mut config);
+    let state = AppState::new(Arc::new(storage), config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        reportroot_api::serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp {
+        address,
+        base,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        db_path,
+        _dir: None,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Stops the server and waits until it has released the database.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self._dir.take()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, token: &str, body: &Value) -> Response {
+        self.request(method, path, token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, path, token, body).await
+    }
+
+    /// The number of rows the tenant of `token` has in a set.
+    pub async fn count_rows(&self, set: &str, token: &str) -> usize {
+        let response = self.get(&format!("/v1.0/reports/{set}"), token).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["value"].as_array().expect("value").len()
+    }
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    pub read: String,
+    pub write: String,
+}
+
+pub fn token(tenant: Uuid, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    auth::issue_token(SECRET, tenant, &roles, 3600, auth::GRAPH_AUDIENCE).expect("token")
+}
+
+pub fn tenant() -> Tenant {
+    let id = Uuid::new_v4();
+    Tenant {
+        id,
+        read: token(id, &["Reports.Read.All"]),
+        write: token(id, &["Reports.ReadWrite.All"]),
+    }
+}
+
+/// Seed 000's body with its placeholders replaced by valid values.
+pub fn activation(date: &str, product: &str) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.office365ActivationsUserCounts",
+        "reportRefreshDate": date,
+        "productType": product,
+        "assigned": 8,
+        "activated": 9,
+        "sharedComputerActivation": 8
+    })
+}
+
+/// Seed 001's body, made valid.
+pub fn active_users(refresh: &str, day: &str, period: &str) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.office365ActiveUserCounts",
+        "reportRefreshDate": refresh,
+        "office365": 9,
+        "exchange": 8,
+        "oneDrive": 8,
+        "sharePoint": 10,
+        "skypeForBusiness": 0,
+        "yammer": 6,
+        "teams": 5,
+        "reportDate": day,
+        "reportPeriod": period
+    })
+}
+
+/// Seed 004's body, made valid, with the newer Chrome OS and Linux counts.
+pub fn teams_devices(refresh: &str, period: &str) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.teamsDeviceUsageDistributionUserCounts",
+        "reportRefreshDate": refresh,
+        "web": 3,
+        "windowsPhone": 12,
+        "androidPhone": 12,
+        "ios": 3,
+        "mac": 3,
+        "windows": 7,
+        "chromeOS": 1,
+        "linux": 2,
+        "reportPeriod": period
+    })
+}
+
+/// Asserts a Graph error envelope with the given status and code; returns the message.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status(), status, "status");
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("request-id header");
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["innerError"]["request-id"], request_id.as_str());
+    assert!(body["error"]["innerError"]["client-request-id"].is_string());
+    assert!(body["error"]["innerError"]["date"].is_string());
+    body["error"]["message"].as_str().expect("message").to_owned()
+}
