@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod context;
+pub mod download;
 mod entities;
 pub mod error;
+mod functions;
 pub mod routes;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Rows per page of a collection answer.
     pub page_size: u64,
+    /// How long a report download URL stays valid.
+    pub download_ttl_seconds: u64,
 }
 
 impl ApiConfig {
@@ -50,6 +54,7 @@ impl ApiConfig {
             secret,
             max_body_bytes: 1024 * 1024,
             page_size: 1000,
+            download_ttl_seconds: 300,
         }
     }
 }
@@ -61,16 +66,19 @@ pub struct AppState {
     /// Settings.
     pub config: ApiConfig,
     verifier: TokenVerifier,
+    downloads: download::DownloadSigner,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(storage: Arc<dyn Storage>, config: ApiConfig) -> Arc<Self> {
         let verifier = TokenVerifier::new(&config.secret, &config.audiences);
+        let downloads = download::DownloadSigner::new(&config.secret);
         Arc::new(AppState {
             storage,
             config,
             verifier,
+            downloads,
         })
     }
 }
@@ -163,6 +171,11 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, Api
     if segments.len() == 1 && segments[0] == "healthz" {
         return Ok((StatusCode::OK, "ok").into_response());
     }
+    if let [reports, download, token] = segments.as_slice() {
+        if reports == "reports" && download == "download" {
+            return functions::download(state, &parts.method, &parts.headers, token).await;
+        }
+    }
     let resolved = resolve(&segments)?;
     let query = parts
         .uri
@@ -190,13 +203,14 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, Api
                     .unwrap_or_default(),
             ))
         }
-        Target::Count(_) | Target::Function(..) | Target::Metadata | Target::Batch => {
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "notSupported",
-                "Not implemented yet.",
-            ))
+        Target::Function(report, args) => {
+            functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
+        Target::Count(_) | Target::Metadata | Target::Batch => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "notSupported",
+            "Not implemented yet.",
+        )),
     }
 }
 

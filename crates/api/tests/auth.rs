@@ -11,7 +11,12 @@ use serde_json::json;
 const PATH: &str = "/v1.0/reports/office365ActivationsUserCounts";
 
 fn sign(claims: serde_json::Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
 }
 
 fn in_an_hour() -> u64 {
@@ -25,10 +30,22 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
     let good_claims = json!({"tid": tenant, "aud": "https://graph.microsoft.com", "exp": in_an_hour(), "roles": ["Reports.Read.All"]});
     let bad_tokens = [
         sign(good_claims.clone(), b"another secret"),
-        sign(json!({"tid": tenant, "aud": "https://graph.microsoft.com", "exp": 1_000_000, "roles": ["Reports.Read.All"]}), SECRET),
-        sign(json!({"tid": tenant, "aud": "api://someone-else", "exp": in_an_hour(), "roles": ["Reports.Read.All"]}), SECRET),
-        sign(json!({"tid": tenant, "aud": "https://graph.microsoft.com", "roles": ["Reports.Read.All"]}), SECRET),
-        sign(json!({"tid": "not-a-guid", "aud": "https://graph.microsoft.com", "exp": in_an_hour(), "roles": ["Reports.Read.All"]}), SECRET),
+        sign(
+            json!({"tid": tenant, "aud": "https://graph.microsoft.com", "exp": 1_000_000, "roles": ["Reports.Read.All"]}),
+            SECRET,
+        ),
+        sign(
+            json!({"tid": tenant, "aud": "api://someone-else", "exp": in_an_hour(), "roles": ["Reports.Read.All"]}),
+            SECRET,
+        ),
+        sign(
+            json!({"tid": tenant, "aud": "https://graph.microsoft.com", "roles": ["Reports.Read.All"]}),
+            SECRET,
+        ),
+        sign(
+            json!({"tid": "not-a-guid", "aud": "https://graph.microsoft.com", "exp": in_an_hour(), "roles": ["Reports.Read.All"]}),
+            SECRET,
+        ),
         "garbage".to_owned(),
     ];
     for token in bad_tokens {
@@ -39,14 +56,28 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
     let response = app.client.get(app.url(PATH)).send().await.unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_error(response, 401, "InvalidAuthenticationToken").await;
-    let response = app.client.get(app.url(PATH)).header("Authorization", "Basic abc").send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url(PATH))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 401, "InvalidAuthenticationToken").await;
 
     // The good claims work, with either Graph audience.
-    assert_eq!(app.get(PATH, &sign(good_claims.clone(), SECRET)).await.status(), 200);
+    assert_eq!(
+        app.get(PATH, &sign(good_claims.clone(), SECRET))
+            .await
+            .status(),
+        200
+    );
     let mut app_id_audience = good_claims;
     app_id_audience["aud"] = json!("00000003-0000-0000-c000-000000000000");
-    assert_eq!(app.get(PATH, &sign(app_id_audience, SECRET)).await.status(), 200);
+    assert_eq!(
+        app.get(PATH, &sign(app_id_audience, SECRET)).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -63,15 +94,28 @@ async fn permissions_come_from_roles_or_scp() {
     assert_eq!(app.get(PATH, &read).await.status(), 200);
     assert_error(app.post(PATH, &read, &body).await, 403, "accessDenied").await;
     let response = app
-        .send_json(Method::PATCH, &format!("{PATH}/{}", uuid::Uuid::new_v4()), &read, &json!({"assigned": 1}))
+        .send_json(
+            Method::PATCH,
+            &format!("{PATH}/{}", uuid::Uuid::new_v4()),
+            &read,
+            &json!({"assigned": 1}),
+        )
         .await;
     assert_error(response, 403, "accessDenied").await;
-    assert_eq!(app.count_rows("office365ActivationsUserCounts", &read).await, 0);
+    assert_eq!(
+        app.count_rows("office365ActivationsUserCounts", &read)
+            .await,
+        0
+    );
 
     let delegated = sign(
         json!({"tid": tenant.to_string(), "aud": "https://graph.microsoft.com", "exp": in_an_hour(), "scp": "User.Read Reports.ReadWrite.All"}),
         SECRET,
     );
     assert_eq!(app.post(PATH, &delegated, &body).await.status(), 201);
-    assert_eq!(app.count_rows("office365ActivationsUserCounts", &read).await, 1);
+    assert_eq!(
+        app.count_rows("office365ActivationsUserCounts", &read)
+            .await,
+        1
+    );
 }

@@ -17,13 +17,24 @@ async fn seed_examples_create_read_patch_delete() {
 
     // Seeds 000, 001 and 004: create each type; 201 with Location, @odata.type and a GUID id.
     let bodies = [
-        ("office365ActivationsUserCounts", activation("2025-01-31", "Office 365 ProPlus")),
-        ("office365ActiveUserCounts", active_users("2025-01-31", "2025-01-30", "D7")),
-        ("teamsDeviceUsageDistributionUserCounts", teams_devices("2025-01-31", "7")),
+        (
+            "office365ActivationsUserCounts",
+            activation("2025-01-31", "Office 365 ProPlus"),
+        ),
+        (
+            "office365ActiveUserCounts",
+            active_users("2025-01-31", "2025-01-30", "D7"),
+        ),
+        (
+            "teamsDeviceUsageDistributionUserCounts",
+            teams_devices("2025-01-31", "7"),
+        ),
     ];
     let mut ids = Vec::new();
     for (set, body) in &bodies {
-        let response = app.post(&format!("/v1.0/reports/{set}"), &t.write, body).await;
+        let response = app
+            .post(&format!("/v1.0/reports/{set}"), &t.write, body)
+            .await;
         assert_eq!(response.status(), 201, "{set}");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(response.headers()["odata-version"], "4.0");
@@ -45,7 +56,10 @@ async fn seed_examples_create_read_patch_delete() {
     }
     // "D7" is stored as "7".
     let active: Value = app
-        .get(&format!("/v1.0/reports/office365ActiveUserCounts/{}", ids[1]), &t.read)
+        .get(
+            &format!("/v1.0/reports/office365ActiveUserCounts/{}", ids[1]),
+            &t.read,
+        )
         .await
         .json()
         .await
@@ -53,7 +67,9 @@ async fn seed_examples_create_read_patch_delete() {
     assert_eq!(active["reportPeriod"], "7");
 
     // Seed 003: the collection, with the set name capitalised as the seed writes it.
-    let response = app.get("/beta/reports/Office365ActivationsUserCounts", &t.read).await;
+    let response = app
+        .get("/beta/reports/Office365ActivationsUserCounts", &t.read)
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -74,7 +90,12 @@ async fn seed_examples_create_read_patch_delete() {
         "sharedComputerActivation": 1
     });
     let response = app
-        .send_json(Method::PATCH, &format!("/beta/office365ActivationsUserCounts/{}", ids[0]), &t.write, &patch)
+        .send_json(
+            Method::PATCH,
+            &format!("/beta/office365ActivationsUserCounts/{}", ids[0]),
+            &t.write,
+            &patch,
+        )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["etag"], "W/\"2\"");
@@ -86,15 +107,27 @@ async fn seed_examples_create_read_patch_delete() {
 
     // A partial PATCH keeps the rest.
     let response = app
-        .send_json(Method::PATCH, &format!("/v1.0/reports/{ACTIVATIONS}/{}", ids[0]), &t.write, &json!({"activated": 3}))
+        .send_json(
+            Method::PATCH,
+            &format!("/v1.0/reports/{ACTIVATIONS}/{}", ids[0]),
+            &t.write,
+            &json!({"activated": 3}),
+        )
         .await;
     let updated: Value = response.json().await.unwrap();
-    assert_eq!((updated["activated"].as_i64(), updated["assigned"].as_i64()), (Some(3), Some(11)));
+    assert_eq!(
+        (updated["activated"].as_i64(), updated["assigned"].as_i64()),
+        (Some(3), Some(11))
+    );
 
     // DELETE, then it is gone.
     for ((set, _), id) in bodies.iter().zip(&ids) {
         let path = format!("/v1.0/reports/{set}/{id}");
-        let response = app.request(Method::DELETE, &path, &t.write).send().await.unwrap();
+        let response = app
+            .request(Method::DELETE, &path, &t.write)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 204);
         assert_error(app.get(&path, &t.read).await, 404, "itemNotFound").await;
     }
@@ -122,7 +155,8 @@ async fn client_ids_and_conflicts() {
 
     // Same natural key, new id: 409 naming the existing id.
     let message = assert_error(
-        app.post(&path, &t.write, &activation("2025-02-01", "VISIO CLIENT")).await,
+        app.post(&path, &t.write, &activation("2025-02-01", "VISIO CLIENT"))
+            .await,
         409,
         "conflict",
     )
@@ -138,11 +172,21 @@ async fn client_ids_and_conflicts() {
         .unwrap();
     let other_id = other["id"].as_str().unwrap();
     let response = app
-        .send_json(Method::PATCH, &format!("{path}/{other_id}"), &t.write, &json!({"reportRefreshDate": "2025-02-01"}))
+        .send_json(
+            Method::PATCH,
+            &format!("{path}/{other_id}"),
+            &t.write,
+            &json!({"reportRefreshDate": "2025-02-01"}),
+        )
         .await;
     let message = assert_error(response, 409, "conflict").await;
     assert!(message.contains(&chosen));
-    let unchanged: Value = app.get(&format!("{path}/{other_id}"), &t.read).await.json().await.unwrap();
+    let unchanged: Value = app
+        .get(&format!("{path}/{other_id}"), &t.read)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(unchanged["reportRefreshDate"], "2025-02-03");
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 2);
 }
@@ -165,22 +209,39 @@ async fn invalid_bodies_are_refused_and_nothing_is_written() {
     };
     let cases: Vec<(&str, Value)> = vec![
         ("missing property", without("assigned")),
-        ("string for Int64 (seed 002)", with("assigned", json!("Integer"))),
+        (
+            "string for Int64 (seed 002)",
+            with("assigned", json!("Integer")),
+        ),
         ("fraction", with("assigned", json!(8.5))),
         ("negative count", with("activated", json!(-1))),
         ("beyond i64", json!(null)),
-        ("placeholder date (seed 000)", with("reportRefreshDate", json!("Date"))),
-        ("impossible date", with("reportRefreshDate", json!("2025-02-30"))),
-        ("datetime", with("reportRefreshDate", json!("2025-02-03T00:00:00Z"))),
+        (
+            "placeholder date (seed 000)",
+            with("reportRefreshDate", json!("Date")),
+        ),
+        (
+            "impossible date",
+            with("reportRefreshDate", json!("2025-02-30")),
+        ),
+        (
+            "datetime",
+            with("reportRefreshDate", json!("2025-02-03T00:00:00Z")),
+        ),
         ("null", with("productType", Value::Null)),
         ("unknown property", with("color", json!("red"))),
-        ("wrong @odata.type", with("@odata.type", json!("#microsoft.graph.user"))),
+        (
+            "wrong @odata.type",
+            with("@odata.type", json!("#microsoft.graph.user")),
+        ),
         ("non-GUID id", with("id", json!("42"))),
         ("array", json!([valid.clone()])),
     ];
     for (what, body) in cases {
         let text = if what == "beyond i64" {
-            valid.to_string().replace("\"assigned\":8", "\"assigned\":9223372036854775808")
+            valid
+                .to_string()
+                .replace("\"assigned\":8", "\"assigned\":9223372036854775808")
         } else {
             body.to_string()
         };
@@ -197,7 +258,9 @@ async fn invalid_bodies_are_refused_and_nothing_is_written() {
     // Period values: "7"/"30"/"90"/"180", or D-prefixed.
     let periodic = "/v1.0/reports/teamsDeviceUsageDistributionUserCounts";
     for bad in ["Report Period value", "8", "d7", "", "D8"] {
-        let response = app.post(periodic, &t.write, &teams_devices("2025-03-01", bad)).await;
+        let response = app
+            .post(periodic, &t.write, &teams_devices("2025-03-01", bad))
+            .await;
         assert_error(response, 400, "BadRequest").await;
     }
     // Not JSON at all.
@@ -211,25 +274,46 @@ async fn invalid_bodies_are_refused_and_nothing_is_written() {
     assert_error(response, 400, "BadRequest").await;
     // Wrong or missing Content-Type.
     for content_type in [Some("text/plain"), None] {
-        let mut request = app.request(Method::POST, &path, &t.write).body(valid.to_string());
+        let mut request = app
+            .request(Method::POST, &path, &t.write)
+            .body(valid.to_string());
         if let Some(value) = content_type {
             request = request.header("Content-Type", value);
         }
         assert_error(request.send().await.unwrap(), 415, "BadRequest").await;
     }
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 0);
-    assert_eq!(app.count_rows("teamsDeviceUsageDistributionUserCounts", &t.read).await, 0);
+    assert_eq!(
+        app.count_rows("teamsDeviceUsageDistributionUserCounts", &t.read)
+            .await,
+        0
+    );
 
     // PATCH with bad values changes nothing.
-    let created: Value = app.post(&path, &t.write, &valid).await.json().await.unwrap();
+    let created: Value = app
+        .post(&path, &t.write, &valid)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = created["id"].as_str().unwrap();
-    for body in [json!({"assigned": "Integer"}), json!({"nope": 1}), json!({}), json!({"id": uuid::Uuid::new_v4()})] {
+    for body in [
+        json!({"assigned": "Integer"}),
+        json!({"nope": 1}),
+        json!({}),
+        json!({"id": uuid::Uuid::new_v4()}),
+    ] {
         let response = app
             .send_json(Method::PATCH, &format!("{path}/{id}"), &t.write, &body)
             .await;
         assert_error(response, 400, "BadRequest").await;
     }
-    let stored: Value = app.get(&format!("{path}/{id}"), &t.read).await.json().await.unwrap();
+    let stored: Value = app
+        .get(&format!("{path}/{id}"), &t.read)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stored["@odata.etag"], "W/\"1\"");
     assert_eq!(stored["assigned"], 8);
 }
@@ -243,21 +327,40 @@ async fn limits_paths_and_methods() {
     big["productType"] = json!("x".repeat(600));
     assert_error(app.post(&path, &t.write, &big).await, 413, "BadRequest").await;
 
-    let message = assert_error(app.get("/v1.0/reports/nothingHere", &t.read).await, 400, "BadRequest").await;
+    let message = assert_error(
+        app.get("/v1.0/reports/nothingHere", &t.read).await,
+        400,
+        "BadRequest",
+    )
+    .await;
     assert_eq!(message, "Resource not found for the segment 'nothingHere'.");
     assert_error(app.get("/v2.0/reports", &t.read).await, 400, "BadRequest").await;
-    assert_error(app.get(&format!("{path}/not-a-guid"), &t.read).await, 404, "itemNotFound").await;
     assert_error(
-        app.get(&format!("{path}/{}", uuid::Uuid::new_v4()), &t.read).await,
+        app.get(&format!("{path}/not-a-guid"), &t.read).await,
         404,
         "itemNotFound",
     )
     .await;
-    let response = app.request(Method::PUT, &path, &t.write).send().await.unwrap();
+    assert_error(
+        app.get(&format!("{path}/{}", uuid::Uuid::new_v4()), &t.read)
+            .await,
+        404,
+        "itemNotFound",
+    )
+    .await;
+    let response = app
+        .request(Method::PUT, &path, &t.write)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["allow"], "GET, POST");
     assert_error(response, 405, "BadRequest").await;
     let response = app
-        .request(Method::POST, &format!("{path}/{}", uuid::Uuid::new_v4()), &t.write)
+        .request(
+            Method::POST,
+            &format!("{path}/{}", uuid::Uuid::new_v4()),
+            &t.write,
+        )
         .send()
         .await
         .unwrap();
@@ -270,7 +373,11 @@ async fn request_ids_are_set_and_echoed() {
     let app = spawn_app().await;
     let t = tenant();
     let response = app
-        .request(Method::GET, &format!("/v1.0/reports/{ACTIVATIONS}"), &t.read)
+        .request(
+            Method::GET,
+            &format!("/v1.0/reports/{ACTIVATIONS}"),
+            &t.read,
+        )
         .header("client-request-id", "my-id-123")
         .send()
         .await
@@ -279,8 +386,16 @@ async fn request_ids_are_set_and_echoed() {
     assert_eq!(response.headers()["odata-version"], "4.0");
     assert!(uuid::Uuid::parse_str(response.headers()["request-id"].to_str().unwrap()).is_ok());
     assert!(response.headers().contains_key("date"));
-    let response = app.client.get(app.url("/v1.0/reports/nope")).send().await.unwrap();
-    let generated = response.headers()["client-request-id"].to_str().unwrap().to_owned();
+    let response = app
+        .client
+        .get(app.url("/v1.0/reports/nope"))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["client-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(uuid::Uuid::parse_str(&generated).is_ok());
 }
 
@@ -300,9 +415,15 @@ async fn tenants_never_see_each_other() {
 
     assert_eq!(app.count_rows(ACTIVATIONS, &b.read).await, 0);
     assert_error(app.get(&entity, &b.read).await, 404, "itemNotFound").await;
-    let response = app.send_json(Method::PATCH, &entity, &b.write, &json!({"assigned": 1})).await;
+    let response = app
+        .send_json(Method::PATCH, &entity, &b.write, &json!({"assigned": 1}))
+        .await;
     assert_error(response, 404, "itemNotFound").await;
-    let response = app.request(Method::DELETE, &entity, &b.write).send().await.unwrap();
+    let response = app
+        .request(Method::DELETE, &entity, &b.write)
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 404, "itemNotFound").await;
     // B may hold the same natural key, and even reuse A's id, without learning of A's row.
     let mut same = activation("2025-04-01", "VISIO CLIENT");
@@ -320,7 +441,12 @@ async fn data_survives_a_restart() {
     let app = spawn_app().await;
     let t = tenant();
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
-    assert_eq!(app.post(&path, &t.write, &activation("2025-05-01", "A")).await.status(), 201);
+    assert_eq!(
+        app.post(&path, &t.write, &activation("2025-05-01", "A"))
+            .await
+            .status(),
+        201
+    );
     let db = app.db_path.clone();
     let dir = app.stop().await;
     let app = spawn_on(db, |_| {}).await;

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// Rows per page of collection answers [default: 1000].
     #[arg(long, env = "REPORTROOT_PAGE_SIZE")]
     pub page_size: Option<u64>,
+    /// Seconds a report download URL stays valid [default: 300].
+    #[arg(long, env = "REPORTROOT_DOWNLOAD_TTL")]
+    pub download_ttl: Option<u64>,
     /// SQLite durability: `process` survives crashes and kill -9, `power` also power loss
     /// [default: process].
     #[arg(long, env = "REPORTROOT_SQLITE_DURABILITY")]
@@ -55,6 +58,7 @@ pub struct FileConfig {
     audiences: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
     page_size: Option<u64>,
+    download_ttl: Option<u64>,
     sqlite_durability: Option<String>,
     key_file: Option<PathBuf>,
     jwt_secret: Option<String>,
@@ -81,6 +85,7 @@ pub struct Settings {
     pub audiences: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
     pub page_size: Option<u64>,
+    pub download_ttl: Option<u64>,
     pub durability: reportroot_sqlite::Durability,
     pub secret_source: SecretSource,
 }
@@ -184,6 +189,7 @@ impl Settings {
                 .or_else(|| file.audiences.clone()),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes),
             page_size: args.page_size.or(file.page_size),
+            download_ttl: args.download_ttl.or(file.download_ttl),
             durability,
             secret_source: SecretSource::resolve(&args.key, file),
         })

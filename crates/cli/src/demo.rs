@@ -96,7 +96,7 @@ pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant]) {
              read token:  {read}\n\
              write token: {write}\n\n\
              curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
-             curl -s -H \"Authorization: Bearer {read}\" \"{base}/beta/reports/teamsDeviceUsageDistributionUserCounts\"\n\n\
+             curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
              curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
              \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
              -d '{{\"reportRefreshDate\":\"{yesterday}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",

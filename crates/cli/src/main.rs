@@ -181,6 +181,9 @@ async fn serve(
     if let Some(limit) = settings.max_body_bytes {
         config.max_body_bytes = limit;
     }
+    if let Some(ttl) = settings.download_ttl {
+        config.download_ttl_seconds = ttl;
+    }
     if let Some(size) = settings.page_size {
         config.page_size = size.max(1);
     }

@@ -14,7 +14,12 @@ struct Server {
 
 fn start(dir: &std::path::Path, port: u16) -> Server {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+        ])
         .arg(dir.join("r.db"))
         .arg("--key-file")
         .arg(dir.join("r.key"))
@@ -48,7 +53,16 @@ fn free_port() -> u16 {
 
 fn token(dir: &std::path::Path, tenant: &str) -> String {
     let output = Command::new(BIN)
-        .args(["token", "--tenant", tenant, "--role", "Reports.ReadWrite.All", "--ttl", "10m", "--key-file"])
+        .args([
+            "token",
+            "--tenant",
+            tenant,
+            "--role",
+            "Reports.ReadWrite.All",
+            "--ttl",
+            "10m",
+            "--key-file",
+        ])
         .arg(dir.join("r.key"))
         .output()
         .unwrap();
@@ -67,7 +81,10 @@ async fn acknowledged_writes_survive_kill_9() {
     let port = free_port();
     let mut server = start(dir.path(), port);
     let client = reqwest::Client::new();
-    let url = format!("{}/v1.0/reports/office365ActivationsUserCounts", server.base);
+    let url = format!(
+        "{}/v1.0/reports/office365ActivationsUserCounts",
+        server.base
+    );
     let mut acknowledged = 0;
     for day in 1..=28 {
         let body = serde_json::json!({

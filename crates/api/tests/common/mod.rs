@@ -97,7 +97,13 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn send_json(&self, method: Method, path: &str, token: &str, body: &Value) -> Response {
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Response {
         self.request(method, path, token)
             .header("Content-Type", "application/json")
             .body(body.to_string())
@@ -196,8 +202,14 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> String
         .expect("request-id header");
     let body: Value = response.json().await.expect("error body is JSON");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert_eq!(body["error"]["innerError"]["request-id"], request_id.as_str());
+    assert_eq!(
+        body["error"]["innerError"]["request-id"],
+        request_id.as_str()
+    );
     assert!(body["error"]["innerError"]["client-request-id"].is_string());
     assert!(body["error"]["innerError"]["date"].is_string());
-    body["error"]["message"].as_str().expect("message").to_owned()
+    body["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
 }

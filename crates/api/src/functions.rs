@@ -1,0 +1,268 @@
+//! Graph's report functions, e.g. `getOffice365ActiveUserCounts(period='D7')`: a `302` to a
+//! pre-authenticated CSV download (v1.0, and beta by default), or JSON on beta when asked.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reportroot_model::{Period, ReportType};
+use reportroot_odata::csv_format::write_report_csv;
+use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{unix_now, Caller};
+use crate::download::Grant;
+use crate::entities::json_response;
+use crate::error::ApiError;
+use crate::routes::ApiVersion;
+use crate::{AppState, Call};
+
+/// The answer format a function call asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Json,
+}
+
+/// Parses the function's argument list against the registry.
+fn parse_period(report: &ReportType, args: Option<&str>) -> Result<Option<Period>, ApiError> {
+    let name = report.function.name;
+    let args = args.map(str::trim).unwrap_or_default();
+    if !report.function.takes_period {
+        return if args.is_empty() {
+            Ok(None)
+        } else {
+            Err(ApiError::bad_request(format!(
+                "The function '{name}' takes no parameters."
+            )))
+        };
+    }
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "The parameter 'period' of '{name}' is required and must be one of {} written in quotes, e.g. {name}(period='D7').",
+            Period::valid_params()
+        ))
+    };
+    let value = args
+        .strip_prefix("period")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('='))
+        .map(str::trim)
+        .and_then(|v| v.strip_prefix('\'')?.strip_suffix('\''))
+        .ok_or_else(invalid)?;
+    Period::from_param(value).map(Some).ok_or_else(invalid)
+}
+
+fn query_value<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+fn wanted_format(call: &Call) -> Result<Format, ApiError> {
+    if call.version == ApiVersion::V1 {
+        return Ok(Format::Csv);
+    }
+    if let Some(format) = query_value(call, "$format") {
+        return match format.to_ascii_lowercase().as_str() {
+            "text/csv" | "csv" => Ok(Format::Csv),
+            "application/json" | "json" => Ok(Format::Json),
+            _ => Err(ApiError::bad_request(format!(
+                "Unsupported $format '{format}': use text/csv or application/json."
+            ))),
+        };
+    }
+    // Microsoft's beta SDK asks for JSON with the Accept header alone.
+    let accept = call
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase();
+    let wants_json = accept.contains("application/json");
+    let wants_bytes = accept.contains("application/octet-stream");
+    Ok(if wants_json && !wants_bytes {
+        Format::Json
+    } else {
+        Format::Csv
+    })
+}
+
+/// `GET /reports/getX(...)`.
+pub(crate) async fn call_function(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+    args: Option<&str>,
+) -> Result<Response, ApiError> {
+    if call.method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    caller.require_read()?;
+    let period = parse_period(report, args)?;
+    let format = wanted_format(call)?;
+    let redirect = !query_value(call, "redirect").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let rows = state
+        .storage
+        .latest_report(caller.tenant, report, period)
+        .await?;
+    if format == Format::Json {
+        let context = format!(
+            "{}/$metadata#Collection({})",
+            call.base(state),
+            report.qualified_name()
+        );
+        let body = collection_json(
+            report,
+            &rows,
+            CollectionMeta {
+                context: &context,
+                ..CollectionMeta::default()
+            },
+            EntityShape::default(),
+        );
+        return Ok(with_etag(&call.headers, body, |body| {
+            json_response(StatusCode::OK, body)
+        }));
+    }
+    let mut csv = Vec::with_capacity(256 + rows.len() * 96);
+    write_report_csv(report, &rows, &mut csv);
+    if !redirect {
+        return Ok(with_etag(&call.headers, csv, |body| {
+            csv_response(report, period, body)
+        }));
+    }
+    let grant = Grant {
+        tenant: caller.tenant,
+        report,
+        period,
+        expires: unix_now() + state.config.download_ttl_seconds,
+    };
+    let location = format!(
+        "{}/reports/download/{}",
+        state.config.public_url,
+        state.downloads.sign(&grant)
+    );
+    Ok(with_etag(&call.headers, csv, move |_| {
+        let mut response = StatusCode::FOUND.into_response();
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        response
+    }))
+}
+
+/// `GET /reports/download/{token}`: the CSV a function's `302` pointed to; no `Authorization`.
+pub(crate) async fn download(
+    state: &Arc<AppState>,
+    method: &Method,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let grant = state.downloads.verify(token, unix_now())?;
+    let rows = state
+        .storage
+        .latest_report(grant.tenant, grant.report, grant.period)
+        .await?;
+    let mut csv = Vec::with_capacity(256 + rows.len() * 96);
+    write_report_csv(grant.report, &rows, &mut csv);
+    Ok(with_etag(headers, csv, |body| {
+        csv_response(grant.report, grant.period, body)
+    }))
+}
+
+fn csv_response(report: &ReportType, period: Option<Period>, body: Vec<u8>) -> Response {
+    let stem = report.function.name.trim_start_matches("get");
+    let filename = match period {
+        Some(period) => format!("{stem}_{period}.csv"),
+        None => format!("{stem}.csv"),
+    };
+    let disposition = format!("attachment; filename={filename}");
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// Answers `304` when `If-None-Match` names the eTag of `body`, else `respond(body)` with an
+/// `ETag` header. The eTag is a hash of the report's bytes, so it changes exactly when the
+/// report does.
+fn with_etag(
+    request: &HeaderMap,
+    body: Vec<u8>,
+    respond: impl FnOnce(Vec<u8>) -> Response,
+) -> Response {
+    let digest = Sha256::digest(&body);
+    let etag = format!(
+        "\"{}\"",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let matches = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == etag || v == "*");
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        respond(body)
+    };
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use reportroot_model::report_by_function;
+
+    use super::*;
+
+    #[test]
+    fn periods_are_strict() {
+        let active = report_by_function("getOffice365ActiveUserCounts").expect("report");
+        assert_eq!(
+            parse_period(active, Some("period='D7'")).expect("ok"),
+            Some(Period::D7)
+        );
+        assert_eq!(
+            parse_period(active, Some(" period = 'D180' ")).expect("ok"),
+            Some(Period::D180)
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("period='D8'"),
+            Some("period='d7'"),
+            Some("period='7'"),
+            Some("period=D7"),
+            Some("x='D7'"),
+        ] {
+            let error = parse_period(active, bad).expect_err("bad");
+            assert!(error.message.contains("D7, D30, D90, D180"), "{bad:?}");
+        }
+        let activations = report_by_function("getOffice365ActivationsUserCounts").expect("report");
+        assert_eq!(parse_period(activations, None).expect("ok"), None);
+        assert_eq!(parse_period(activations, Some("")).expect("ok"), None);
+        assert!(parse_period(activations, Some("period='D7'")).is_err());
+    }
+}
