@@ -4,15 +4,26 @@
 
 mod common;
 
+on_both_backends!(
+    seed_examples_create_read_patch_delete,
+    client_ids_and_conflicts,
+    invalid_bodies_are_refused_and_nothing_is_written,
+    limits_paths_and_methods,
+    request_ids_are_set_and_echoed,
+    tenants_never_see_each_other,
+    data_survives_a_restart
+);
+
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const ACTIVATIONS: &str = "office365ActivationsUserCounts";
 
-#[tokio::test]
-async fn seed_examples_create_read_patch_delete() {
-    let app = spawn_app().await;
+async fn seed_examples_create_read_patch_delete(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let t = tenant();
 
     // Seeds 000, 001 and 004: create each type; 201 with Location, @odata.type and a GUID id.
@@ -134,9 +145,10 @@ async fn seed_examples_create_read_patch_delete() {
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 0);
 }
 
-#[tokio::test]
-async fn client_ids_and_conflicts() {
-    let app = spawn_app().await;
+async fn client_ids_and_conflicts(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let t = tenant();
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
     let chosen = uuid::Uuid::new_v4().to_string();
@@ -191,9 +203,10 @@ async fn client_ids_and_conflicts() {
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 2);
 }
 
-#[tokio::test]
-async fn invalid_bodies_are_refused_and_nothing_is_written() {
-    let app = spawn_app().await;
+async fn invalid_bodies_are_refused_and_nothing_is_written(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let t = tenant();
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
     let valid = activation("2025-03-01", "PROJECT CLIENT");
@@ -318,9 +331,10 @@ async fn invalid_bodies_are_refused_and_nothing_is_written() {
     assert_eq!(stored["assigned"], 8);
 }
 
-#[tokio::test]
-async fn limits_paths_and_methods() {
-    let app = spawn_app_with(|config| config.max_body_bytes = 512).await;
+async fn limits_paths_and_methods(backend: Backend) {
+    let Some(app) = spawn(backend, |config| config.max_body_bytes = 512).await else {
+        return;
+    };
     let t = tenant();
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
     let mut big = activation("2025-03-01", "X");
@@ -368,9 +382,10 @@ async fn limits_paths_and_methods() {
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 0);
 }
 
-#[tokio::test]
-async fn request_ids_are_set_and_echoed() {
-    let app = spawn_app().await;
+async fn request_ids_are_set_and_echoed(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let t = tenant();
     let response = app
         .request(
@@ -399,9 +414,10 @@ async fn request_ids_are_set_and_echoed() {
     assert!(uuid::Uuid::parse_str(&generated).is_ok());
 }
 
-#[tokio::test]
-async fn tenants_never_see_each_other() {
-    let app = spawn_app().await;
+async fn tenants_never_see_each_other(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let (a, b) = (tenant(), tenant());
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
     let created: Value = app
@@ -436,9 +452,10 @@ async fn tenants_never_see_each_other() {
     assert_eq!(app.count_rows(ACTIVATIONS, &a.read).await, 1);
 }
 
-#[tokio::test]
-async fn data_survives_a_restart() {
-    let app = spawn_app().await;
+async fn data_survives_a_restart(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
     let t = tenant();
     let path = format!("/v1.0/reports/{ACTIVATIONS}");
     assert_eq!(
@@ -447,7 +464,7 @@ async fn data_survives_a_restart() {
             .status(),
         201
     );
-    let db = app.db_path.clone();
+    let db = app.db.clone();
     let dir = app.stop().await;
     let app = spawn_on(db, |_| {}).await;
     assert_eq!(app.count_rows(ACTIVATIONS, &t.read).await, 1);

@@ -74,6 +74,16 @@ impl Date {
         self.0.day()
     }
 
+    /// The underlying `time` date, for database drivers.
+    pub fn as_time(self) -> time::Date {
+        self.0
+    }
+
+    /// Wraps a `time` date.
+    pub fn from_time(date: time::Date) -> Date {
+        Date(date)
+    }
+
     /// Monday = 0 … Sunday = 6.
     pub fn weekday_from_monday(self) -> u8 {
         self.0.weekday().number_days_from_monday()

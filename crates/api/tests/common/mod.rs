@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use reportroot_api::{auth, ApiConfig, AppState};
 use reportroot_sqlite::{Durability, SqliteStorage};
+use reportroot_storage::Storage;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -14,14 +15,83 @@ use uuid::Uuid;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
 
+/// The database behind a test server.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL URL tests run against, when set.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("REPORTROOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Says, outside the test harness's output capture, that a test did not run.
+pub fn announce_skip(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {what}: REPORTROOT_TEST_POSTGRES_URL is not set (scripts/postgres.sh starts a server)"
+    );
+}
+
+/// Generates, for each named `async fn(Backend)`, a test on SQLite and one on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub base: String,
     pub client: Client,
-    pub db_path: PathBuf,
+    pub db: Db,
     pub _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A server on `backend`, or `None` (announced) when PostgreSQL is not available.
+pub async fn spawn(backend: Backend, configure: impl FnOnce(&mut ApiConfig)) -> Option<TestApp> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("reportroot.db");
+            let mut app = spawn_on(Db::Sqlite(path), configure).await;
+            app._dir = Some(dir);
+            Some(app)
+        }
+        Backend::Postgres => match postgres_url() {
+            Some(url) => Some(spawn_on(Db::Postgres(url), configure).await),
+            None => {
+                announce_skip("PostgreSQL test");
+                None
+            }
+        },
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -29,15 +99,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("reportroot.db");
-    let mut app = spawn_on(path, configure).await;
-    app._dir = Some(dir);
-    app
+    spawn(Backend::Sqlite, configure).await.expect("sqlite")
 }
 
-pub async fn spawn_on(db_path: PathBuf, configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
-    let storage = SqliteStorage::open(&db_path, Durability::Process).expect("open db");
+pub async fn open_storage(db: &Db) -> Arc<dyn Storage> {
+    match db {
+        Db::Sqlite(path) => {
+            Arc::new(SqliteStorage::open(path, Durability::Process).expect("open db"))
+        }
+        Db::Postgres(url) => Arc::new(
+            reportroot_postgres::PostgresStorage::connect(url, 8)
+                .await
+                .expect("connect to PostgreSQL"),
+        ),
+    }
+}
+
+pub async fn spawn_on(db: Db, configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
+    let storage = open_storage(&db).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -45,7 +124,7 @@ pub async fn spawn_on(db_path: PathBuf, configure: impl FnOnce(&mut ApiConfig)) 
     let base = format!("http://{address}");
     let mut config = ApiConfig::new(base.clone(), SECRET.to_vec());
     configure(&mut config);
-    let state = AppState::new(Arc::new(storage), config);
+    let state = AppState::new(storage, config);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         reportroot_api::serve(listener, state, async {
@@ -61,7 +140,7 @@ pub async fn spawn_on(db_path: PathBuf, configure: impl FnOnce(&mut ApiConfig)) 
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
-        db_path,
+        db,
         _dir: None,
         stop: Some(stop),
         task: Some(task),

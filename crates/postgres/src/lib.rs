@@ -1,0 +1,458 @@
+//! PostgreSQL backend: a connection pool, prepared statements, and the same uniqueness,
+//! versions and transactions as SQLite. Every key starts with the tenant id, so each table can
+//! be distributed by tenant on Citus and every query touches one shard (see docs/citus.md).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
+use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
+use reportroot_storage::{ListQuery, NewEntity, Precondition, Storage, StorageError, UpsertCounts};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+/// The newest schema version this binary knows (report tables are derived from the registry
+/// and created idempotently, as in SQLite).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Serialises schema changes between instances starting at once.
+const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
+
+/// The PostgreSQL implementation of [`Storage`].
+#[derive(Clone)]
+pub struct PostgresStorage {
+    pool: Pool,
+    tables: Vec<TableSql>,
+}
+
+fn backend(error: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(error.to_string())
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn value_param(value: &Value) -> Box<dyn ToSql + Sync + Send> {
+    match value {
+        Value::Int(i) => Box::new(*i),
+        Value::Text(s) => Box::new(s.clone()),
+        Value::Date(d) => Box::new(d.as_time()),
+    }
+}
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+fn read_entity(report: &ReportType, row: &Row) -> Result<Entity, StorageError> {
+    let mut values = Vec::with_capacity(report.properties.len());
+    for (i, property) in report.properties.iter().enumerate() {
+        let column = i + 2;
+        values.push(match property.kind {
+            ValueKind::Count => Value::Int(row.try_get(column).map_err(backend)?),
+            ValueKind::Text | ValueKind::Period => {
+                Value::Text(row.try_get(column).map_err(backend)?)
+            }
+            ValueKind::Date => Value::Date(Date::from_time(row.try_get(column).map_err(backend)?)),
+        });
+    }
+    Ok(Entity {
+        id: row.try_get(0).map_err(backend)?,
+        version: row.try_get(1).map_err(backend)?,
+        values,
+    })
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`) and brings the schema up to date.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(backend)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .build()
+            .map_err(backend)?;
+        let storage = PostgresStorage {
+            pool,
+            tables: REPORTS
+                .iter()
+                .map(|r| TableSql::new(r, Dialect::Postgres))
+                .collect(),
+        };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool.get().await.map_err(backend)
+    }
+
+    fn table(&self, report: &ReportType) -> &TableSql {
+        let index = REPORTS
+            .iter()
+            .position(|r| std::ptr::eq(r, report))
+            .unwrap_or_default();
+        &self.tables[index]
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(backend)?;
+        let result = self.migrate_locked(&client).await;
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        result
+    }
+
+    async fn migrate_locked(&self, client: &Object) -> Result<(), StorageError> {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS reportroot_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(backend)?;
+        let found: Option<i64> = client
+            .query_opt("SELECT max(version) FROM reportroot_schema", &[])
+            .await
+            .map_err(backend)?
+            .and_then(|row| row.get(0));
+        if let Some(found) = found.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StorageError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for table in &self.tables {
+            for statement in &table.create {
+                client.batch_execute(statement).await.map_err(backend)?;
+            }
+        }
+        if found.is_none() {
+            client
+                .execute(
+                    "INSERT INTO reportroot_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )
+                .await
+                .map_err(backend)?;
+        } else {
+            client
+                .execute(
+                    "UPDATE reportroot_schema SET version = $1",
+                    &[&SCHEMA_VERSION],
+                )
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+async fn select_one<C: GenericClient>(
+    client: &C,
+    report: &ReportType,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Entity>, StorageError> {
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    client
+        .query_opt(&statement, params)
+        .await
+        .map_err(backend)?
+        .map(|row| read_entity(report, &row))
+        .transpose()
+}
+
+fn key_params(tenant: Uuid, report: &ReportType, values: &[Value]) -> Params {
+    let mut params: Params = vec![Box::new(tenant)];
+    params.extend(
+        report
+            .natural_key_indexes()
+            .into_iter()
+            .map(|i| value_param(&values[i])),
+    );
+    params
+}
+
+async fn key_conflict<C: GenericClient>(
+    client: &C,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: Uuid,
+    values: &[Value],
+) -> StorageError {
+    let params = key_params(tenant, report, values);
+    match client
+        .query_opt(&table.id_by_natural_key, &refs(&params))
+        .await
+    {
+        Ok(Some(row)) => StorageError::DuplicateKey {
+            existing: row.get(0),
+            key: natural_key_label(report),
+        },
+        Ok(None) => StorageError::Backend("unique constraint violated".into()),
+        Err(error) => backend(error),
+    }
+}
+
+fn row_params(tenant: Uuid, id: Uuid, version: Option<i64>, values: &[Value]) -> Params {
+    let mut params: Params = vec![Box::new(tenant), Box::new(id)];
+    if let Some(version) = version {
+        params.push(Box::new(version));
+    }
+    params.extend(values.iter().map(value_param));
+    params
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn insert(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        entity: NewEntity,
+    ) -> Result<Entity, StorageError> {
+        let client = self.client().await?;
+        let table = self.table(report);
+        let id = entity.id.unwrap_or_else(Uuid::new_v4);
+        let params = row_params(tenant.0, id, None, &entity.values);
+        let statement = client
+            .prepare_cached(&table.insert)
+            .await
+            .map_err(backend)?;
+        match client.execute(&statement, &refs(&params)).await {
+            Ok(_) => Ok(Entity {
+                id,
+                version: 1,
+                values: entity.values,
+            }),
+            Err(error) if is_unique_violation(&error) => {
+                let taken =
+                    select_one(&client, report, &table.select_by_id, &[&tenant.0, &id]).await?;
+                if taken.is_some() {
+                    Err(StorageError::DuplicateId(id))
+                } else {
+                    Err(key_conflict(&client, table, report, tenant.0, &entity.values).await)
+                }
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn get(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+    ) -> Result<Option<Entity>, StorageError> {
+        let client = self.client().await?;
+        select_one(
+            &client,
+            report,
+            &self.table(report).select_by_id,
+            &[&tenant.0, &id],
+        )
+        .await
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &ListQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        let client = self.client().await?;
+        let limit = query
+            .limit
+            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        let statement = client
+            .prepare_cached(&self.table(report).list_page)
+            .await
+            .map_err(backend)?;
+        client
+            .query(&statement, &[&tenant.0, &limit, &offset])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| read_entity(report, row))
+            .collect()
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        changes: &[(usize, Value)],
+        precondition: Precondition,
+    ) -> Result<Entity, StorageError> {
+        let mut client = self.client().await?;
+        let table = self.table(report);
+        let transaction = client.transaction().await.map_err(backend)?;
+        let locked = format!("{} FOR UPDATE", table.select_by_id);
+        let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        if let Precondition::Version(expected) = precondition {
+            if expected != current.version {
+                return Err(StorageError::PreconditionFailed {
+                    current: current.etag(),
+                });
+            }
+        }
+        let mut values = current.values.clone();
+        for (index, value) in changes {
+            values[*index] = value.clone();
+        }
+        let params = row_params(tenant.0, id, Some(current.version), &values);
+        let statement = transaction
+            .prepare_cached(&table.update)
+            .await
+            .map_err(backend)?;
+        match transaction.execute(&statement, &refs(&params)).await {
+            Ok(1) => {
+                transaction.commit().await.map_err(backend)?;
+                Ok(Entity {
+                    id,
+                    version: current.version + 1,
+                    values,
+                })
+            }
+            Ok(_) => Err(StorageError::PreconditionFailed {
+                current: current.etag(),
+            }),
+            Err(error) if is_unique_violation(&error) => {
+                // The failed transaction can run nothing more; look the key up outside it.
+                drop(transaction);
+                Err(key_conflict(&client, table, report, tenant.0, &values).await)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        precondition: Precondition,
+    ) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let table = self.table(report);
+        let transaction = client.transaction().await.map_err(backend)?;
+        let locked = format!("{} FOR UPDATE", table.select_by_id);
+        let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        if let Precondition::Version(expected) = precondition {
+            if expected != current.version {
+                return Err(StorageError::PreconditionFailed {
+                    current: current.etag(),
+                });
+            }
+        }
+        transaction
+            .execute(&table.delete, &[&tenant.0, &id])
+            .await
+            .map_err(backend)?;
+        transaction.commit().await.map_err(backend)
+    }
+
+    async fn latest_report(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.table(report).latest)
+            .await
+            .map_err(backend)?;
+        let period_text = period.map(|p| p.stored().to_owned());
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant.0];
+        if let Some(period) = &period_text {
+            params.push(period);
+        }
+        client
+            .query(&statement, &params)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| read_entity(report, row))
+            .collect()
+    }
+
+    async fn upsert_many(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<UpsertCounts, StorageError> {
+        let mut client = self.client().await?;
+        let table = self.table(report);
+        let transaction = client.transaction().await.map_err(backend)?;
+        let find = transaction
+            .prepare_cached(&format!("{} FOR UPDATE", table.select_by_natural_key))
+            .await
+            .map_err(backend)?;
+        let insert = transaction
+            .prepare_cached(&table.insert)
+            .await
+            .map_err(backend)?;
+        let update = transaction
+            .prepare_cached(&table.update)
+            .await
+            .map_err(backend)?;
+        let mut counts = UpsertCounts::default();
+        for values in rows {
+            let key = key_params(tenant.0, report, &values);
+            let current = transaction
+                .query_opt(&find, &refs(&key))
+                .await
+                .map_err(backend)?
+                .map(|row| read_entity(report, &row))
+                .transpose()?;
+            match current {
+                Some(current) if current.values == values => counts.unchanged += 1,
+                Some(current) => {
+                    let params = row_params(tenant.0, current.id, Some(current.version), &values);
+                    transaction
+                        .execute(&update, &refs(&params))
+                        .await
+                        .map_err(backend)?;
+                    counts.updated += 1;
+                }
+                None => {
+                    let params = row_params(tenant.0, Uuid::new_v4(), None, &values);
+                    transaction
+                        .execute(&insert, &refs(&params))
+                        .await
+                        .map_err(backend)?;
+                    counts.inserted += 1;
+                }
+            }
+        }
+        transaction.commit().await.map_err(backend)?;
+        Ok(counts)
+    }
+}
