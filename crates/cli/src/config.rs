@@ -13,7 +13,8 @@ pub struct ServerArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "REPORTROOT_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Database URL: sqlite://FILE (or a plain path) [default: sqlite://reportroot.db].
+    /// Database URL: sqlite://FILE (or a plain path) or postgres://USER:PASS@HOST:PORT/DB
+    /// [default: sqlite://reportroot.db].
     #[arg(long, env = "REPORTROOT_DATABASE")]
     pub database: Option<String>,
     /// Base URL clients use to reach this server [default: http://<listen address>].
@@ -29,6 +30,9 @@ pub struct ServerArgs {
     /// Rows per page of collection answers [default: 1000].
     #[arg(long, env = "REPORTROOT_PAGE_SIZE")]
     pub page_size: Option<u64>,
+    /// Most PostgreSQL connections this instance opens [default: 16].
+    #[arg(long, env = "REPORTROOT_DB_CONNECTIONS")]
+    pub db_connections: Option<usize>,
     /// Seconds a report download URL stays valid [default: 300].
     #[arg(long, env = "REPORTROOT_DOWNLOAD_TTL")]
     pub download_ttl: Option<u64>,
@@ -59,6 +63,7 @@ pub struct FileConfig {
     max_body_bytes: Option<usize>,
     page_size: Option<u64>,
     download_ttl: Option<u64>,
+    db_connections: Option<usize>,
     sqlite_durability: Option<String>,
     key_file: Option<PathBuf>,
     jwt_secret: Option<String>,
@@ -86,6 +91,7 @@ pub struct Settings {
     pub max_body_bytes: Option<usize>,
     pub page_size: Option<u64>,
     pub download_ttl: Option<u64>,
+    pub db_connections: usize,
     pub durability: reportroot_sqlite::Durability,
     pub secret_source: SecretSource,
 }
@@ -190,6 +196,11 @@ impl Settings {
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes),
             page_size: args.page_size.or(file.page_size),
             download_ttl: args.download_ttl.or(file.download_ttl),
+            db_connections: args
+                .db_connections
+                .or(file.db_connections)
+                .unwrap_or(16)
+                .max(1),
             durability,
             secret_source: SecretSource::resolve(&args.key, file),
         })

@@ -110,13 +110,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
-            let storage = open_storage(&settings)?;
+            let storage = open_storage(&settings).await?;
             serve(settings, storage, |_| {}).await
         }
         Command::Demo { server, days } => {
             let settings = Settings::resolve(&server, &file, "sqlite://reportroot-demo.db")?;
             demo::remove_database(&settings.database)?;
-            let storage = open_storage(&settings)?;
+            let storage = open_storage(&settings).await?;
             let secret = settings.secret_source.load()?;
             let tenants = demo::fill(storage.as_ref(), days).await?;
             serve(settings, storage, move |base| {
@@ -143,17 +143,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ..ServerArgs::default()
             };
             let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
-            open_storage(&settings)?;
+            open_storage(&settings).await?;
             tracing::info!(database = %settings.database, "schema is up to date");
             Ok(())
         }
     }
 }
 
-fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
+async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
     let url = &settings.database;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err("PostgreSQL is not supported by this build yet".into());
+        let storage = reportroot_postgres::PostgresStorage::connect(url, settings.db_connections)
+            .await
+            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        return Ok(Arc::new(storage));
     }
     let path = reportroot_sqlite::path_from_url(url);
     let storage = SqliteStorage::open(&path, settings.durability)

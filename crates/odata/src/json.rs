@@ -384,7 +384,8 @@ mod tests {
     #[test]
     fn refuses_each_kind_of_bad_body() {
         let report = activations();
-        let cases: &[(&str, fn(&BodyError) -> bool)] = &[
+        type Check = fn(&BodyError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("{", |e| matches!(e, BodyError::Syntax(_))),
             ("[1]", |e| matches!(e, BodyError::NotObject)),
             ("\"x\"", |e| matches!(e, BodyError::NotObject)),

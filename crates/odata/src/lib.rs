@@ -5,5 +5,4 @@
 pub mod csv_format;
 pub mod error;
 pub mod json;
-#[cfg(feature = "query")]
 pub mod query;
