@@ -1,4 +1,4 @@
-//! Pre-authenticated download URLs, as Graph's report functions answer with a `302`: bound to
+//! Sealed tokens, and pre-authenticated download URLs, as Graph's report functions answer with a `302`: bound to
 //! tenant, report, period and expiry, signed with a key derived from the server's secret, so
 //! any instance sharing the secret honours them and nobody can forge or alter one.
 
@@ -26,55 +26,71 @@ pub struct Grant {
     pub expires: u64,
 }
 
-/// Signs and checks download tokens.
-pub struct DownloadSigner {
+/// Seals short texts with an HMAC so that they can travel through clients unaltered: download
+/// URLs and `$skiptoken`s. Each purpose derives its own key from the server secret, so a token
+/// of one kind is never valid as another, and any instance sharing the secret accepts it.
+pub struct Signer {
     key: Vec<u8>,
 }
 
-impl DownloadSigner {
-    /// A signer whose key is derived from the server secret, so download tokens are never
-    /// valid as access tokens or the other way round.
-    pub fn new(secret: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| {
-            HmacSha256::new_from_slice(b"reportroot").unwrap_or_else(|_| unreachable!())
-        });
-        mac.update(b"reportroot download-url v1");
-        DownloadSigner {
+impl Signer {
+    /// A signer for one purpose.
+    pub fn new(secret: &[u8], purpose: &str) -> Self {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
+        mac.update(b"reportroot ");
+        mac.update(purpose.as_bytes());
+        Signer {
             key: mac.finalize().into_bytes().to_vec(),
         }
     }
 
     fn mac(&self, payload: &str) -> HmacSha256 {
         let mut mac =
-            HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("any key size"));
+            <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes any key size");
         mac.update(payload.as_bytes());
         mac
     }
 
-    /// The opaque token for a grant: `payload.signature`, both URL-safe.
+    /// `base64url(text).base64url(mac)`.
+    pub fn seal(&self, text: &str) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(text);
+        let signature = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
+        format!("{payload}.{signature}")
+    }
+
+    /// The text of a sealed token, if the seal is intact.
+    pub fn open(&self, token: &str) -> Option<String> {
+        let (payload, signature) = token.split_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.mac(payload).verify_slice(&signature).ok()?;
+        String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+}
+
+/// Signs and checks download tokens.
+pub struct DownloadSigner(Signer);
+
+impl DownloadSigner {
+    /// A signer whose key is derived from the server secret.
+    pub fn new(secret: &[u8]) -> Self {
+        DownloadSigner(Signer::new(secret, "download-url v1"))
+    }
+
+    /// The opaque token for a grant.
     pub fn sign(&self, grant: &Grant) -> String {
-        let payload = format!(
+        self.0.seal(&format!(
             "{}~{}~{}~{}",
             grant.tenant.0.simple(),
             grant.report.entity,
             grant.period.map_or("-", Period::param),
             grant.expires
-        );
-        let payload = URL_SAFE_NO_PAD.encode(payload);
-        let signature = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
-        format!("{payload}.{signature}")
+        ))
     }
 
     /// Checks a token's signature and expiry.
     pub fn verify(&self, token: &str, now: u64) -> Result<Grant, ApiError> {
         let forged = || ApiError::access_denied("The download URL is not valid.");
-        let (payload, signature) = token.split_once('.').ok_or_else(forged)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| forged())?;
-        self.mac(payload)
-            .verify_slice(&signature)
-            .map_err(|_| forged())?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| forged())?;
-        let payload = String::from_utf8(payload).map_err(|_| forged())?;
+        let payload = self.0.open(token).ok_or_else(forged)?;
         let mut parts = payload.split('~');
         let (Some(tenant), Some(report), Some(period), Some(expires), None) = (
             parts.next(),

@@ -8,12 +8,14 @@ use reportroot_model::{Entity, ReportType};
 use reportroot_odata::json::{
     collection_json, decode_entity, entity_json, BodyMode, CollectionMeta, EntityShape,
 };
-use reportroot_storage::{ListQuery, NewEntity, Precondition};
+use reportroot_odata::query::parse_query_options;
+use reportroot_storage::{NewEntity, Precondition, Scope};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::context::ODATA_JSON;
 use crate::error::ApiError;
+use crate::paging::{query_page, Page};
 use crate::{AppState, Call};
 
 /// A JSON answer with Graph's OData content type.
@@ -138,52 +140,78 @@ async fn list(
     caller: Caller,
     report: &'static ReportType,
 ) -> Result<Response, ApiError> {
-    let page_size = state.config.page_size;
-    let skip = call
-        .query
-        .iter()
-        .find(|(k, _)| k == "$skiptoken")
-        .map(|(_, v)| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request("Invalid $skiptoken."))
-        })
-        .transpose()?
-        .unwrap_or(0);
-    let mut rows = state
-        .storage
-        .list(
-            caller.tenant,
-            report,
-            &ListQuery {
-                skip,
-                limit: Some(page_size + 1),
-            },
-        )
-        .await?;
     let base = call.base(state);
-    let next_link = (rows.len() as u64 > page_size).then(|| {
-        rows.truncate(page_size as usize);
-        format!(
-            "{base}/reports/{}?$skiptoken={}",
-            report.entity,
-            skip + page_size
-        )
-    });
+    let link_base = format!("{base}/reports/{}", report.entity);
+    let page = query_page(state, call, caller.tenant, report, Scope::All, &link_base).await?;
     let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
-    let body = collection_json(
+    Ok(page_response(report, &page, &context))
+}
+
+/// A page as `{"@odata.context", "@odata.count"?, "value", "@odata.nextLink"?}`.
+pub(crate) fn page_body(
+    report: &ReportType,
+    page: &Page,
+    context: &str,
+    with_identity: bool,
+) -> Vec<u8> {
+    collection_json(
         report,
-        &rows,
+        &page.rows,
         CollectionMeta {
-            context: &context,
-            count: None,
-            next_link: next_link.as_deref(),
+            context,
+            count: page.count,
+            next_link: page.next_link.as_deref(),
         },
         EntityShape {
-            with_identity: true,
+            with_identity,
+            select: page.select.as_deref(),
             ..EntityShape::default()
         },
-    );
-    Ok(json_response(StatusCode::OK, body))
+    )
+}
+
+/// [`page_body`] as an answer, with `Preference-Applied` when a page size was preferred.
+pub(crate) fn page_response(report: &ReportType, page: &Page, context: &str) -> Response {
+    let mut response = json_response(StatusCode::OK, page_body(report, page, context, true));
+    add_preference_applied(&mut response, page);
+    response
+}
+
+/// Says which `odata.maxpagesize` preference was honoured.
+pub(crate) fn add_preference_applied(response: &mut Response, page: &Page) {
+    if let Some(size) = page.applied_page_size {
+        if let Ok(value) = HeaderValue::from_str(&format!("odata.maxpagesize={size}")) {
+            response.headers_mut().insert("preference-applied", value);
+        }
+    }
+}
+
+/// `GET /reports/{set}/$count`: the number of matching rows as plain text.
+pub(crate) async fn count(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+) -> Result<Response, ApiError> {
+    if call.method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    caller.require_read()?;
+    let options = parse_query_options(report, &call.query)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let count = state
+        .storage
+        .count(caller.tenant, report, Scope::All, options.filter.as_ref())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        count.to_string(),
+    )
+        .into_response())
 }
 
 /// One entity as an answer, with `@odata.context` and an `ETag` header.

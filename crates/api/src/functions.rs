@@ -7,13 +7,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Period, ReportType};
 use reportroot_odata::csv_format::write_report_csv;
-use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
+use reportroot_storage::Scope;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{unix_now, Caller};
 use crate::download::Grant;
-use crate::entities::json_response;
+use crate::entities::{add_preference_applied, json_response, page_body};
 use crate::error::ApiError;
+use crate::paging::query_page;
 use crate::routes::ApiVersion;
 use crate::{AppState, Call};
 
@@ -106,29 +107,31 @@ pub(crate) async fn call_function(
     let period = parse_period(report, args)?;
     let format = wanted_format(call)?;
     let redirect = !query_value(call, "redirect").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    if format == Format::Json {
+        let base = call.base(state);
+        let args = period.map_or_else(|| "()".to_owned(), |p| format!("(period='{p}')"));
+        let link_base = format!("{base}/reports/{}{args}", report.function.name);
+        let page = query_page(
+            state,
+            call,
+            caller.tenant,
+            report,
+            Scope::Latest { period },
+            &link_base,
+        )
+        .await?;
+        let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
+        let body = page_body(report, &page, &context, false);
+        return Ok(with_etag(&call.headers, body, |body| {
+            let mut response = json_response(StatusCode::OK, body);
+            add_preference_applied(&mut response, &page);
+            response
+        }));
+    }
     let rows = state
         .storage
         .latest_report(caller.tenant, report, period)
         .await?;
-    if format == Format::Json {
-        let context = format!(
-            "{}/$metadata#Collection({})",
-            call.base(state),
-            report.qualified_name()
-        );
-        let body = collection_json(
-            report,
-            &rows,
-            CollectionMeta {
-                context: &context,
-                ..CollectionMeta::default()
-            },
-            EntityShape::default(),
-        );
-        return Ok(with_etag(&call.headers, body, |body| {
-            json_response(StatusCode::OK, body)
-        }));
-    }
     let mut csv = Vec::with_capacity(256 + rows.len() * 96);
     write_report_csv(report, &rows, &mut csv);
     if !redirect {

@@ -7,6 +7,7 @@ pub mod download;
 mod entities;
 pub mod error;
 mod functions;
+mod paging;
 pub mod routes;
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub struct AppState {
     pub config: ApiConfig,
     verifier: TokenVerifier,
     downloads: download::DownloadSigner,
+    skiptokens: download::Signer,
 }
 
 impl AppState {
@@ -74,11 +76,13 @@ impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: ApiConfig) -> Arc<Self> {
         let verifier = TokenVerifier::new(&config.secret, &config.audiences);
         let downloads = download::DownloadSigner::new(&config.secret);
+        let skiptokens = paging::skiptoken_signer(&config.secret);
         Arc::new(AppState {
             storage,
             config,
             verifier,
             downloads,
+            skiptokens,
         })
     }
 }
@@ -206,7 +210,8 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, Api
         Target::Function(report, args) => {
             functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
-        Target::Count(_) | Target::Metadata | Target::Batch => Err(ApiError::new(
+        Target::Count(report) => entities::count(state, &call, caller, report).await,
+        Target::Metadata | Target::Batch => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "notSupported",
             "Not implemented yet.",

@@ -8,8 +8,12 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
+use reportroot_odata::query::Expr;
+use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
-use reportroot_storage::{ListQuery, NewEntity, Precondition, Storage, StorageError, UpsertCounts};
+use reportroot_storage::{
+    ListQuery, NewEntity, Precondition, Scope, Storage, StorageError, UpsertCounts,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -45,6 +49,17 @@ fn value_param(value: &Value) -> Box<dyn ToSql + Sync + Send> {
         Value::Text(s) => Box::new(s.clone()),
         Value::Date(d) => Box::new(d.as_time()),
     }
+}
+
+fn bind_all(params: &[SqlParam]) -> Params {
+    params
+        .iter()
+        .map(|param| match param {
+            SqlParam::Uuid(id) => Box::new(*id) as Box<dyn ToSql + Sync + Send>,
+            SqlParam::Int(i) => Box::new(*i),
+            SqlParam::Value(value) => value_param(value),
+        })
+        .collect()
 }
 
 fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
@@ -280,21 +295,47 @@ impl Storage for PostgresStorage {
         query: &ListQuery,
     ) -> Result<Vec<Entity>, StorageError> {
         let client = self.client().await?;
-        let limit = query
-            .limit
-            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        let compiled = compile_list(
+            report,
+            Dialect::Postgres,
+            &self.table(report).columns,
+            tenant.0,
+            query,
+        );
+        let params = bind_all(&compiled.params);
         let statement = client
-            .prepare_cached(&self.table(report).list_page)
+            .prepare_cached(&compiled.sql)
             .await
             .map_err(backend)?;
         client
-            .query(&statement, &[&tenant.0, &limit, &offset])
+            .query(&statement, &refs(&params))
             .await
             .map_err(backend)?
             .iter()
             .map(|row| read_entity(report, row))
             .collect()
+    }
+
+    async fn count(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        scope: Scope,
+        filter: Option<&Expr>,
+    ) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let compiled = compile_count(report, Dialect::Postgres, tenant.0, &scope, filter);
+        let params = bind_all(&compiled.params);
+        let statement = client
+            .prepare_cached(&compiled.sql)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&statement, &refs(&params))
+            .await
+            .map_err(backend)?;
+        let count: i64 = row.try_get(0).map_err(backend)?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 
     async fn update(

@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
+use reportroot_odata::query::Expr;
+use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
-use reportroot_storage::{ListQuery, NewEntity, Precondition, Storage, StorageError, UpsertCounts};
+use reportroot_storage::{
+    ListQuery, NewEntity, Precondition, Scope, Storage, StorageError, UpsertCounts,
+};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql};
 use uuid::Uuid;
@@ -173,6 +177,25 @@ fn migrate(connection: &Connection) -> Result<(), StorageError> {
     }
     script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"));
     connection.execute_batch(&script).map_err(backend)
+}
+
+/// Compiled parameters as SQLite values.
+fn bind_all(params: &[SqlParam]) -> Vec<rusqlite::types::Value> {
+    params
+        .iter()
+        .map(|param| match param {
+            SqlParam::Uuid(id) => rusqlite::types::Value::Text(id.to_string()),
+            SqlParam::Int(i) | SqlParam::Value(Value::Int(i)) => {
+                rusqlite::types::Value::Integer(*i)
+            }
+            SqlParam::Value(Value::Text(s)) => rusqlite::types::Value::Text(s.clone()),
+            SqlParam::Value(Value::Date(d)) => rusqlite::types::Value::Text(d.to_string()),
+        })
+        .collect()
+}
+
+fn params_from(values: &[rusqlite::types::Value]) -> Vec<&dyn ToSql> {
+    values.iter().map(|v| v as &dyn ToSql).collect()
 }
 
 /// A property value bound as an SQL parameter.
@@ -381,21 +404,42 @@ impl Storage for SqliteStorage {
         report: &'static ReportType,
         query: &ListQuery,
     ) -> Result<Vec<Entity>, StorageError> {
-        let limit = query
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        let query = query.clone();
         self.read(move |connection, inner| {
-            let mut statement = connection
-                .prepare_cached(&inner.table(report).list_page)
-                .map_err(backend)?;
+            let compiled = compile_list(
+                report,
+                Dialect::Sqlite,
+                &inner.table(report).columns,
+                tenant.0,
+                &query,
+            );
+            let params = bind_all(&compiled.params);
+            let mut statement = connection.prepare_cached(&compiled.sql).map_err(backend)?;
             let rows = statement
-                .query_map(
-                    rusqlite::params![tenant.to_string(), limit, offset],
-                    |row| read_entity(report, row),
-                )
+                .query_map(params_from(&params).as_slice(), |row| {
+                    read_entity(report, row)
+                })
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn count(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        scope: Scope,
+        filter: Option<&Expr>,
+    ) -> Result<u64, StorageError> {
+        let compiled = compile_count(report, Dialect::Sqlite, tenant.0, &scope, filter);
+        self.read(move |connection, _| {
+            let params = bind_all(&compiled.params);
+            let mut statement = connection.prepare_cached(&compiled.sql).map_err(backend)?;
+            let count: i64 = statement
+                .query_row(params_from(&params).as_slice(), |row| row.get(0))
+                .map_err(backend)?;
+            Ok(u64::try_from(count).unwrap_or_default())
         })
         .await
     }

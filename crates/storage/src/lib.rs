@@ -2,10 +2,12 @@
 //! the HTTP layer only ever sees `Arc<dyn Storage>`. Every operation is scoped to one tenant:
 //! no method can read or write another tenant's rows.
 
+pub mod query_sql;
 pub mod sql;
 
 use async_trait::async_trait;
 use reportroot_model::{Entity, Period, ReportType, TenantId, Value};
+use reportroot_odata::query::{Expr, OrderKey};
 use uuid::Uuid;
 
 /// Why a storage operation failed.
@@ -92,13 +94,22 @@ pub trait Storage: Send + Sync {
         id: Uuid,
     ) -> Result<Option<Entity>, StorageError>;
 
-    /// Reads a page of the tenant's entities in natural-key order.
+    /// Reads a page of the tenant's entities.
     async fn list(
         &self,
         tenant: TenantId,
         report: &'static ReportType,
         query: &ListQuery,
     ) -> Result<Vec<Entity>, StorageError>;
+
+    /// Counts the tenant's entities in `scope` that match `filter`.
+    async fn count(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        scope: Scope,
+        filter: Option<&Expr>,
+    ) -> Result<u64, StorageError>;
 
     /// Changes some properties of an entity and returns it whole, with a new version.
     async fn update(
@@ -137,9 +148,40 @@ pub trait Storage: Send + Sync {
     ) -> Result<UpsertCounts, StorageError>;
 }
 
-/// Which rows of a collection to read.
+/// Which rows a listing starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every row of the tenant.
+    #[default]
+    All,
+    /// The rows a report function returns: the latest refresh date (that has rows of the
+    /// period, when given).
+    Latest {
+        /// The report period, for periodic reports.
+        period: Option<Period>,
+    },
+}
+
+/// The position of the last row of a page: its order-key values (without `id`) and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Values of the order keys other than `id`, in order.
+    pub values: Vec<Value>,
+    /// The row's id.
+    pub id: Uuid,
+}
+
+/// Which rows of a collection to read, in which order.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
+    /// All rows, or the latest report's.
+    pub scope: Scope,
+    /// `$filter`.
+    pub filter: Option<Expr>,
+    /// `$orderby`; empty means the default order (see [`query_sql::effective_order`]).
+    pub order_by: Vec<OrderKey>,
+    /// Keyset paging: only rows after this one.
+    pub after: Option<Cursor>,
     /// Rows to skip.
     pub skip: u64,
     /// At most this many rows.

@@ -62,8 +62,6 @@ pub struct TableSql {
     pub select_by_natural_key: String,
     /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
     pub latest: String,
-    /// A page of the collection in natural-key order: `(tenant, limit, offset)`.
-    pub list_page: String,
 }
 
 impl TableSql {
@@ -180,13 +178,6 @@ impl TableSql {
                 "SELECT {columns} FROM {table} WHERE tenant_id = {t}{period_filter} AND {refresh} = \
                  (SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {t}{period_filter}) ORDER BY {order}",
                 t = p(1)
-            ),
-            list_page: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {} ORDER BY {}, id LIMIT {} OFFSET {}",
-                p(1),
-                key_columns.join(", "),
-                p(2),
-                p(3)
             ),
             columns,
             create,

@@ -1,0 +1,241 @@
+//! Query options on collections and server-driven paging. A page's `@odata.nextLink` repeats
+//! every option and adds a sealed `$skiptoken` holding the last row's keyset position, so the
+//! next page is `WHERE (order keys) > (last row)`: correct when rows are inserted between pages,
+//! and answerable by any instance sharing the secret.
+
+use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind};
+use reportroot_odata::json::ID_INDEX;
+use reportroot_odata::query::{parse_query_options, PropertyRef, QueryOptions};
+use reportroot_storage::query_sql::effective_order;
+use reportroot_storage::{Cursor, ListQuery, Scope};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::download::Signer;
+use crate::error::ApiError;
+use crate::{AppState, Call};
+
+/// One page of a query's answer.
+pub(crate) struct Page {
+    pub rows: Vec<Entity>,
+    pub count: Option<u64>,
+    pub next_link: Option<String>,
+    pub select: Option<Vec<usize>>,
+    pub applied_page_size: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SkipToken {
+    /// Hash of the options the token belongs to.
+    q: String,
+    /// Rows still owed under `$top`.
+    r: Option<u64>,
+    /// Last row's id.
+    i: Uuid,
+    /// Last row's order-key values.
+    k: Vec<serde_json::Value>,
+}
+
+fn options_hash(report: &ReportType, scope: &Scope, options: &QueryOptions) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(report.entity.as_bytes());
+    hasher.update(format!("{scope:?}").as_bytes());
+    let shape = QueryOptions {
+        filter: options.filter.clone(),
+        order_by: options.order_by.clone(),
+        ..QueryOptions::default()
+    };
+    for (name, value) in shape.to_query_pairs(report) {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn value_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Int(i) => serde_json::Value::from(*i),
+        other => serde_json::Value::from(other.to_string()),
+    }
+}
+
+fn value_from_json(kind: ValueKind, json: &serde_json::Value) -> Option<Value> {
+    match (kind, json) {
+        (ValueKind::Count, serde_json::Value::Number(n)) => n.as_i64().map(Value::Int),
+        (ValueKind::Text | ValueKind::Period, serde_json::Value::String(s)) => {
+            Some(Value::Text(s.clone()))
+        }
+        (ValueKind::Date, serde_json::Value::String(s)) => {
+            reportroot_model::Date::parse(s).map(Value::Date)
+        }
+        _ => None,
+    }
+}
+
+/// The page size a request gets: `Prefer: odata.maxpagesize=N` when smaller than the server's.
+fn page_size(state: &AppState, call: &Call) -> (u64, Option<u64>) {
+    let preferred = call
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .find_map(|n| n.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0);
+    match preferred {
+        Some(n) if n <= state.config.page_size => (n, Some(n)),
+        _ => (state.config.page_size, None),
+    }
+}
+
+/// Parses the query options of `call`, reads one page, and builds the next link.
+pub(crate) async fn query_page(
+    state: &AppState,
+    call: &Call,
+    tenant: TenantId,
+    report: &'static ReportType,
+    scope: Scope,
+    link_base: &str,
+) -> Result<Page, ApiError> {
+    let options = parse_query_options(report, &call.query)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let signer = &state.skiptokens;
+    let hash = options_hash(report, &scope, &options);
+    let skiptoken = call
+        .query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("$skiptoken"))
+        .map(|(_, v)| v.as_str());
+    let mut query = ListQuery {
+        scope,
+        filter: options.filter.clone(),
+        order_by: options.order_by.clone(),
+        after: None,
+        skip: options.skip.unwrap_or(0),
+        limit: None,
+    };
+    let order = effective_order(report, &query);
+    let mut remaining = options.top;
+    if let Some(text) = skiptoken {
+        let invalid = || ApiError::bad_request("The $skiptoken is not valid for this request.");
+        let token: SkipToken = signer
+            .open(text)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .ok_or_else(invalid)?;
+        if token.q != hash {
+            return Err(invalid());
+        }
+        let keys: Vec<_> = order
+            .iter()
+            .filter_map(|k| match k.property {
+                PropertyRef::Index(i) => Some(report.properties[i].kind),
+                PropertyRef::Id => None,
+            })
+            .collect();
+        if keys.len() != token.k.len() {
+            return Err(invalid());
+        }
+        let values = keys
+            .iter()
+            .zip(&token.k)
+            .map(|(kind, json)| value_from_json(*kind, json))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(invalid)?;
+        query.after = Some(Cursor {
+            values,
+            id: token.i,
+        });
+        // $skip applied to the first page only.
+        query.skip = 0;
+        remaining = token.r;
+    }
+    let (size, applied) = page_size(state, call);
+    let page = remaining.map_or(size, |r| r.min(size));
+    let count = if options.count {
+        Some(
+            state
+                .storage
+                .count(tenant, report, scope, options.filter.as_ref())
+                .await?,
+        )
+    } else {
+        None
+    };
+    let mut rows = if page == 0 {
+        Vec::new()
+    } else {
+        query.limit = Some(page + 1);
+        state.storage.list(tenant, report, &query).await?
+    };
+    let has_more = rows.len() as u64 > page && remaining.is_none_or(|r| r > page);
+    rows.truncate(usize::try_from(page).unwrap_or(usize::MAX));
+    let next_link = match rows.last() {
+        Some(last) if has_more => {
+            let token = SkipToken {
+                q: hash,
+                r: remaining.map(|r| r - page),
+                i: last.id,
+                k: order
+                    .iter()
+                    .filter_map(|k| match k.property {
+                        PropertyRef::Index(i) => Some(value_to_json(&last.values[i])),
+                        PropertyRef::Id => None,
+                    })
+                    .collect(),
+            };
+            let sealed = signer.seal(&serde_json::to_string(&token).unwrap_or_default());
+            let mut link = format!("{link_base}?");
+            let kept = QueryOptions {
+                top: None,
+                skip: None,
+                ..options.clone()
+            };
+            for (name, value) in kept.to_query_pairs(report) {
+                link.push_str(name);
+                link.push('=');
+                link.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+                link.push('&');
+            }
+            if let Some(format) = call
+                .query
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("$format"))
+            {
+                link.push_str("$format=");
+                link.extend(form_urlencoded::byte_serialize(format.1.as_bytes()));
+                link.push('&');
+            }
+            link.push_str("$skiptoken=");
+            link.push_str(&sealed);
+            Some(link)
+        }
+        _ => None,
+    };
+    let select = options.select.map(|refs| {
+        refs.into_iter()
+            .map(|r| match r {
+                PropertyRef::Id => ID_INDEX,
+                PropertyRef::Index(i) => i,
+            })
+            .collect()
+    });
+    Ok(Page {
+        rows,
+        count,
+        next_link,
+        select,
+        applied_page_size: applied,
+    })
+}
+
+/// The signer for `$skiptoken`s.
+pub(crate) fn skiptoken_signer(secret: &[u8]) -> Signer {
+    Signer::new(secret, "skiptoken v1")
+}
