@@ -26,27 +26,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-    let mut response = next.run(request).await;
-    if let Some(error) = response.extensions_mut().remove::<PendingError>() {
-        let date = utc_timestamp();
-        let body = error_json(
-            error.code,
-            &error.message,
-            InnerError {
-                date: &date,
-                request_id: &request_id,
-                client_request_id: &client_request_id,
-            },
-        );
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        response = Response::new(body.into());
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
-    }
+    let mut response = render_error(next.run(request).await, &request_id, &client_request_id);
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("request-id", value);
@@ -62,6 +42,32 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         headers.insert("odata-version", HeaderValue::from_static("4.0"));
     }
     response
+}
+
+/// Renders the envelope of a response that carries an [`ApiError`], with the request's ids.
+pub fn render_error(mut response: Response, request_id: &str, client_request_id: &str) -> Response {
+    let Some(error) = response.extensions_mut().remove::<PendingError>() else {
+        return response;
+    };
+    let date = utc_timestamp();
+    let body = error_json(
+        error.code,
+        &error.message,
+        InnerError {
+            date: &date,
+            request_id,
+            client_request_id,
+        },
+    );
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut rendered = Response::new(body.into());
+    *rendered.status_mut() = status;
+    *rendered.headers_mut() = headers;
+    rendered
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+    rendered
 }
 
 /// UTC now as Graph writes it in `innerError.date`: `2026-01-01T00:00:00`.

@@ -2,6 +2,7 @@
 //! functions, `$metadata`) served with axum over any [`Storage`] backend.
 
 pub mod auth;
+mod batch;
 pub mod context;
 pub mod download;
 mod entities;
@@ -169,7 +170,7 @@ async fn read_body(
         .map_err(|_| too_large())
 }
 
-async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, ApiError> {
+pub(crate) async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let segments = decode_segments(parts.uri.path());
     if segments.len() == 1 && segments[0] == "healthz" {
@@ -194,8 +195,13 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, Api
         body,
         version: resolved.version,
     };
+    // $metadata is public, as in Graph; everything else needs a token.
+    if resolved.target == Target::Metadata {
+        return metadata(&call);
+    }
     let caller = state.verifier.caller(&call.headers)?;
     match resolved.target {
+        Target::Metadata => metadata(&call),
         Target::Collection(report) => entities::collection(state, &call, caller, report).await,
         Target::Entity(report, id) => entities::entity(state, &call, caller, report, &id).await,
         Target::ReportRoot => {
@@ -211,12 +217,29 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, Api
             functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
         Target::Count(report) => entities::count(state, &call, caller, report).await,
-        Target::Metadata | Target::Batch => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "notSupported",
-            "Not implemented yet.",
-        )),
+        Target::Batch => batch::run_batch(state, &call).await,
     }
+}
+
+/// `GET /$metadata`: public, as in Graph.
+fn metadata(call: &Call) -> Result<Response, ApiError> {
+    use reportroot_odata::csdl::{metadata_xml, FunctionReturn};
+    if call.method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let returns = match call.version {
+        ApiVersion::V1 => FunctionReturn::Stream,
+        ApiVersion::Beta => FunctionReturn::Collection,
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/xml"),
+            (axum::http::HeaderName::from_static("odata-version"), "4.0"),
+        ],
+        metadata_xml(returns),
+    )
+        .into_response())
 }
 
 /// How long graceful shutdown waits for requests in flight.

@@ -2,6 +2,7 @@
 //! ([`json`]), Graph's CSV ([`csv_format`]), the Graph error envelope ([`error`]). It knows
 //! nothing of HTTP or SQL.
 
+pub mod csdl;
 pub mod csv_format;
 pub mod error;
 pub mod json;

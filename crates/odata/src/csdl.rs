@@ -1,0 +1,141 @@
+//! `$metadata`: the CSDL XML document of namespace `microsoft.graph`, generated from the
+//! registry: the `entity` base type, `reportRoot` with its report collections, every report
+//! type, the report functions bound to `reportRoot`, and the container.
+
+use std::fmt::Write;
+
+use reportroot_model::{ReportType, REPORTS};
+
+/// What a report function's `ReturnType` promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionReturn {
+    /// `Edm.Stream`: the CSV (v1.0).
+    Stream,
+    /// `Collection(microsoft.graph.<type>)`: the JSON rows (beta).
+    Collection,
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn entity_type(out: &mut String, report: &ReportType) {
+    let _ = writeln!(
+        out,
+        r#"      <EntityType Name="{}" BaseType="microsoft.graph.entity">"#,
+        escape(report.entity)
+    );
+    for property in report.properties {
+        let _ = writeln!(
+            out,
+            r#"        <Property Name="{}" Type="{}" Nullable="false"/>"#,
+            escape(property.name),
+            property.kind.edm_type()
+        );
+    }
+    out.push_str("      </EntityType>\n");
+}
+
+fn function(out: &mut String, report: &ReportType, returns: FunctionReturn) {
+    let _ = writeln!(
+        out,
+        r#"      <Function Name="{}" IsBound="true">"#,
+        escape(report.function.name)
+    );
+    out.push_str(
+        "        <Parameter Name=\"reportRoot\" Type=\"microsoft.graph.reportRoot\" Nullable=\"false\"/>\n",
+    );
+    if report.function.takes_period {
+        out.push_str(
+            "        <Parameter Name=\"period\" Type=\"Edm.String\" Nullable=\"false\"/>\n",
+        );
+    }
+    let return_type = match returns {
+        FunctionReturn::Stream => "Edm.Stream".to_owned(),
+        FunctionReturn::Collection => format!("Collection({})", report.qualified_name()),
+    };
+    let _ = writeln!(
+        out,
+        r#"        <ReturnType Type="{}" Nullable="false"/>"#,
+        escape(&return_type)
+    );
+    out.push_str("      </Function>\n");
+}
+
+/// The whole `$metadata` document.
+pub fn metadata_xml(returns: FunctionReturn) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    out.push_str(concat!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n",
+        "<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n",
+        "  <edmx:DataServices>\n",
+        "    <Schema Namespace=\"microsoft.graph\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
+        "      <EntityType Name=\"entity\" Abstract=\"true\">\n",
+        "        <Key>\n          <PropertyRef Name=\"id\"/>\n        </Key>\n",
+        "        <Property Name=\"id\" Type=\"Edm.String\" Nullable=\"false\"/>\n",
+        "      </EntityType>\n",
+        "      <EntityType Name=\"reportRoot\" BaseType=\"microsoft.graph.entity\">\n",
+    ));
+    for report in REPORTS {
+        let _ = writeln!(
+            out,
+            r#"        <NavigationProperty Name="{}" Type="Collection({})" ContainsTarget="true"/>"#,
+            escape(report.entity),
+            escape(&report.qualified_name())
+        );
+    }
+    out.push_str("      </EntityType>\n");
+    for report in REPORTS {
+        entity_type(&mut out, report);
+    }
+    for report in REPORTS {
+        function(&mut out, report, returns);
+    }
+    out.push_str("      <EntityContainer Name=\"GraphService\">\n");
+    out.push_str("        <Singleton Name=\"reports\" Type=\"microsoft.graph.reportRoot\"/>\n");
+    for report in REPORTS {
+        let _ = writeln!(
+            out,
+            r#"        <EntitySet Name="{}" EntityType="{}"/>"#,
+            escape(report.entity),
+            escape(&report.qualified_name())
+        );
+    }
+    out.push_str("      </EntityContainer>\n    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_every_registry_entry() {
+        let xml = metadata_xml(FunctionReturn::Collection);
+        for report in REPORTS {
+            assert!(xml.contains(&format!("<EntityType Name=\"{}\"", report.entity)));
+            assert!(xml.contains(&format!("<Function Name=\"{}\"", report.function.name)));
+            for property in report.properties {
+                assert!(xml.contains(&format!(
+                    "<Property Name=\"{}\" Type=\"{}\"",
+                    property.name,
+                    property.kind.edm_type()
+                )));
+            }
+        }
+        assert!(xml.contains("<Property Name=\"chromeOS\" Type=\"Edm.Int64\""));
+        assert!(metadata_xml(FunctionReturn::Stream).contains("Edm.Stream"));
+        // Balanced elements.
+        assert_eq!(
+            xml.matches("<EntityType").count(),
+            xml.matches("</EntityType>").count()
+        );
+        assert_eq!(
+            xml.matches("<Function ").count(),
+            xml.matches("</Function>").count()
+        );
+    }
+}
