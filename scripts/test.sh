@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: on SQLite always, and on PostgreSQL too when one can be started
+# (scripts/postgres.sh installs it from Debian's packages when it is missing and we are root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${REPORTROOT_TEST_POSTGRES_URL:-}" ]; then
+  if pg_env=$(scripts/postgres.sh); then
+    eval "$pg_env"
+  else
+    echo "WARNING: could not start PostgreSQL; the PostgreSQL tests will report SKIPPED" >&2
+  fi
+fi
+echo "REPORTROOT_TEST_POSTGRES_URL=${REPORTROOT_TEST_POSTGRES_URL:-<unset>}"
+cargo test --workspace --locked "$@"
