@@ -21,9 +21,19 @@ async fn two_instances_share_one_postgres_database() {
     let t = tenant();
 
     // A write through one is read through the other.
-    let created: Value = a.post(SET, &t.write, &activation("2025-05-01", "VISIO CLIENT")).await.json().await.unwrap();
+    let created: Value = a
+        .post(SET, &t.write, &activation("2025-05-01", "VISIO CLIENT"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    let read: Value = b.get(&format!("{SET}/{id}"), &t.read).await.json().await.unwrap();
+    let read: Value = b
+        .get(&format!("{SET}/{id}"), &t.read)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(read["productType"], "VISIO CLIENT");
 
     // The natural key stays unique under concurrent POSTs through both.
@@ -32,9 +42,21 @@ async fn two_instances_share_one_postgres_database() {
         let app = if i % 2 == 0 { &a } else { &b };
         app.post(SET, &t.write, &body)
     });
-    let statuses: Vec<u16> = join_all(posts.map(Box::pin).collect()).await.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    let statuses: Vec<u16> = join_all(posts.map(Box::pin).collect())
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
 
     // eTag conflicts are detected across instances.
     let path = format!("{SET}/{id}");
@@ -46,22 +68,47 @@ async fn two_instances_share_one_postgres_database() {
             .send()
     };
     assert_eq!(patch(&a, "W/\"1\"", 5).await.unwrap().status(), 200);
-    assert_error(patch(&b, "W/\"1\"", 6).await.unwrap(), 412, "resourceModified").await;
+    assert_error(
+        patch(&b, "W/\"1\"", 6).await.unwrap(),
+        412,
+        "resourceModified",
+    )
+    .await;
     let (x, y) = tokio::join!(patch(&a, "W/\"2\"", 7), patch(&b, "W/\"2\"", 8));
     let mut statuses = [x.unwrap().status().as_u16(), y.unwrap().status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 412]);
 
     // Download URLs and skiptokens made by one instance work on the other.
-    let response = a.get("/v1.0/reports/getOffice365ActivationsUserCounts", &t.read).await;
-    let location = response.headers()["location"].to_str().unwrap().replace(&a.base, &b.base);
+    let response = a
+        .get("/v1.0/reports/getOffice365ActivationsUserCounts", &t.read)
+        .await;
+    let location = response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace(&a.base, &b.base);
     let csv = b.client.get(&location).send().await.unwrap();
     assert_eq!(csv.status(), 200);
     assert!(csv.text().await.unwrap().contains("PROJECT CLIENT"));
     let page: Value = b.get(SET, &t.read).await.json().await.unwrap();
-    let next = page["@odata.nextLink"].as_str().unwrap().replace(&b.base, &a.base);
-    let rest: Value = a.client.get(next).bearer_auth(&t.read).send().await.unwrap().json().await.unwrap();
-    assert_eq!(page["value"].as_array().unwrap().len() + rest["value"].as_array().unwrap().len(), 2);
+    let next = page["@odata.nextLink"]
+        .as_str()
+        .unwrap()
+        .replace(&b.base, &a.base);
+    let rest: Value = a
+        .client
+        .get(next)
+        .bearer_auth(&t.read)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["value"].as_array().unwrap().len() + rest["value"].as_array().unwrap().len(),
+        2
+    );
 }
 
 /// Polls every future at once until all are done.

@@ -1,7 +1,9 @@
 //! `reportroot`: serve Microsoft Graph's `/reports` API on SQLite, with demo data and tokens.
 
 mod config;
+mod data;
 mod demo;
+mod sync;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use reportroot_api::{ApiConfig, AppState};
+use reportroot_model::TenantId;
 use reportroot_sqlite::SqliteStorage;
 use reportroot_storage::Storage;
 use uuid::Uuid;
@@ -55,6 +58,94 @@ enum Command {
         audience: String,
         #[command(flatten)]
         key: KeyArgs,
+    },
+    /// Import Graph's CSV exports (files or directories of .csv) for a tenant.
+    Import {
+        /// The tenant the rows belong to.
+        #[arg(long)]
+        tenant: Uuid,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE")]
+        database: Option<String>,
+        /// Write the good rows of a file that has bad ones (the bad ones are listed).
+        #[arg(long)]
+        skip_bad_rows: bool,
+        /// CSV files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Export a tenant's rows as Graph's CSV (re-importable) or OData JSON.
+    Export {
+        /// The tenant.
+        #[arg(long)]
+        tenant: Uuid,
+        /// Report: entity-set or function name, e.g. office365ActiveUserCounts.
+        #[arg(long)]
+        report: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// An OData $filter, e.g. "reportDate ge 2025-01-01".
+        #[arg(long)]
+        filter: Option<String>,
+        /// Export what the report function returns for this period (or `latest` for
+        /// reports without one) instead of every stored row.
+        #[arg(long)]
+        period: Option<String>,
+        /// Output file [default: standard output].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE")]
+        database: Option<String>,
+    },
+    /// Pull the three reports, every period, from a Graph endpoint and keep them.
+    Sync {
+        /// Base URL with version: https://graph.microsoft.com/v1.0, or a reportroot's.
+        #[arg(long)]
+        from: String,
+        /// The tenant.
+        #[arg(long)]
+        tenant: Uuid,
+        /// A bearer token for the endpoint.
+        #[arg(long, env = "REPORTROOT_SYNC_TOKEN")]
+        token: Option<String>,
+        /// Entra ID application id, for client credentials.
+        #[arg(long, env = "REPORTROOT_CLIENT_ID")]
+        client_id: Option<String>,
+        /// Entra ID client secret.
+        #[arg(long, env = "REPORTROOT_CLIENT_SECRET")]
+        client_secret: Option<String>,
+        /// Token endpoint [default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token].
+        #[arg(long)]
+        token_url: Option<String>,
+        /// Seconds before a request times out.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Attempts per request on 429, 503 or network errors.
+        #[arg(long, default_value_t = 6)]
+        attempts: u32,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE")]
+        database: Option<String>,
+    },
+    /// Fill a database with deterministic, realistic data for benchmarks.
+    Seed {
+        /// Number of tenants.
+        #[arg(long)]
+        tenants: u64,
+        /// Days of refresh dates.
+        #[arg(long)]
+        days: u32,
+        /// Seed of the data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Periods of the periodic reports to store.
+        #[arg(long, default_value = "D7,D30,D90,D180")]
+        periods: String,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE")]
+        database: Option<String>,
     },
     /// Create or upgrade the database schema, then exit.
     Migrate {
@@ -138,16 +229,113 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate { database } => {
-            let args = ServerArgs {
-                database,
-                ..ServerArgs::default()
-            };
-            let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
-            open_storage(&settings).await?;
+            let (settings, _) = storage_for(database, &file).await?;
             tracing::info!(database = %settings.database, "schema is up to date");
             Ok(())
         }
+        Command::Import {
+            tenant,
+            database,
+            skip_bad_rows,
+            files,
+        } => {
+            let (_, storage) = storage_for(database, &file).await?;
+            let summary =
+                data::import(storage.as_ref(), TenantId(tenant), &files, skip_bad_rows).await?;
+            if summary.rejected_files > 0 {
+                return Err(format!("{} files rejected", summary.rejected_files));
+            }
+            Ok(())
+        }
+        Command::Export {
+            tenant,
+            report,
+            format,
+            filter,
+            period,
+            output,
+            database,
+        } => {
+            let report = data::report_named(&report)?;
+            let json = match format.as_str() {
+                "csv" => false,
+                "json" => true,
+                other => return Err(format!("--format must be csv or json, not '{other}'")),
+            };
+            let latest = match period.as_deref() {
+                None => None,
+                Some("latest") => Some(None),
+                Some(text) => Some(Some(
+                    reportroot_model::Period::from_param(text).ok_or_else(|| {
+                        format!("--period must be D7, D30, D90, D180 or latest, not '{text}'")
+                    })?,
+                )),
+            };
+            let (_, storage) = storage_for(database, &file).await?;
+            let mut output = data::output_for(output.as_deref())?;
+            data::export(
+                storage.as_ref(),
+                TenantId(tenant),
+                report,
+                json,
+                filter.as_deref(),
+                latest,
+                &mut output,
+            )
+            .await?;
+            output.flush().map_err(|e| e.to_string())
+        }
+        Command::Sync {
+            from,
+            tenant,
+            token,
+            client_id,
+            client_secret,
+            token_url,
+            timeout,
+            attempts,
+            database,
+        } => {
+            let (_, storage) = storage_for(database, &file).await?;
+            let source = sync::SyncSource {
+                base: from,
+                token,
+                client_id,
+                client_secret,
+                token_url,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+                attempts: attempts.max(1),
+            };
+            sync::sync(storage.as_ref(), TenantId(tenant), &source)
+                .await
+                .map(|_| ())
+        }
+        Command::Seed {
+            tenants,
+            days,
+            seed,
+            periods,
+            database,
+        } => {
+            let periods = data::parse_periods(&periods)?;
+            let (_, storage) = storage_for(database, &file).await?;
+            data::seed(storage.as_ref(), tenants, days, seed, &periods).await
+        }
     }
+}
+
+/// Settings and storage for the commands that only need a database.
+async fn storage_for(
+    database: Option<String>,
+    file: &FileConfig,
+) -> Result<(Settings, Arc<dyn Storage>), String> {
+    let args = ServerArgs {
+        database,
+        ..ServerArgs::default()
+    };
+    let settings = Settings::resolve(&args, file, "sqlite://reportroot.db")?;
+    let storage = open_storage(&settings).await?;
+    Ok((settings, storage))
 }
 
 async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {

@@ -1,7 +1,7 @@
 //! Graph's CSV: a UTF-8 byte order mark, the registry's column titles, CRLF line ends, values
 //! quoted only when needed.
 
-use reportroot_model::{Entity, ReportType};
+use reportroot_model::{Entity, ReportType, Value, ValueKind, REPORTS};
 
 /// The UTF-8 byte order mark Graph writes before the header.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -24,9 +24,184 @@ pub fn write_report_csv(report: &ReportType, rows: &[Entity], out: &mut Vec<u8>)
     let _ = writer.flush();
 }
 
+/// A problem with one CSV file, at a line and column when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvProblem {
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for CsvProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "{line}:{column}: {}", self.message),
+            (Some(line), None) => write!(f, "{line}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A parsed Graph CSV export: its report type, its good rows (values in registry order, with
+/// the line each came from) and the problems of its bad rows.
+#[derive(Debug, Clone)]
+pub struct ParsedCsv {
+    /// The report type detected from the header line.
+    pub report: &'static ReportType,
+    /// Good rows: `(line, values in registry order)`.
+    pub rows: Vec<(u64, Vec<Value>)>,
+    /// One problem per bad row.
+    pub problems: Vec<CsvProblem>,
+}
+
+/// Finds the report type whose CSV columns the header names, and where each property is.
+/// Columns match case-insensitively in any order; a count column missing from an older export
+/// (Teams' Chrome OS and Linux) reads as 0. Every other property must be present.
+fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> {
+    REPORTS.iter().find_map(|report| {
+        let positions: Vec<Option<usize>> = report
+            .properties
+            .iter()
+            .map(|p| {
+                header
+                    .iter()
+                    .position(|h| h.trim().eq_ignore_ascii_case(p.csv_column))
+            })
+            .collect();
+        let all_known = header.iter().all(|h| {
+            report
+                .properties
+                .iter()
+                .any(|p| h.trim().eq_ignore_ascii_case(p.csv_column))
+        });
+        let required_present = report
+            .properties
+            .iter()
+            .zip(&positions)
+            .all(|(p, pos)| pos.is_some() || p.kind == ValueKind::Count);
+        let present = positions.iter().filter(|p| p.is_some()).count();
+        (all_known && required_present && present * 2 > report.properties.len())
+            .then_some((report, positions))
+    })
+}
+
+/// Reads a Graph CSV export as Graph writes it: with or without a BOM, CRLF or LF, quoted
+/// fields. Fails as a whole (no report) only when the file is not UTF-8 or its header names no
+/// known report; bad rows are listed in [`ParsedCsv::problems`].
+pub fn read_report_csv(bytes: &[u8]) -> Result<ParsedCsv, CsvProblem> {
+    let text = std::str::from_utf8(bytes).map_err(|e| CsvProblem {
+        line: Some(
+            1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64,
+        ),
+        column: None,
+        message: "the file is not UTF-8".into(),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header = match records.next() {
+        Some(Ok(record)) => record,
+        Some(Err(e)) => {
+            return Err(CsvProblem {
+                line: Some(1),
+                column: None,
+                message: format!("unreadable header: {e}"),
+            })
+        }
+        None => {
+            return Err(CsvProblem {
+                line: None,
+                column: None,
+                message: "the file is empty".into(),
+            })
+        }
+    };
+    let names: Vec<&str> = header.iter().collect();
+    let (report, positions) = detect(&names).ok_or_else(|| CsvProblem {
+        line: Some(1),
+        column: None,
+        message: format!(
+            "the header names no known report: expected one of: {}",
+            REPORTS
+                .iter()
+                .map(|r| format!("'{}'", r.csv_header()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })?;
+    let mut parsed = ParsedCsv {
+        report,
+        rows: Vec::new(),
+        problems: Vec::new(),
+    };
+    for record in records {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                parsed.problems.push(CsvProblem {
+                    line: e.position().map(|p| p.line()),
+                    column: None,
+                    message: format!("malformed CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
+            continue; // a blank line
+        }
+        if record.len() != names.len() {
+            parsed.problems.push(CsvProblem {
+                line: Some(line),
+                column: None,
+                message: format!(
+                    "expected {} fields as in the header, found {}",
+                    names.len(),
+                    record.len()
+                ),
+            });
+            continue;
+        }
+        let mut values = Vec::with_capacity(report.properties.len());
+        let mut problem = None;
+        for (property, position) in report.properties.iter().zip(&positions) {
+            let Some(position) = *position else {
+                values.push(Value::Int(0));
+                continue;
+            };
+            let field = record.get(position).unwrap_or_default();
+            match property.kind.parse_text(field) {
+                Ok(value) => values.push(value),
+                Err(error) => {
+                    problem = Some(CsvProblem {
+                        line: Some(line),
+                        column: Some(position + 1),
+                        message: format!("{} '{field}' {error}", property.csv_column),
+                    });
+                    break;
+                }
+            }
+        }
+        match problem {
+            Some(problem) => parsed.problems.push(problem),
+            None => parsed.rows.push((line, values)),
+        }
+    }
+    Ok(parsed)
+}
+
 #[cfg(test)]
 mod tests {
-    use reportroot_model::{find_report, Date, Value};
+    use reportroot_model::{find_report, Date};
     use uuid::Uuid;
 
     use super::*;
@@ -52,5 +227,48 @@ mod tests {
             out,
             b"\xEF\xBB\xBFReport Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\r\n2025-01-31,\"VISIO, \"\"CLIENT\"\"\",3,2,0\r\n"
         );
+    }
+
+    fn read(text: &[u8]) -> ParsedCsv {
+        read_report_csv(text).expect("parsed")
+    }
+
+    #[test]
+    fn reads_graph_exports_in_every_shape() {
+        let crlf = b"\xEF\xBB\xBFReport Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Chrome OS,Linux,Report Period\r\n2025-01-31,3,12,12,3,3,7,1,2,7\r\n";
+        let parsed = read(crlf);
+        assert_eq!(
+            parsed.report.entity,
+            "teamsDeviceUsageDistributionUserCounts"
+        );
+        assert_eq!(parsed.rows.len(), 1);
+        assert!(parsed.problems.is_empty());
+        // The older Teams header, LF line ends, no BOM: Chrome OS and Linux read as 0.
+        let old = b"Report Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Report Period\n2025-01-31,3,12,12,3,3,7,30\n";
+        let parsed = read(old);
+        assert_eq!(parsed.rows[0].1[7], Value::Int(0));
+        assert_eq!(parsed.rows[0].1[9], Value::Text("30".into()));
+        let quoted = b"Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n2025-01-31,\"PROJECT, \"\"PRO\"\"\",2,1,0\n";
+        assert_eq!(
+            read(quoted).rows[0].1[1],
+            Value::Text("PROJECT, \"PRO\"".into())
+        );
+    }
+
+    #[test]
+    fn reports_bad_rows_with_line_and_column() {
+        let text = b"Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n2025-02-30,A,1,1,0\n2025-01-31,B,-1,1,0\n2025-01-31,C,x,1,0\n2025-01-31,D,1,1\n2025-01-31,E,1,1,0,9\n2025-01-31,F,1,1,0\n2025-01-31,G,1";
+        let parsed = read(text);
+        assert_eq!(parsed.rows.len(), 1);
+        let shown: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 6, "{shown:?}");
+        assert!(
+            shown[0].starts_with("2:1: Report Refresh Date '2025-02-30'"),
+            "{shown:?}"
+        );
+        assert!(shown[1].starts_with("3:3: Assigned '-1'"), "{shown:?}");
+        assert!(shown[3].starts_with("5: expected 5 fields"), "{shown:?}");
+        assert!(read_report_csv(b"Name,Value\nx,1\n").is_err());
+        assert!(read_report_csv(b"Report Refresh Date,Product Type\xff").is_err());
     }
 }

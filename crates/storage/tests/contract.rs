@@ -20,20 +20,34 @@ struct Backend {
 }
 
 fn postgres_url() -> Option<String> {
-    std::env::var("REPORTROOT_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("REPORTROOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 async fn backends() -> Vec<(&'static str, Backend)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStorage::open(dir.path().join("c.db"), Durability::Process).unwrap();
-    let mut all = vec![("sqlite", Backend { storage: Arc::new(sqlite), _dir: Some(dir) })];
+    let mut all = vec![(
+        "sqlite",
+        Backend {
+            storage: Arc::new(sqlite),
+            _dir: Some(dir),
+        },
+    )];
     match postgres_url() {
         Some(url) => all.push((
             "postgres",
-            Backend { storage: Arc::new(PostgresStorage::connect(&url, 4).await.unwrap()), _dir: None },
+            Backend {
+                storage: Arc::new(PostgresStorage::connect(&url, 4).await.unwrap()),
+                _dir: None,
+            },
         )),
         None => {
-            let _ = writeln!(std::io::stderr(), "SKIPPED PostgreSQL contract: REPORTROOT_TEST_POSTGRES_URL is not set");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED PostgreSQL contract: REPORTROOT_TEST_POSTGRES_URL is not set"
+            );
         }
     }
     all
@@ -48,7 +62,13 @@ fn date(text: &str) -> Value {
 }
 
 fn row(day: &str, product: &str, assigned: i64) -> Vec<Value> {
-    vec![date(day), Value::Text(product.into()), Value::Int(assigned), Value::Int(1), Value::Int(0)]
+    vec![
+        date(day),
+        Value::Text(product.into()),
+        Value::Int(assigned),
+        Value::Int(1),
+        Value::Int(0),
+    ]
 }
 
 fn new(values: Vec<Value>) -> NewEntity {
@@ -61,40 +81,145 @@ async fn crud_conflicts_preconditions_and_isolation() {
         let s = &backend.storage;
         let report = activations();
         let (a, b) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
-        let created = s.insert(a, report, new(row("2025-01-01", "X", 1))).await.unwrap();
+        let created = s
+            .insert(a, report, new(row("2025-01-01", "X", 1)))
+            .await
+            .unwrap();
         assert_eq!(created.version, 1, "{name}");
-        assert_eq!(s.get(a, report, created.id).await.unwrap().unwrap(), created, "{name}");
-        assert!(s.get(b, report, created.id).await.unwrap().is_none(), "{name}");
+        assert_eq!(
+            s.get(a, report, created.id).await.unwrap().unwrap(),
+            created,
+            "{name}"
+        );
+        assert!(
+            s.get(b, report, created.id).await.unwrap().is_none(),
+            "{name}"
+        );
 
         match s.insert(a, report, new(row("2025-01-01", "X", 2))).await {
-            Err(StorageError::DuplicateKey { existing, .. }) => assert_eq!(existing, created.id, "{name}"),
+            Err(StorageError::DuplicateKey { existing, .. }) => {
+                assert_eq!(existing, created.id, "{name}")
+            }
             other => panic!("{name}: {other:?}"),
         }
-        let same_id = NewEntity { id: Some(created.id), values: row("2025-01-02", "X", 1) };
-        assert!(matches!(s.insert(a, report, same_id.clone()).await, Err(StorageError::DuplicateId(_))), "{name}");
+        let same_id = NewEntity {
+            id: Some(created.id),
+            values: row("2025-01-02", "X", 1),
+        };
+        assert!(
+            matches!(
+                s.insert(a, report, same_id.clone()).await,
+                Err(StorageError::DuplicateId(_))
+            ),
+            "{name}"
+        );
         // Another tenant may use the same key and even the same id.
         s.insert(b, report, same_id).await.unwrap();
 
-        let updated = s.update(a, report, created.id, &[(2, Value::Int(9))], Precondition::Version(1)).await.unwrap();
-        assert_eq!((updated.version, &updated.values[2]), (2, &Value::Int(9)), "{name}");
-        assert!(matches!(
-            s.update(a, report, created.id, &[(2, Value::Int(10))], Precondition::Version(1)).await,
-            Err(StorageError::PreconditionFailed { .. })
-        ), "{name}");
-        assert!(matches!(s.update(b, report, created.id, &[(2, Value::Int(10))], Precondition::None).await.map(|e| e.values[2].clone()), Ok(Value::Int(10))), "{name}: b's own row");
-        assert!(matches!(s.update(a, report, Uuid::new_v4(), &[], Precondition::None).await, Err(StorageError::NotFound)), "{name}");
-        let other = s.insert(a, report, new(row("2025-01-03", "X", 1))).await.unwrap();
-        assert!(matches!(
-            s.update(a, report, other.id, &[(0, date("2025-01-01"))], Precondition::None).await,
-            Err(StorageError::DuplicateKey { .. })
-        ), "{name}");
-        assert_eq!(s.get(a, report, other.id).await.unwrap().unwrap().values[0], date("2025-01-03"), "{name}");
+        let updated = s
+            .update(
+                a,
+                report,
+                created.id,
+                &[(2, Value::Int(9))],
+                Precondition::Version(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (updated.version, &updated.values[2]),
+            (2, &Value::Int(9)),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.update(
+                    a,
+                    report,
+                    created.id,
+                    &[(2, Value::Int(10))],
+                    Precondition::Version(1)
+                )
+                .await,
+                Err(StorageError::PreconditionFailed { .. })
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.update(
+                    b,
+                    report,
+                    created.id,
+                    &[(2, Value::Int(10))],
+                    Precondition::None
+                )
+                .await
+                .map(|e| e.values[2].clone()),
+                Ok(Value::Int(10))
+            ),
+            "{name}: b's own row"
+        );
+        assert!(
+            matches!(
+                s.update(a, report, Uuid::new_v4(), &[], Precondition::None)
+                    .await,
+                Err(StorageError::NotFound)
+            ),
+            "{name}"
+        );
+        let other = s
+            .insert(a, report, new(row("2025-01-03", "X", 1)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                s.update(
+                    a,
+                    report,
+                    other.id,
+                    &[(0, date("2025-01-01"))],
+                    Precondition::None
+                )
+                .await,
+                Err(StorageError::DuplicateKey { .. })
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            s.get(a, report, other.id).await.unwrap().unwrap().values[0],
+            date("2025-01-03"),
+            "{name}"
+        );
 
-        assert!(matches!(s.delete(a, report, created.id, Precondition::Version(1)).await, Err(StorageError::PreconditionFailed { .. })), "{name}");
-        s.delete(a, report, created.id, Precondition::Version(2)).await.unwrap();
-        assert!(matches!(s.delete(a, report, created.id, Precondition::None).await, Err(StorageError::NotFound)), "{name}");
-        assert_eq!(s.count(a, report, Scope::All, None).await.unwrap(), 1, "{name}");
-        assert_eq!(s.count(b, report, Scope::All, None).await.unwrap(), 1, "{name}");
+        assert!(
+            matches!(
+                s.delete(a, report, created.id, Precondition::Version(1))
+                    .await,
+                Err(StorageError::PreconditionFailed { .. })
+            ),
+            "{name}"
+        );
+        s.delete(a, report, created.id, Precondition::Version(2))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                s.delete(a, report, created.id, Precondition::None).await,
+                Err(StorageError::NotFound)
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            s.count(a, report, Scope::All, None).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            s.count(b, report, Scope::All, None).await.unwrap(),
+            1,
+            "{name}"
+        );
     }
 }
 
@@ -112,7 +237,11 @@ async fn filters_order_keyset_paging_and_latest() {
         let mut changed = rows.clone();
         changed[0][3] = Value::Int(42);
         let counts = s.upsert_many(t, report, changed).await.unwrap();
-        assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 1, 17), "{name}");
+        assert_eq!(
+            (counts.inserted, counts.updated, counts.unchanged),
+            (0, 1, 17),
+            "{name}"
+        );
 
         for (filter, expected) in [
             ("assigned gt 5", 8),
@@ -123,8 +252,22 @@ async fn filters_order_keyset_paging_and_latest() {
             ("startswith(tolower(productType), 'a')", 9),
         ] {
             let expr = parse_filter(report, filter).unwrap();
-            assert_eq!(s.count(t, report, Scope::All, Some(&expr)).await.unwrap(), expected, "{name}: {filter}");
-            let listed = s.list(t, report, &ListQuery { filter: Some(expr), ..ListQuery::default() }).await.unwrap();
+            assert_eq!(
+                s.count(t, report, Scope::All, Some(&expr)).await.unwrap(),
+                expected,
+                "{name}: {filter}"
+            );
+            let listed = s
+                .list(
+                    t,
+                    report,
+                    &ListQuery {
+                        filter: Some(expr),
+                        ..ListQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
             assert_eq!(listed.len() as u64, expected, "{name}: {filter}");
         }
 
@@ -133,11 +276,22 @@ async fn filters_order_keyset_paging_and_latest() {
         let mut seen = Vec::new();
         let mut after: Option<Cursor> = None;
         loop {
-            let query = ListQuery { order_by: order_by.clone(), after: after.clone(), limit: Some(4), ..ListQuery::default() };
+            let query = ListQuery {
+                order_by: order_by.clone(),
+                after: after.clone(),
+                limit: Some(4),
+                ..ListQuery::default()
+            };
             let page = s.list(t, report, &query).await.unwrap();
             let Some(last) = page.last() else { break };
-            after = Some(Cursor { values: vec![last.values[2].clone(), last.values[1].clone()], id: last.id });
-            seen.extend(page.iter().map(|e| (e.values[2].clone(), e.values[1].clone())));
+            after = Some(Cursor {
+                values: vec![last.values[2].clone(), last.values[1].clone()],
+                id: last.id,
+            });
+            seen.extend(
+                page.iter()
+                    .map(|e| (e.values[2].clone(), e.values[1].clone())),
+            );
         }
         let mut expected: Vec<_> = rows.iter().map(|r| (r[2].clone(), r[1].clone())).collect();
         expected.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
@@ -146,8 +300,21 @@ async fn filters_order_keyset_paging_and_latest() {
         // The latest report, and the latest of a period.
         let latest = s.latest_report(t, report, None).await.unwrap();
         assert_eq!(latest.len(), 2, "{name}");
-        assert!(latest.iter().all(|e| e.values[0] == date("2025-01-09")), "{name}");
-        let scoped = s.list(t, report, &ListQuery { scope: Scope::Latest { period: None }, ..ListQuery::default() }).await.unwrap();
+        assert!(
+            latest.iter().all(|e| e.values[0] == date("2025-01-09")),
+            "{name}"
+        );
+        let scoped = s
+            .list(
+                t,
+                report,
+                &ListQuery {
+                    scope: Scope::Latest { period: None },
+                    ..ListQuery::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(scoped, latest, "{name}");
         let teams = find_report("teamsDeviceUsageDistributionUserCounts").unwrap();
         let teams_row = |day: &str, period: &str| {
@@ -156,11 +323,23 @@ async fn filters_order_keyset_paging_and_latest() {
             values.push(Value::Text(period.into()));
             values
         };
-        s.upsert_many(t, teams, vec![teams_row("2025-01-09", "7"), teams_row("2025-01-02", "30")]).await.unwrap();
+        s.upsert_many(
+            t,
+            teams,
+            vec![teams_row("2025-01-09", "7"), teams_row("2025-01-02", "30")],
+        )
+        .await
+        .unwrap();
         let d30 = s.latest_report(t, teams, Some(Period::D30)).await.unwrap();
         assert_eq!(d30.len(), 1, "{name}");
         assert_eq!(d30[0].values[0], date("2025-01-02"), "{name}");
-        assert!(s.latest_report(t, teams, Some(Period::D90)).await.unwrap().is_empty(), "{name}");
+        assert!(
+            s.latest_report(t, teams, Some(Period::D90))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -175,19 +354,32 @@ async fn a_newer_schema_is_refused() {
         Err(StorageError::SchemaTooNew { found: 99, .. })
     ));
     let Some(url) = postgres_url() else {
-        let _ = writeln!(std::io::stderr(), "SKIPPED PostgreSQL schema test: REPORTROOT_TEST_POSTGRES_URL is not set");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED PostgreSQL schema test: REPORTROOT_TEST_POSTGRES_URL is not set"
+        );
         return;
     };
     // A database of its own, so that other tests keep theirs.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let name = format!("reportroot_schema_{}", Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
     drop(PostgresStorage::connect(&own, 1).await.unwrap());
-    let (other, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls).await.unwrap();
+    let (other, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    other.batch_execute("UPDATE reportroot_schema SET version = 99").await.unwrap();
+    other
+        .batch_execute("UPDATE reportroot_schema SET version = 99")
+        .await
+        .unwrap();
     assert!(matches!(
         PostgresStorage::connect(&own, 1).await,
         Err(StorageError::SchemaTooNew { found: 99, .. })
@@ -197,5 +389,7 @@ async fn a_newer_schema_is_refused() {
 /// Bumps the schema version the way a newer reportroot would.
 fn set_user_version(path: &std::path::Path) {
     let connection = rusqlite::Connection::open(path).unwrap();
-    connection.execute_batch("PRAGMA user_version = 99;").unwrap();
+    connection
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
 }

@@ -1,0 +1,230 @@
+//! `reportroot sync`: pulls the three reports (every period) from a Graph endpoint — Microsoft
+//! Graph itself or another reportroot — and upserts them, so that run daily it keeps every
+//! refresh date forever. Each report is parsed whole before anything of it is written.
+
+use std::io::Write;
+use std::time::Duration;
+
+use reportroot_model::{Period, ReportType, TenantId, REPORTS};
+use reportroot_odata::csv_format::read_report_csv;
+use reportroot_storage::{Storage, UpsertCounts};
+use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::StatusCode;
+
+/// Where to pull from and how to authenticate.
+pub struct SyncSource {
+    /// Base URL with version, e.g. `https://graph.microsoft.com/v1.0`.
+    pub base: String,
+    /// A bearer token, or `None` to get one with client credentials.
+    pub token: Option<String>,
+    /// Entra ID application (client) id.
+    pub client_id: Option<String>,
+    /// Entra ID client secret.
+    pub client_secret: Option<String>,
+    /// The token endpoint [default: Entra ID's for the tenant].
+    pub token_url: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts per request before giving up on 429/503/network errors.
+    pub attempts: u32,
+}
+
+fn out(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+async fn client_credentials_token(
+    client: &reqwest::Client,
+    tenant: TenantId,
+    source: &SyncSource,
+) -> Result<String, String> {
+    let (Some(id), Some(secret)) = (&source.client_id, &source.client_secret) else {
+        return Err("give --token, or --client-id and --client-secret".into());
+    };
+    let url = source
+        .token_url
+        .clone()
+        .unwrap_or_else(|| format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"));
+    let response = client
+        .post(&url)
+        .form(&[
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("token request to {url} failed: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| format!("token answer from {url} is not JSON: {e}"))?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no access_token from {url} ({status}): {body}"))
+}
+
+/// GET with retries on 429/503 (honouring `Retry-After`) and on network errors.
+async fn get_with_retries(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    attempts: u32,
+) -> Result<reqwest::Response, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut request = client.get(url);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let wait = match request.send().await {
+            Ok(response)
+                if response.status() == StatusCode::TOO_MANY_REQUESTS
+                    || response.status() == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                let seconds = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1u64 << attempt.min(5));
+                if attempt >= attempts {
+                    return Err(format!(
+                        "{url}: still {} after {attempt} attempts",
+                        response.status()
+                    ));
+                }
+                out(&format!(
+                    "{url}: {}, retrying in {seconds} s",
+                    response.status()
+                ));
+                Duration::from_secs(seconds.min(120))
+            }
+            Ok(response) => return Ok(response),
+            Err(error) => {
+                if attempt >= attempts {
+                    return Err(format!("{url}: {error}"));
+                }
+                out(&format!("{url}: {error}, retrying"));
+                Duration::from_secs(1u64 << attempt.min(5))
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Downloads one report's CSV, following the `302` without the token.
+async fn fetch_csv(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    attempts: u32,
+) -> Result<Vec<u8>, String> {
+    let mut response = get_with_retries(client, url, Some(token), attempts).await?;
+    if response.status().is_redirection() {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("{url}: redirect without Location"))?
+            .to_owned();
+        // The download URL is pre-authenticated: the token is not sent to it.
+        response = get_with_retries(client, &location, None, attempts).await?;
+    }
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("{url}: {status}: {body}"));
+    }
+    response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+fn function_url(base: &str, report: &ReportType, period: Option<Period>) -> String {
+    match period {
+        Some(period) => format!("{base}/reports/{}(period='{period}')", report.function.name),
+        None => format!("{base}/reports/{}()", report.function.name),
+    }
+}
+
+/// Pulls every report and period; returns the totals, or the first failure after trying all.
+pub async fn sync(
+    storage: &dyn Storage,
+    tenant: TenantId,
+    source: &SyncSource,
+) -> Result<UpsertCounts, String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(source.timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let token = match &source.token {
+        Some(token) => token.clone(),
+        None => client_credentials_token(&client, tenant, source).await?,
+    };
+    let base = source.base.trim_end_matches('/');
+    let mut total = UpsertCounts::default();
+    let mut failures = Vec::new();
+    for report in REPORTS {
+        let periods: Vec<Option<Period>> = if report.function.takes_period {
+            Period::ALL.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for period in periods {
+            let url = function_url(base, report, period);
+            let result = async {
+                let bytes = fetch_csv(&client, &url, &token, source.attempts).await?;
+                let parsed = read_report_csv(&bytes).map_err(|p| format!("{url}: {p}"))?;
+                if parsed.report != report {
+                    return Err(format!("{url}: answered a {} report", parsed.report.entity));
+                }
+                if let Some(problem) = parsed.problems.first() {
+                    return Err(format!(
+                        "{url}: {} bad rows, nothing written (first: {problem})",
+                        parsed.problems.len()
+                    ));
+                }
+                let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
+                storage
+                    .upsert_many(tenant, report, rows)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))
+            }
+            .await;
+            match result {
+                Ok(counts) => {
+                    out(&format!(
+                        "{url}: {} inserted, {} updated, {} unchanged",
+                        counts.inserted, counts.updated, counts.unchanged
+                    ));
+                    total.inserted += counts.inserted;
+                    total.updated += counts.updated;
+                    total.unchanged += counts.unchanged;
+                }
+                Err(error) => {
+                    out(&format!("FAILED {error}"));
+                    failures.push(error);
+                }
+            }
+        }
+    }
+    out(&format!(
+        "sync: {} inserted, {} updated, {} unchanged, {} reports failed",
+        total.inserted,
+        total.updated,
+        total.unchanged,
+        failures.len()
+    ));
+    match failures.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(total),
+    }
+}
