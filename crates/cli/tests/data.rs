@@ -1,0 +1,345 @@
+//! `import`, `export` and `sync` through the real binary.
+#![expect(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use reportroot_api::{auth, ApiConfig, AppState};
+use reportroot_sqlite::{Durability, SqliteStorage};
+
+const BIN: &str = env!("CARGO_BIN_EXE_reportroot");
+
+fn run(args: &[&str], db: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--database")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn export(db: &Path, tenant: &str, report: &str) -> String {
+    let output = run(&["export", "--tenant", tenant, "--report", report], db);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(&output)
+}
+
+const ACTIVATIONS_CRLF: &[u8] = b"\xEF\xBB\xBFReport Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\r\n2025-01-31,MICROSOFT 365 APPS FOR ENTERPRISE,300,250,4\r\n2025-01-31,\"PROJECT, \"\"PRO\"\"\",2,1,0\r\n";
+const ACTIVE_LF: &[u8] = b"Report Refresh Date,Office 365,Exchange,OneDrive,SharePoint,Skype For Business,Yammer,Teams,Report Date,Report Period\n2025-01-31,12,8,8,10,0,6,5,2025-01-31,7\n2025-01-31,11,8,8,10,0,6,5,2025-01-30,7\n";
+const TEAMS_NEW: &[u8] = b"\xEF\xBB\xBFReport Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Chrome OS,Linux,Report Period\r\n2025-01-31,3,12,12,3,3,7,1,2,7\r\n";
+const TEAMS_OLD: &[u8] = b"Report Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Report Period\n2025-01-31,3,12,12,3,3,7,30\n";
+
+#[test]
+fn import_is_whole_file_idempotent_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let good = dir.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    for (name, bytes) in [
+        ("a.csv", ACTIVATIONS_CRLF),
+        ("b.csv", ACTIVE_LF),
+        ("c.csv", TEAMS_NEW),
+        ("d.csv", TEAMS_OLD),
+    ] {
+        std::fs::write(good.join(name), bytes).unwrap();
+    }
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let output = run(
+        &["import", "--tenant", &tenant, good.to_str().unwrap()],
+        &db,
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("4 files (0 rejected): 6 inserted, 0 updated, 0 unchanged"),
+        "{text}"
+    );
+    // Again: nothing changes, and it says so.
+    let text = stdout(&run(
+        &["import", "--tenant", &tenant, good.to_str().unwrap()],
+        &db,
+    ));
+    assert!(text.contains("nothing changed"), "{text}");
+    assert!(
+        text.contains("0 inserted, 0 updated, 6 unchanged"),
+        "{text}"
+    );
+    // The old Teams header: Chrome OS and Linux as 0.
+    let teams = export(&db, &tenant, "teamsDeviceUsageDistributionUserCounts");
+    assert!(
+        teams.contains("2025-01-31,3,12,12,3,3,7,0,0,30\r\n"),
+        "{teams}"
+    );
+
+    // Export then import into another tenant gives the same rows, byte for byte.
+    let other = uuid::Uuid::new_v4().to_string();
+    for report in [
+        "office365ActivationsUserCounts",
+        "office365ActiveUserCounts",
+        "teamsDeviceUsageDistributionUserCounts",
+    ] {
+        let exported = export(&db, &tenant, report);
+        let file = dir.path().join(format!("{report}.csv"));
+        std::fs::write(&file, &exported).unwrap();
+        assert!(
+            run(&["import", "--tenant", &other, file.to_str().unwrap()], &db)
+                .status
+                .success()
+        );
+        assert_eq!(export(&db, &other, report), exported, "{report}");
+    }
+    assert_eq!(
+        export(&db, &tenant, "office365ActivationsUserCounts"),
+        String::from_utf8(ACTIVATIONS_CRLF.to_vec()).unwrap(),
+        "Graph's own bytes come back out"
+    );
+}
+
+#[test]
+fn malformed_files_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let header = "Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n";
+    let good_row = "2025-01-31,A,1,1,0\n";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "wrong header",
+            b"Date,Name,Count\n2025-01-31,A,1\n".to_vec(),
+            "names no known report",
+        ),
+        (
+            "bad date",
+            format!("{header}{good_row}2025-02-30,B,1,1,0\n").into_bytes(),
+            ":3:1: Report Refresh Date",
+        ),
+        (
+            "negative",
+            format!("{header}{good_row}2025-01-31,B,-4,1,0\n").into_bytes(),
+            ":3:3: Assigned '-4'",
+        ),
+        (
+            "not a number",
+            format!("{header}{good_row}2025-01-31,B,x,1,0\n").into_bytes(),
+            ":3:3: Assigned 'x'",
+        ),
+        (
+            "extra column",
+            format!("{header}{good_row}2025-01-31,B,1,1,0,7\n").into_bytes(),
+            ":3: expected 5 fields",
+        ),
+        (
+            "missing column",
+            format!("{header}{good_row}2025-01-31,B,1,1\n").into_bytes(),
+            ":3: expected 5 fields",
+        ),
+        (
+            "truncated",
+            format!("{header}{good_row}2025-01-31,B,1").into_bytes(),
+            ":3: expected 5 fields",
+        ),
+        (
+            "not UTF-8",
+            [header.as_bytes(), b"2025-01-31,\xff\xfe,1,1,0\n"].concat(),
+            "not UTF-8",
+        ),
+    ];
+    let tenant = uuid::Uuid::new_v4().to_string();
+    for (what, bytes, expected) in &cases {
+        let file = dir.path().join("bad.csv");
+        std::fs::write(&file, bytes).unwrap();
+        let output = run(
+            &["import", "--tenant", &tenant, file.to_str().unwrap()],
+            &db,
+        );
+        assert!(!output.status.success(), "{what}");
+        let text = stdout(&output);
+        assert!(text.contains(expected), "{what}: {text}");
+        assert_eq!(
+            export(&db, &tenant, "office365ActivationsUserCounts")
+                .lines()
+                .count(),
+            1,
+            "{what}: nothing written"
+        );
+    }
+    // --skip-bad-rows writes the good rows and lists the bad.
+    let file = dir.path().join("mixed.csv");
+    std::fs::write(&file, format!("{header}{good_row}2025-01-31,B,-4,1,0\n")).unwrap();
+    let output = run(
+        &[
+            "import",
+            "--tenant",
+            &tenant,
+            "--skip-bad-rows",
+            file.to_str().unwrap(),
+        ],
+        &db,
+    );
+    let text = stdout(&output);
+    assert!(
+        text.contains("1 inserted") && text.contains("1 rows rejected"),
+        "{text}"
+    );
+    assert_eq!(
+        export(&db, &tenant, "office365ActivationsUserCounts")
+            .lines()
+            .count(),
+        2
+    );
+}
+
+/// A proxy in front of the upstream that answers 429, then 503, then passes requests on.
+async fn faulty_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            use axum::response::IntoResponse;
+            match n {
+                0 => {
+                    return (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
+                }
+                1 => {
+                    return (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("retry-after", "1")],
+                        "busy",
+                    )
+                        .into_response()
+                }
+                _ => {}
+            }
+            let url = format!("{upstream}{}", request.uri());
+            let mut forwarded = client.get(url);
+            if let Some(auth) = request.headers().get("authorization") {
+                forwarded = forwarded.header("authorization", auth.to_str().unwrap());
+            }
+            let response = forwarded.send().await.unwrap();
+            let status = axum::http::StatusCode::from_u16(response.status().as_u16()).unwrap();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = response.bytes().await.unwrap();
+            let mut answer = (status, body).into_response();
+            if let Some(location) = location {
+                answer
+                    .headers_mut()
+                    .insert("location", location.parse().unwrap());
+            }
+            answer
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), calls)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_pulls_every_report_through_faults_and_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    // The upstream: a reportroot with a tenant's data.
+    let secret = b"upstream-secret".to_vec();
+    let upstream_db = dir.path().join("upstream.db");
+    let storage = Arc::new(SqliteStorage::open(&upstream_db, Durability::Process).unwrap());
+    let tenant = uuid::Uuid::new_v4();
+    let tenant_id = reportroot_model::TenantId(tenant);
+    for report in reportroot_model::REPORTS {
+        let rows = reportroot_model::demo::demo_rows(
+            report,
+            reportroot_model::demo::DemoTenant {
+                seed: 3,
+                users: 100,
+            },
+            reportroot_model::Date::parse("2025-03-10").unwrap(),
+            2,
+        );
+        reportroot_storage::Storage::upsert_many(storage.as_ref(), tenant_id, report, rows)
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(storage, ApiConfig::new(upstream.clone(), secret.clone()));
+    tokio::spawn(reportroot_api::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let (proxy, calls) = faulty_proxy(upstream).await;
+
+    let token = auth::issue_token(
+        &secret,
+        tenant,
+        &["Reports.Read.All".into()],
+        600,
+        auth::GRAPH_AUDIENCE,
+    )
+    .unwrap();
+    let local = dir.path().join("local.db");
+    let sync = |local: std::path::PathBuf, proxy: String, token: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args([
+                    "sync",
+                    "--from",
+                    &format!("{proxy}/v1.0"),
+                    "--tenant",
+                    &tenant.to_string(),
+                    "--token",
+                    &token,
+                    "--database",
+                ])
+                .arg(&local)
+                .output()
+                .unwrap()
+        })
+    };
+    let output = sync(local.clone(), proxy.clone(), token.clone())
+        .await
+        .unwrap();
+    let text = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("429") && text.contains("503"), "{text}");
+    assert!(text.contains("0 reports failed"), "{text}");
+    assert!(calls.load(Ordering::SeqCst) >= 11);
+    // The latest report of every function and period is now local, row for row.
+    let active = export(&local, &tenant.to_string(), "office365ActiveUserCounts");
+    assert_eq!(
+        active.lines().count(),
+        1 + 7 + 30 + 90 + 180,
+        "{}",
+        &active[..200]
+    );
+    // Run again: nothing new, nothing lost.
+    let output = sync(local.clone(), proxy, token).await.unwrap();
+    let text = stdout(&output);
+    assert!(text.contains("sync: 0 inserted, 0 updated"), "{text}");
+}
