@@ -57,9 +57,14 @@ fn function(out: &mut String, report: &ReportType, returns: FunctionReturn) {
         FunctionReturn::Stream => "Edm.Stream".to_owned(),
         FunctionReturn::Collection => format!("Collection({})", report.qualified_name()),
     };
+    // CSDL forbids Nullable on a collection of entities (OASIS CSDL XML 4.01 §12.8).
+    let nullable = match returns {
+        FunctionReturn::Stream => r#" Nullable="false""#,
+        FunctionReturn::Collection => "",
+    };
     let _ = writeln!(
         out,
-        r#"        <ReturnType Type="{}" Nullable="false"/>"#,
+        r#"        <ReturnType Type="{}"{nullable}/>"#,
         escape(&return_type)
     );
     out.push_str("      </Function>\n");

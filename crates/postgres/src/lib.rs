@@ -247,7 +247,7 @@ impl Storage for PostgresStorage {
     ) -> Result<Entity, StorageError> {
         let client = self.client().await?;
         let table = self.table(report);
-        let id = entity.id.unwrap_or_else(Uuid::new_v4);
+        let id = entity.id.unwrap_or_else(Uuid::now_v7);
         let params = row_params(tenant.0, id, None, &entity.values);
         let statement = client
             .prepare_cached(&table.insert)
@@ -452,45 +452,22 @@ impl Storage for PostgresStorage {
         let mut client = self.client().await?;
         let table = self.table(report);
         let transaction = client.transaction().await.map_err(backend)?;
-        let find = transaction
-            .prepare_cached(&format!("{} FOR UPDATE", table.select_by_natural_key))
-            .await
-            .map_err(backend)?;
-        let insert = transaction
-            .prepare_cached(&table.insert)
-            .await
-            .map_err(backend)?;
-        let update = transaction
-            .prepare_cached(&table.update)
+        let upsert = transaction
+            .prepare_cached(&table.upsert)
             .await
             .map_err(backend)?;
         let mut counts = UpsertCounts::default();
         for values in rows {
-            let key = key_params(tenant.0, report, &values);
-            let current = transaction
-                .query_opt(&find, &refs(&key))
+            let params = row_params(tenant.0, Uuid::now_v7(), None, &values);
+            let version: Option<i64> = transaction
+                .query_opt(&upsert, &refs(&params))
                 .await
                 .map_err(backend)?
-                .map(|row| read_entity(report, &row))
-                .transpose()?;
-            match current {
-                Some(current) if current.values == values => counts.unchanged += 1,
-                Some(current) => {
-                    let params = row_params(tenant.0, current.id, Some(current.version), &values);
-                    transaction
-                        .execute(&update, &refs(&params))
-                        .await
-                        .map_err(backend)?;
-                    counts.updated += 1;
-                }
-                None => {
-                    let params = row_params(tenant.0, Uuid::new_v4(), None, &values);
-                    transaction
-                        .execute(&insert, &refs(&params))
-                        .await
-                        .map_err(backend)?;
-                    counts.inserted += 1;
-                }
+                .map(|row| row.get(0));
+            match version {
+                None => counts.unchanged += 1,
+                Some(1) => counts.inserted += 1,
+                Some(_) => counts.updated += 1,
             }
         }
         transaction.commit().await.map_err(backend)?;

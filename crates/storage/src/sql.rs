@@ -58,8 +58,10 @@ pub struct TableSql {
     pub delete: String,
     /// The id of the entity with a natural key: `(tenant, key values...)`.
     pub id_by_natural_key: String,
-    /// The whole row with a natural key: `(tenant, key values...)`.
-    pub select_by_natural_key: String,
+    /// Insert, or update when the natural key exists and a value differs: `(tenant, new id,
+    /// values...)`. Returns the row's version: 1 when inserted, more when updated, no row when
+    /// the stored values were already the same.
+    pub upsert: String,
     /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
     pub latest: String,
 }
@@ -134,7 +136,32 @@ impl TableSql {
             .as_ref()
             .map(|c| format!(" AND {c} = {}", p(2)))
             .unwrap_or_default();
+        let differs = match dialect {
+            Dialect::Sqlite => "IS NOT",
+            Dialect::Postgres => "IS DISTINCT FROM",
+        };
+        let upsert = format!(
+            "INSERT INTO {table} (tenant_id, id, version, {cols}) VALUES ({}, {}, 1, {}) \
+             ON CONFLICT (tenant_id, {keys}) DO UPDATE SET version = {table}.version + 1, {sets} \
+             WHERE {changed} RETURNING version",
+            p(1),
+            p(2),
+            values_from(3),
+            cols = property_columns.join(", "),
+            keys = key_columns.join(", "),
+            sets = property_columns
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            changed = property_columns
+                .iter()
+                .map(|c| format!("{table}.{c} {differs} excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        );
         TableSql {
+            upsert,
             select_by_id: format!(
                 "SELECT {columns} FROM {table} WHERE tenant_id = {} AND id = {}",
                 p(1),
@@ -166,11 +193,6 @@ impl TableSql {
             ),
             id_by_natural_key: format!(
                 "SELECT id FROM {table} WHERE tenant_id = {} AND {}",
-                p(1),
-                key_match(2)
-            ),
-            select_by_natural_key: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {} AND {}",
                 p(1),
                 key_match(2)
             ),
