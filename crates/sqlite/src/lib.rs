@@ -22,7 +22,9 @@ use uuid::Uuid;
 /// registry and created idempotently at every start, so a new registry entry needs no bump.
 pub const SCHEMA_VERSION: i64 = 1;
 
-const MAX_IDLE_READERS: usize = 8;
+/// Reader connections: enough to keep both cores busy while one waits on I/O; requests beyond
+/// this wait for a free connection instead of opening (and closing) more.
+const MAX_READERS: usize = 4;
 
 /// How hard SQLite pushes commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +48,7 @@ struct Inner {
     durability: Durability,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    reader_slots: tokio::sync::Semaphore,
     tables: Vec<TableSql>,
 }
 
@@ -73,7 +76,7 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
-        let writer = open_connection(&path, durability)?;
+        let writer = open_connection(&path, durability, WRITER_CACHE_KIB)?;
         migrate(&writer)?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
@@ -81,6 +84,7 @@ impl SqliteStorage {
                 durability,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
                 tables: REPORTS
                     .iter()
                     .map(|r| TableSql::new(r, Dialect::Sqlite))
@@ -94,18 +98,16 @@ impl SqliteStorage {
         &self,
         work: impl FnOnce(&Connection, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
+        let _slot = self.inner.reader_slots.acquire().await.map_err(backend)?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let connection = lock(&inner.readers).pop();
             let connection = match connection {
                 Some(c) => c,
-                None => open_connection(&inner.path, inner.durability)?,
+                None => open_connection(&inner.path, inner.durability, READER_CACHE_KIB)?,
             };
             let result = work(&connection, &inner);
-            let mut idle = lock(&inner.readers);
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(connection);
-            }
+            lock(&inner.readers).push(connection);
             result
         })
         .await
@@ -144,7 +146,15 @@ impl Inner {
     }
 }
 
-fn open_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
+/// Page cache of the writer, which bulk imports lean on, and of each reader (KiB).
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+const READER_CACHE_KIB: u32 = 4 * 1024;
+
+fn open_connection(
+    path: &Path,
+    durability: Durability,
+    cache_kib: u32,
+) -> Result<Connection, StorageError> {
     let connection = Connection::open(path).map_err(backend)?;
     let synchronous = match durability {
         Durability::Process => "NORMAL",
@@ -153,7 +163,7 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, St
     connection
         .execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(64);
