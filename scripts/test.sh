@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: on SQLite always, and on PostgreSQL too when one can be started
 # (scripts/postgres.sh installs it from Debian's packages when it is missing and we are root).
+# Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${REPORTROOT_TEST_POSTGRES_URL:-}" ]; then
@@ -11,4 +12,10 @@ if [ -z "${REPORTROOT_TEST_POSTGRES_URL:-}" ]; then
   fi
 fi
 echo "REPORTROOT_TEST_POSTGRES_URL=${REPORTROOT_TEST_POSTGRES_URL:-<unset>}"
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+summary=$(awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed", p, f}' "$log")
+rm -f "$log"
+echo "$summary"
+exit "$status"

@@ -83,7 +83,13 @@ impl Caller {
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens already verified, with their caller and expiry: a client sends the same token
+    /// for an hour, so each is decoded and its signature checked once.
+    verified: std::sync::Mutex<std::collections::HashMap<String, (Caller, u64)>>,
 }
+
+/// Most verified tokens remembered; the cache is emptied when full.
+const MAX_CACHED_TOKENS: usize = 10_000;
 
 impl TokenVerifier {
     /// A verifier for HS256 tokens signed with `secret`, accepting any of `audiences`.
@@ -95,6 +101,7 @@ impl TokenVerifier {
         TokenVerifier {
             key: DecodingKey::from_secret(secret),
             validation,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -117,8 +124,30 @@ impl TokenVerifier {
         self.verify(token)
     }
 
-    /// Checks one token.
+    /// Checks one token, from the cache when it was verified before and has not expired.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let now = unix_now();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(token).copied());
+        if let Some((caller, expires)) = cached {
+            if expires > now {
+                return Ok(caller);
+            }
+        }
+        let (caller, expires) = self.verify_uncached(token)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), (caller, expires));
+        }
+        Ok(caller)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Caller, u64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |error| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -151,11 +180,15 @@ impl TokenVerifier {
                 can_read = true;
             }
         }
-        Ok(Caller {
-            tenant,
-            can_read,
-            can_write,
-        })
+        Ok((
+            Caller {
+                tenant,
+                can_read,
+                can_write,
+            },
+            // The cache honours the same leeway as the validation.
+            claims.exp + self.validation.leeway,
+        ))
     }
 }
 
