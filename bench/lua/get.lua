@@ -12,6 +12,7 @@ end
 
 function request()
   local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
   if #tokens > 0 then
     headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
   end

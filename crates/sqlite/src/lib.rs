@@ -425,6 +425,7 @@ impl Storage for SqliteStorage {
                 tenant.0,
                 &query,
             );
+            tracing::debug!(sql = %compiled.sql, "list");
             let params = bind_all(&compiled.params);
             let mut statement = connection.prepare_cached(&compiled.sql).map_err(backend)?;
             let rows = statement

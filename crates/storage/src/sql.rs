@@ -97,7 +97,20 @@ impl TableSql {
         ));
         let refresh = &property_columns[report.refresh_date_index()];
         let mut create = vec![definition];
+        // Queries over history filter on the activity date (`reportDate ge 2025-01-01`), usually
+        // with a period; the refresh date already leads the natural-key index.
         let period_column = report.period_index().map(|i| property_columns[i].clone());
+        let period_suffix = period_column
+            .as_ref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        for (property, column) in report.properties.iter().zip(&property_columns) {
+            if property.kind == ValueKind::Date && column != refresh {
+                create.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {table}_history_{column} ON {table} (tenant_id, {column}{period_suffix})"
+                ));
+            }
+        }
         if let Some(period) = &period_column {
             create.push(format!(
                 "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
