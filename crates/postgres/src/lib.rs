@@ -353,13 +353,7 @@ impl Storage for PostgresStorage {
         let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
             .await?
             .ok_or(StorageError::NotFound)?;
-        if let Precondition::Version(expected) = precondition {
-            if expected != current.version {
-                return Err(StorageError::PreconditionFailed {
-                    current: current.etag(),
-                });
-            }
-        }
+        precondition.check(&current)?;
         let mut values = current.values.clone();
         for (index, value) in changes {
             values[*index] = value.clone();
@@ -404,13 +398,7 @@ impl Storage for PostgresStorage {
         let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
             .await?
             .ok_or(StorageError::NotFound)?;
-        if let Precondition::Version(expected) = precondition {
-            if expected != current.version {
-                return Err(StorageError::PreconditionFailed {
-                    current: current.etag(),
-                });
-            }
-        }
+        precondition.check(&current)?;
         transaction
             .execute(&table.delete, &[&tenant.0, &id])
             .await

@@ -487,13 +487,7 @@ impl Storage for SqliteStorage {
             let tenant = tenant.to_string();
             let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id.to_string()])?
                 .ok_or(StorageError::NotFound)?;
-            if let Precondition::Version(expected) = precondition {
-                if expected != current.version {
-                    return Err(StorageError::PreconditionFailed {
-                        current: current.etag(),
-                    });
-                }
-            }
+            precondition.check(&current)?;
             let mut values = current.values.clone();
             for (index, value) in changes {
                 values[index] = value;
@@ -521,13 +515,7 @@ impl Storage for SqliteStorage {
             let id = id.to_string();
             let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id])?
                 .ok_or(StorageError::NotFound)?;
-            if let Precondition::Version(expected) = precondition {
-                if expected != current.version {
-                    return Err(StorageError::PreconditionFailed {
-                        current: current.etag(),
-                    });
-                }
-            }
+            precondition.check(&current)?;
             tx.prepare_cached(&table.delete)
                 .and_then(|mut s| s.execute([&tenant, &id]))
                 .map_err(backend)?;

@@ -55,6 +55,20 @@ pub enum Precondition {
     Version(i64),
 }
 
+impl Precondition {
+    /// Fails with [`StorageError::PreconditionFailed`] unless `current` satisfies it.
+    pub fn check(self, current: &Entity) -> Result<(), StorageError> {
+        match self {
+            Precondition::Version(expected) if expected != current.version => {
+                Err(StorageError::PreconditionFailed {
+                    current: current.etag(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A row to create: the values of every property in registry order, and an optional id.
 #[derive(Debug, Clone)]
 pub struct NewEntity {
