@@ -93,6 +93,7 @@ pub(crate) async fn entity(
                     reportroot_storage::StorageError::NotFound => not_found(()),
                     other => other.into(),
                 })?;
+            state.report_cache.invalidate(caller.tenant);
             Ok(single(state, call, report, &updated, StatusCode::OK))
         }
         _ => {
@@ -103,6 +104,7 @@ pub(crate) async fn entity(
                     reportroot_storage::StorageError::NotFound => not_found(()),
                     other => other.into(),
                 })?;
+            state.report_cache.invalidate(caller.tenant);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
     }
@@ -121,6 +123,7 @@ async fn create(
         values: body.values.into_iter().map(|(_, value)| value).collect(),
     };
     let created = state.storage.insert(caller.tenant, report, new).await?;
+    state.report_cache.invalidate(caller.tenant);
     let mut response = single(state, call, report, &created, StatusCode::CREATED);
     let location = format!(
         "{}/reports/{}/{}",

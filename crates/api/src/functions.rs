@@ -15,6 +15,7 @@ use crate::download::Grant;
 use crate::entities::{add_preference_applied, json_response, page_body};
 use crate::error::ApiError;
 use crate::paging::query_page;
+use crate::report_cache::CachedAnswer;
 use crate::routes::ApiVersion;
 use crate::{AppState, Call};
 
@@ -107,6 +108,51 @@ pub(crate) async fn call_function(
     let period = parse_period(report, args)?;
     let format = wanted_format(call)?;
     let redirect = !query_value(call, "redirect").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let prefer = call
+        .headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let key = format!(
+        "{}|{}|{period:?}|{format:?}|{redirect}|{:?}|{prefer}",
+        call.version.segment(),
+        report.entity,
+        call.query
+    );
+    let cache = &state.report_cache;
+    if let Some(answer) = cache.get(caller.tenant, &key) {
+        return Ok(answer.respond(&call.headers));
+    }
+    let generation = cache.generation(caller.tenant);
+    let unconditional = Call {
+        headers: HeaderMap::new(),
+        ..call.clone()
+    };
+    let response = render_function(
+        state,
+        &unconditional,
+        caller,
+        report,
+        period,
+        format,
+        redirect,
+    )
+    .await?;
+    let answer = CachedAnswer::from_response(response).await;
+    cache.put(caller.tenant, key, generation, answer.clone());
+    Ok(answer.respond(&call.headers))
+}
+
+/// The unconditional answer of a function call.
+async fn render_function(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+    period: Option<Period>,
+    format: Format,
+    redirect: bool,
+) -> Result<Response, ApiError> {
     if format == Format::Json {
         let base = call.base(state);
         let args = period.map_or_else(|| "()".to_owned(), |p| format!("(period='{p}')"));

@@ -9,6 +9,7 @@ mod entities;
 pub mod error;
 mod functions;
 mod paging;
+mod report_cache;
 pub mod routes;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub struct AppState {
     verifier: TokenVerifier,
     downloads: download::DownloadSigner,
     skiptokens: download::Signer,
+    report_cache: report_cache::ReportCache,
 }
 
 impl AppState {
@@ -84,11 +86,13 @@ impl AppState {
             verifier,
             downloads,
             skiptokens,
+            report_cache: report_cache::ReportCache::default(),
         })
     }
 }
 
 /// The parts of a request a handler looks at, with the body already read.
+#[derive(Clone)]
 pub(crate) struct Call {
     pub method: Method,
     pub headers: HeaderMap,

@@ -171,7 +171,7 @@ fn open_connection(
     connection
         .execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-             PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -{cache_kib};"
         ))
         .map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(64);
