@@ -88,7 +88,7 @@ load rr_filter get.lua "/v1.0/reports/office365ActiveUserCounts?\$filter=reportD
 load rr_post post.lua "/v1.0/reports/office365ActivationsUserCounts"
 PATCH_ID=$(curl -s -X POST -H "Authorization: Bearer $WRITE_TOKEN" -H "Content-Type: application/json" \
   "http://127.0.0.1:$PORT/v1.0/reports/office365ActivationsUserCounts" \
-  -d '{"reportRefreshDate":"2024-01-01","productType":"PATCH TARGET","assigned":1,"activated":1,"sharedComputerActivation":0}' |
+  -d '{"reportRefreshDate":"2024-01-01","productType":"PATCH TARGET '"$$-$RANDOM"'","assigned":1,"activated":1,"sharedComputerActivation":0}' |
   python3 -c "import json,sys; print(json.load(sys.stdin)['id'])")
 load rr_patch patch.lua "/v1.0/reports/office365ActivationsUserCounts/$PATCH_ID"
 # The JSON every other server returns: the report of the first token's tenant.
