@@ -41,11 +41,16 @@ seed_db() { # tenants days periods file
 }
 
 SERVER_PID=
+trap 'kill $SERVER_PID 2>/dev/null || true; pkill -f "bench/node_modules" 2>/dev/null || true' EXIT
 start() { # command... ; waits for the port to answer
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
+    echo "port $PORT is already taken; stop what listens there first" >&2; exit 1
+  fi
   "$@" > "$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   # Up to 10 minutes: a first start on a large database may build a new index.
   for _ in $(seq 1 6000); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited: $*" >&2; cat "$WORK/server.log" >&2; exit 1; }
     if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
