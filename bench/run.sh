@@ -130,8 +130,8 @@ PY
 fi
 
 # --- scale curve: the same report GET and $filter query as data grows
-rm -f "$WORK/scale.md"
 if [ "$SCALE" = 1 ]; then
+  rm -f "$WORK/scale.md"
   {
     echo "## Scale curve (${CONNECTIONS} connections, 3 s each; p99 in ms)"
     echo

@@ -193,7 +193,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Few blocking threads: SQLite work is bounded by its connection pool anyway, and every
+    // extra thread keeps its own stack and allocator cache (peak RSS).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return fail(&error.to_string()),
     };
