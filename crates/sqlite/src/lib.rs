@@ -49,6 +49,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
+    /// Writers queue here, not on the writer's mutex, so that waiting holds no thread.
+    writer_slot: tokio::sync::Semaphore,
     tables: Vec<TableSql>,
 }
 
@@ -85,6 +87,7 @@ impl SqliteStorage {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
+                writer_slot: tokio::sync::Semaphore::new(1),
                 tables: REPORTS
                     .iter()
                     .map(|r| TableSql::new(r, Dialect::Sqlite))
@@ -130,6 +133,7 @@ impl SqliteStorage {
             + 'static,
     ) -> Result<T, StorageError> {
         let inner = Arc::clone(&self.inner);
+        let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
         tokio::task::spawn_blocking(move || {
             let mut connection = lock(&inner.writer);
             let transaction = connection
