@@ -362,7 +362,16 @@ async fn storage_for(
         ..ServerArgs::default()
     };
     let settings = Settings::resolve(&args, file, "sqlite://reportroot.db")?;
-    let storage = open_storage(&settings).await?;
+    let storage = if settings.database.starts_with("postgres") {
+        open_storage(&settings).await?
+    } else {
+        // The data commands load in bulk: give SQLite's writer a large page cache.
+        let path = reportroot_sqlite::path_from_url(&settings.database);
+        Arc::new(
+            SqliteStorage::open_with_writer_cache(&path, settings.durability, 256 * 1024)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+        )
+    };
     Ok((settings, storage))
 }
 

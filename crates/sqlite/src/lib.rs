@@ -77,9 +77,24 @@ pub fn path_from_url(url: &str) -> PathBuf {
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
+        Self::open_with_writer_cache(path, durability, WRITER_CACHE_KIB)
+    }
+
+    /// [`SqliteStorage::open`] with a writer page cache of `cache_kib`: bulk loads (import,
+    /// seed) insert into several large indexes at once and gain from a big one.
+    pub fn open_with_writer_cache(
+        path: impl AsRef<Path>,
+        durability: Durability,
+        cache_kib: u32,
+    ) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
-        let writer = open_connection(&path, durability, WRITER_CACHE_KIB)?;
+        let writer = open_connection(&path, durability, cache_kib)?;
         migrate(&writer)?;
+        // Statement journals of upserts in memory: on disk they were half of a bulk import.
+        // (After the migration, whose index builds would sort in memory too.)
+        writer
+            .execute_batch("PRAGMA temp_store = MEMORY;")
+            .map_err(backend)?;
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
                 path,
