@@ -13,7 +13,6 @@ mod report_cache;
 pub mod routes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -245,6 +244,3 @@ fn metadata(call: &Call) -> Result<Response, ApiError> {
     )
         .into_response())
 }
-
-/// How long graceful shutdown waits for requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
