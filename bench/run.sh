@@ -174,6 +174,7 @@ meta = {
   "machine": f"{os.cpu_count()} cores, " + open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip() + f", {platform.system()} {platform.release()}",
   "tenants": $TENANTS, "days": $DAYS, "rows": $ROWS, "db_mib": round(os.path.getsize("$DB") / 2**20),
   "connections": $CONNECTIONS, "threads": $THREADS, "duration": $DURATION,
+  "scale_from_earlier_run": "$SCALE" != "1",
   "rss_kib": {"reportroot": $RSS_RR, "ceiling": $RSS_CEILING, "json-server": $RSS_JSONSERVER, "prism": $RSS_PRISM},
 }
 json.dump(meta, open("$WORK/meta.json", "w"))
