@@ -83,7 +83,7 @@ scale = os.path.join(work, "scale.md")
 if os.path.exists(scale):
     text = open(scale).read().strip()
     if meta.get("scale_from_earlier_run"):
-        text += "\n\n(The scale curve is from the previous full run, commit 824e1f4; this run used SCALE=0.)"
+        text += "\n\n(The scale curve is from the previous run with SCALE=1; this run used SCALE=0.)"
     lines += ["", text]
 notes = os.path.join(os.path.dirname(out), "NOTES.md")
 if os.path.exists(notes):
