@@ -43,12 +43,39 @@ impl Builder<'_> {
         self.dialect.param(self.params.len())
     }
 
+    /// A property as `$filter` sees it: ids are strings in OData.
     fn column(&self, property: PropertyRef) -> String {
         match (property, self.dialect) {
-            // PostgreSQL stores ids as UUID; OData compares them as strings.
             (PropertyRef::Id, Dialect::Postgres) => "id::text".to_owned(),
-            (PropertyRef::Id, Dialect::Sqlite) => "id".to_owned(),
+            // The hyphenated lower-case form of the 16-byte BLOB.
+            (PropertyRef::Id, Dialect::Sqlite) => {
+                let part = |from: usize, len: usize| format!("substr(hex(id), {from}, {len})");
+                format!(
+                    "lower({} || '-' || {} || '-' || {} || '-' || {} || '-' || {})",
+                    part(1, 8),
+                    part(9, 4),
+                    part(13, 4),
+                    part(17, 4),
+                    part(21, 12)
+                )
+            }
             (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
+        }
+    }
+
+    /// A property as `$orderby` and keyset paging compare it. SQLite compares the id BLOB
+    /// itself, which orders as its text form does and keeps paging on the primary key.
+    fn order_column(&self, property: PropertyRef) -> String {
+        match (property, self.dialect) {
+            (PropertyRef::Id, Dialect::Sqlite) => "id".to_owned(),
+            _ => self.column(property),
+        }
+    }
+
+    fn id_param(&mut self, id: Uuid) -> String {
+        match self.dialect {
+            Dialect::Sqlite => self.bind(SqlParam::Uuid(id)),
+            Dialect::Postgres => self.bind(SqlParam::Value(Value::Text(id.to_string()))),
         }
     }
 
@@ -262,7 +289,7 @@ pub fn compile_list(
             let collate = b.collate(k.property.ty(report));
             format!(
                 "{}{collate} {}",
-                b.column(k.property),
+                b.order_column(k.property),
                 if k.descending { "DESC" } else { "ASC" }
             )
         })
@@ -310,7 +337,7 @@ fn keyset_condition(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) ->
         .iter()
         .map(|key| {
             let param = match key.property {
-                PropertyRef::Id => b.bind(SqlParam::Value(Value::Text(cursor.id.to_string()))),
+                PropertyRef::Id => b.id_param(cursor.id),
                 PropertyRef::Index(_) => {
                     let value = values.next().cloned().unwrap_or(Value::Int(0));
                     b.bind(SqlParam::Value(value))
@@ -323,13 +350,13 @@ fn keyset_condition(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) ->
     for (i, (key, param)) in bound.iter().enumerate() {
         let mut parts: Vec<String> = bound[..i]
             .iter()
-            .map(|(k, p)| format!("{} = {p}", b.column(k.property)))
+            .map(|(k, p)| format!("{} = {p}", b.order_column(k.property)))
             .collect();
         let collate = b.collate(key.property.ty(b.report));
         let symbol = if key.descending { "<" } else { ">" };
         parts.push(format!(
             "{}{collate} {symbol} {param}{collate}",
-            b.column(key.property)
+            b.order_column(key.property)
         ));
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
