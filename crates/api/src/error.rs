@@ -133,7 +133,9 @@ impl From<StorageError> for ApiError {
                 "resourceModified",
                 error.to_string(),
             ),
-            StorageError::SchemaTooNew { .. } | StorageError::Backend(_) => {
+            StorageError::SchemaTooNew { .. }
+            | StorageError::Aborted(_)
+            | StorageError::Backend(_) => {
                 tracing::error!(%error, "storage failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -8,10 +8,12 @@ use reportroot_model::demo::{demo_rows, DemoTenant};
 use reportroot_model::{
     find_report, report_by_function, Date, Period, ReportType, TenantId, REPORTS,
 };
-use reportroot_odata::csv_format::{read_report_csv, write_report_csv};
+use reportroot_odata::csv_format::{write_report_csv, CsvProblem, ReportCsvReader};
 use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
 use reportroot_odata::query::parse_filter;
-use reportroot_storage::{ListQuery, Scope, Storage, UpsertCounts};
+use reportroot_storage::{
+    ListQuery, LoadAborted, RowChunks, Scope, Storage, StorageError, UpsertCounts,
+};
 use uuid::Uuid;
 
 /// Most bad rows listed per file.
@@ -50,8 +52,9 @@ pub struct ImportSummary {
     pub rejected_rows: u64,
 }
 
-/// `reportroot import`: reads each file whole, validates every row, and upserts the file's
-/// rows in one transaction; a file with a bad row is refused whole unless `skip_bad_rows`.
+/// `reportroot import`: validates every row of each file and upserts the file's rows in one
+/// transaction while it is parsed; a file with a bad row is refused whole (rolled back) unless
+/// `skip_bad_rows`.
 pub async fn import(
     storage: &dyn Storage,
     tenant: TenantId,
@@ -68,37 +71,41 @@ pub async fn import(
         summary.files += 1;
         let shown = file.display();
         let bytes = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
-        let parsed = match read_report_csv(&bytes) {
-            Ok(parsed) => parsed,
+        let report = match ReportCsvReader::new(&bytes) {
+            Ok(reader) => reader.report(),
             Err(problem) => {
                 out(&format!("{shown}:{problem}"));
                 summary.rejected_files += 1;
                 continue;
             }
         };
-        for problem in parsed.problems.iter().take(MAX_LISTED_PROBLEMS) {
+        let (chunks, parser) = parse_in_background(bytes, skip_bad_rows);
+        let written = storage.upsert_stream(tenant, report, chunks).await;
+        let problems = parser
+            .join()
+            .map_err(|_| format!("{shown}: the CSV parser failed"))?;
+        for problem in &problems.listed {
             out(&format!("{shown}:{problem}"));
         }
-        if parsed.problems.len() > MAX_LISTED_PROBLEMS {
+        if problems.count > problems.listed.len() as u64 {
             out(&format!(
                 "{shown}: … and {} more bad rows",
-                parsed.problems.len() - MAX_LISTED_PROBLEMS
+                problems.count - problems.listed.len() as u64
             ));
         }
-        summary.rejected_rows += parsed.problems.len() as u64;
-        if !parsed.problems.is_empty() && !skip_bad_rows {
-            out(&format!(
-                "{shown}: rejected, nothing written ({} bad rows; --skip-bad-rows writes the good ones)",
-                parsed.problems.len()
-            ));
-            summary.rejected_files += 1;
-            continue;
-        }
-        let rows = parsed.rows.into_iter().map(|(_, values)| values).collect();
-        let counts = storage
-            .upsert_many(tenant, parsed.report, rows)
-            .await
-            .map_err(|e| format!("{shown}: {e}"))?;
+        summary.rejected_rows += problems.count;
+        let counts = match written {
+            Err(StorageError::Aborted(_)) => {
+                out(&format!(
+                    "{shown}: rejected, nothing written ({} bad rows; --skip-bad-rows writes the good ones)",
+                    problems.count
+                ));
+                summary.rejected_files += 1;
+                continue;
+            }
+            Err(error) => return Err(format!("{shown}: {error}")),
+            Ok(counts) => counts,
+        };
         let verdict = if counts.inserted + counts.updated == 0 {
             "nothing changed"
         } else {
@@ -106,7 +113,7 @@ pub async fn import(
         };
         let line = format!(
             "{shown}: {} {verdict}: {} inserted, {} updated, {} unchanged",
-            parsed.report.entity, counts.inserted, counts.updated, counts.unchanged
+            report.entity, counts.inserted, counts.updated, counts.unchanged
         );
         match &progress {
             Some(bar) => {
@@ -136,6 +143,69 @@ pub async fn import(
         rows as f64 / seconds
     ));
     Ok(summary)
+}
+
+/// Rows per chunk handed from the parser to the writer.
+const CHUNK_ROWS: usize = 4096;
+
+/// The bad rows of a file: how many, and the first few.
+#[derive(Debug, Default)]
+struct Problems {
+    count: u64,
+    listed: Vec<CsvProblem>,
+}
+
+/// Parses a CSV file on its own thread, handing good rows to the writer in chunks as they are
+/// read. Unless `skip_bad_rows`, the first bad row aborts the load (the writer rolls back) and
+/// parsing goes on only to list the problems.
+fn parse_in_background(
+    bytes: Vec<u8>,
+    skip_bad_rows: bool,
+) -> (RowChunks, std::thread::JoinHandle<Problems>) {
+    // A few chunks in flight keep both cores busy without holding the file's rows.
+    let (sender, receiver) = std::sync::mpsc::sync_channel(4);
+    let parser = std::thread::spawn(move || {
+        let mut problems = Problems::default();
+        let rows = match ReportCsvReader::new(&bytes) {
+            Ok(rows) => rows,
+            Err(problem) => {
+                let _ = sender.send(Err(LoadAborted(problem.to_string())));
+                problems.count = 1;
+                problems.listed.push(problem);
+                return problems;
+            }
+        };
+        let mut sending = true;
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        for row in rows {
+            match row {
+                Ok((_, values)) if sending => {
+                    chunk.push(values);
+                    if chunk.len() == CHUNK_ROWS {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                        // A closed channel means the writer failed; it reports why.
+                        sending = sender.send(Ok(full)).is_ok();
+                    }
+                }
+                Ok(_) => {}
+                Err(problem) => {
+                    if sending && !skip_bad_rows {
+                        let _ = sender.send(Err(LoadAborted(problem.to_string())));
+                        sending = false;
+                    }
+                    problems.count += 1;
+                    if problems.listed.len() < MAX_LISTED_PROBLEMS {
+                        problems.listed.push(problem);
+                    }
+                }
+            }
+        }
+        if sending && !chunk.is_empty() {
+            let _ = sender.send(Ok(chunk));
+        }
+        problems
+    });
+    (Box::new(receiver.into_iter()), parser)
 }
 
 /// Finds a report by entity-set or function name.

@@ -39,6 +39,54 @@ const ACTIVE_LF: &[u8] = b"Report Refresh Date,Office 365,Exchange,OneDrive,Shar
 const TEAMS_NEW: &[u8] = b"\xEF\xBB\xBFReport Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Chrome OS,Linux,Report Period\r\n2025-01-31,3,12,12,3,3,7,1,2,7\r\n";
 const TEAMS_OLD: &[u8] = b"Report Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Report Period\n2025-01-31,3,12,12,3,3,7,30\n";
 
+/// A bad row after many good ones: the good ones were already being written (the file is
+/// parsed while it is written) and must be rolled back.
+#[test]
+fn a_bad_row_late_in_a_large_file_rolls_back_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let mut csv = String::from(
+        "Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n",
+    );
+    for n in 0..20_000 {
+        csv.push_str(&format!("2025-01-31,PRODUCT {n},{n},1,0\n"));
+    }
+    csv.push_str("2025-01-31,LAST,1,one,0\n");
+    let file = dir.path().join("large.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let output = run(
+        &["import", "--tenant", &tenant, file.to_str().unwrap()],
+        &db,
+    );
+    assert!(!output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains(":20002:4: Activated 'one'"), "{text}");
+    assert!(text.contains("rejected, nothing written"), "{text}");
+    assert_eq!(
+        export(&db, &tenant, "office365ActivationsUserCounts")
+            .lines()
+            .count(),
+        1,
+        "only the header: nothing written"
+    );
+    let output = run(
+        &[
+            "import",
+            "--tenant",
+            &tenant,
+            "--skip-bad-rows",
+            file.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert!(
+        stdout(&output).contains("20000 inserted"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 #[test]
 fn import_is_whole_file_idempotent_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();

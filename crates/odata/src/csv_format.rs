@@ -92,111 +92,159 @@ fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> 
 /// fields. Fails as a whole (no report) only when the file is not UTF-8 or its header names no
 /// known report; bad rows are listed in [`ParsedCsv::problems`].
 pub fn read_report_csv(bytes: &[u8]) -> Result<ParsedCsv, CsvProblem> {
-    let text = std::str::from_utf8(bytes).map_err(|e| CsvProblem {
-        line: Some(
-            1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64,
-        ),
-        column: None,
-        message: "the file is not UTF-8".into(),
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        Some(Ok(record)) => record,
-        Some(Err(e)) => {
-            return Err(CsvProblem {
-                line: Some(1),
-                column: None,
-                message: format!("unreadable header: {e}"),
-            })
-        }
-        None => {
-            return Err(CsvProblem {
-                line: None,
-                column: None,
-                message: "the file is empty".into(),
-            })
-        }
-    };
-    let names: Vec<&str> = header.iter().collect();
-    let (report, positions) = detect(&names).ok_or_else(|| CsvProblem {
-        line: Some(1),
-        column: None,
-        message: format!(
-            "the header names no known report: expected one of: {}",
-            REPORTS
-                .iter()
-                .map(|r| format!("'{}'", r.csv_header()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    })?;
+    let reader = ReportCsvReader::new(bytes)?;
     let mut parsed = ParsedCsv {
-        report,
+        report: reader.report(),
         rows: Vec::new(),
         problems: Vec::new(),
     };
-    for record in records {
-        let record = match record {
-            Ok(record) => record,
-            Err(e) => {
-                parsed.problems.push(CsvProblem {
-                    line: e.position().map(|p| p.line()),
-                    column: None,
-                    message: format!("malformed CSV: {e}"),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
-            continue; // a blank line
+    for row in reader {
+        match row {
+            Ok(row) => parsed.rows.push(row),
+            Err(problem) => parsed.problems.push(problem),
         }
-        if record.len() != names.len() {
-            parsed.problems.push(CsvProblem {
+    }
+    Ok(parsed)
+}
+
+/// A Graph CSV export read row by row (see [`read_report_csv`]): each item is a good row,
+/// `(line, values in registry order)`, or the problem of a bad one.
+pub struct ReportCsvReader<'a> {
+    report: &'static ReportType,
+    fields: usize,
+    positions: Vec<Option<usize>>,
+    reader: csv::Reader<&'a [u8]>,
+    record: csv::StringRecord,
+}
+
+impl std::fmt::Debug for ReportCsvReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportCsvReader")
+            .field("report", &self.report.entity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ReportCsvReader<'a> {
+    /// Checks that `bytes` are UTF-8 and reads the header line, which names the report.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, CsvProblem> {
+        let text = std::str::from_utf8(bytes).map_err(|e| CsvProblem {
+            line: Some(
+                1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count() as u64,
+            ),
+            column: None,
+            message: "the file is not UTF-8".into(),
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut header = csv::StringRecord::new();
+        match reader.read_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(CsvProblem {
+                    line: None,
+                    column: None,
+                    message: "the file is empty".into(),
+                })
+            }
+            Err(e) => {
+                return Err(CsvProblem {
+                    line: Some(1),
+                    column: None,
+                    message: format!("unreadable header: {e}"),
+                })
+            }
+        }
+        let names: Vec<&str> = header.iter().collect();
+        let (report, positions) = detect(&names).ok_or_else(|| CsvProblem {
+            line: Some(1),
+            column: None,
+            message: format!(
+                "the header names no known report: expected one of: {}",
+                REPORTS
+                    .iter()
+                    .map(|r| format!("'{}'", r.csv_header()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        Ok(ReportCsvReader {
+            report,
+            fields: names.len(),
+            positions,
+            reader,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    /// The report type the header names.
+    pub fn report(&self) -> &'static ReportType {
+        self.report
+    }
+
+    fn values(&self, line: u64) -> Result<Vec<Value>, CsvProblem> {
+        let record = &self.record;
+        if record.len() != self.fields {
+            return Err(CsvProblem {
                 line: Some(line),
                 column: None,
                 message: format!(
                     "expected {} fields as in the header, found {}",
-                    names.len(),
+                    self.fields,
                     record.len()
                 ),
             });
-            continue;
         }
-        let mut values = Vec::with_capacity(report.properties.len());
-        let mut problem = None;
-        for (property, position) in report.properties.iter().zip(&positions) {
+        let mut values = Vec::with_capacity(self.report.properties.len());
+        for (property, position) in self.report.properties.iter().zip(&self.positions) {
             let Some(position) = *position else {
                 values.push(Value::Int(0));
                 continue;
             };
             let field = record.get(position).unwrap_or_default();
-            match property.kind.parse_text(field) {
-                Ok(value) => values.push(value),
-                Err(error) => {
-                    problem = Some(CsvProblem {
-                        line: Some(line),
-                        column: Some(position + 1),
-                        message: format!("{} '{field}' {error}", property.csv_column),
-                    });
-                    break;
-                }
-            }
+            let value = property
+                .kind
+                .parse_text(field)
+                .map_err(|error| CsvProblem {
+                    line: Some(line),
+                    column: Some(position + 1),
+                    message: format!("{} '{field}' {error}", property.csv_column),
+                })?;
+            values.push(value);
         }
-        match problem {
-            Some(problem) => parsed.problems.push(problem),
-            None => parsed.rows.push((line, values)),
+        Ok(values)
+    }
+}
+
+impl Iterator for ReportCsvReader<'_> {
+    type Item = Result<(u64, Vec<Value>), CsvProblem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Err(e) => {
+                    return Some(Err(CsvProblem {
+                        line: e.position().map(|p| p.line()),
+                        column: None,
+                        message: format!("malformed CSV: {e}"),
+                    }))
+                }
+                Ok(true) => {}
+            }
+            if self.record.len() == 1 && self.record.get(0).is_some_and(str::is_empty) {
+                continue; // a blank line
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            return Some(self.values(line).map(|values| (line, values)));
         }
     }
-    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use reportroot_odata::query::Expr;
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
-    ListQuery, NewEntity, Precondition, Scope, Storage, StorageError, UpsertCounts,
+    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
+    UpsertCounts,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -437,6 +438,16 @@ impl Storage for PostgresStorage {
         report: &'static ReportType,
         rows: Vec<Vec<Value>>,
     ) -> Result<UpsertCounts, StorageError> {
+        self.upsert_stream(tenant, report, Box::new(std::iter::once(Ok(rows))))
+            .await
+    }
+
+    async fn upsert_stream(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        mut chunks: RowChunks,
+    ) -> Result<UpsertCounts, StorageError> {
         let mut client = self.client().await?;
         let table = self.table(report);
         let transaction = client.transaction().await.map_err(backend)?;
@@ -445,17 +456,29 @@ impl Storage for PostgresStorage {
             .await
             .map_err(backend)?;
         let mut counts = UpsertCounts::default();
-        for values in rows {
-            let params = row_params(tenant.0, Uuid::now_v7(), None, &values);
-            let version: Option<i64> = transaction
-                .query_opt(&upsert, &refs(&params))
+        loop {
+            // The producer may block (a parser on another thread): wait for it off the runtime.
+            let (chunk, rest) = tokio::task::spawn_blocking(move || (chunks.next(), chunks))
                 .await
-                .map_err(backend)?
-                .map(|row| row.get(0));
-            match version {
-                None => counts.unchanged += 1,
-                Some(1) => counts.inserted += 1,
-                Some(_) => counts.updated += 1,
+                .map_err(backend)?;
+            chunks = rest;
+            let rows = match chunk {
+                None => break,
+                Some(Err(LoadAborted(why))) => return Err(StorageError::Aborted(why)),
+                Some(Ok(rows)) => rows,
+            };
+            for values in rows {
+                let params = row_params(tenant.0, Uuid::now_v7(), None, &values);
+                let version: Option<i64> = transaction
+                    .query_opt(&upsert, &refs(&params))
+                    .await
+                    .map_err(backend)?
+                    .map(|row| row.get(0));
+                match version {
+                    None => counts.unchanged += 1,
+                    Some(1) => counts.inserted += 1,
+                    Some(_) => counts.updated += 1,
+                }
             }
         }
         transaction.commit().await.map_err(backend)?;

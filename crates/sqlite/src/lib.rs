@@ -12,7 +12,8 @@ use reportroot_odata::query::Expr;
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
-    ListQuery, NewEntity, Precondition, Scope, Storage, StorageError, UpsertCounts,
+    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
+    UpsertCounts,
 };
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql};
@@ -304,15 +305,28 @@ fn params_from(values: &[rusqlite::types::Value]) -> Vec<&dyn ToSql> {
     values.iter().map(|v| v as &dyn ToSql).collect()
 }
 
-/// A property value bound as an SQL parameter.
-struct Param<'a>(&'a Value);
+/// A property value bound as an SQL parameter; dates as `YYYY-MM-DD` text.
+enum Param<'a> {
+    Value(&'a Value),
+    Date([u8; 10]),
+}
+
+impl<'a> Param<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::Date(date) => Param::Date(date.iso_bytes()),
+            other => Param::Value(other),
+        }
+    }
+}
 
 impl ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self.0 {
-            Value::Int(i) => ToSqlOutput::from(*i),
-            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Value::Date(d) => ToSqlOutput::from(d.to_string()),
+        Ok(match self {
+            Param::Value(Value::Int(i)) => ToSqlOutput::from(*i),
+            Param::Value(Value::Text(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Param::Date(text) => ToSqlOutput::Borrowed(ValueRef::Text(text)),
+            Param::Value(Value::Date(date)) => ToSqlOutput::from(date.to_string()),
         })
     }
 }
@@ -326,8 +340,8 @@ fn read_entity(report: &ReportType, row: &rusqlite::Row<'_>) -> rusqlite::Result
             ValueKind::Count => Value::Int(row.get(column)?),
             ValueKind::Text | ValueKind::Period => Value::Text(row.get(column)?),
             ValueKind::Date => {
-                let text: String = row.get(column)?;
-                Value::Date(Date::parse(&text).ok_or_else(|| {
+                let text = row.get_ref(column)?.as_str()?;
+                Value::Date(Date::parse(text).ok_or_else(|| {
                     rusqlite::Error::InvalidColumnType(
                         column,
                         property.name.to_owned(),
@@ -365,7 +379,7 @@ fn key_params<'a>(report: &ReportType, values: &'a [Value]) -> Vec<Param<'a>> {
     report
         .natural_key_indexes()
         .into_iter()
-        .map(|i| Param(&values[i]))
+        .map(|i| Param::of(&values[i]))
         .collect()
 }
 
@@ -413,7 +427,7 @@ fn insert_row(
     id: Uuid,
     values: &[Value],
 ) -> Result<(), StorageError> {
-    let value_params: Vec<Param<'_>> = values.iter().map(Param).collect();
+    let value_params: Vec<Param<'_>> = values.iter().map(Param::of).collect();
     let mut params: Vec<&dyn ToSql> = vec![tenant, &id];
     params.extend(value_params.iter().map(|p| p as &dyn ToSql));
     let mut statement = connection.prepare_cached(&table.insert).map_err(backend)?;
@@ -439,7 +453,7 @@ fn update_row(
     current: &Entity,
     values: &[Value],
 ) -> Result<(), StorageError> {
-    let value_params: Vec<Param<'_>> = values.iter().map(Param).collect();
+    let value_params: Vec<Param<'_>> = values.iter().map(Param::of).collect();
     let mut params: Vec<&dyn ToSql> = vec![tenant, &current.id, &current.version];
     params.extend(value_params.iter().map(|p| p as &dyn ToSql));
     let mut statement = connection.prepare_cached(&table.update).map_err(backend)?;
@@ -452,6 +466,87 @@ fn update_row(
             Err(key_conflict(connection, table, report, tenant, values))
         }
         Err(error) => Err(backend(error)),
+    }
+}
+
+/// Upserts rows one by one in the caller's transaction.
+///
+/// Why not one `INSERT … ON CONFLICT DO UPDATE` per row: SQLite gives such a statement a
+/// statement journal, a copy of every page it touches, which profiles showed as 40 % of a bulk
+/// import. An `INSERT … ON CONFLICT DO NOTHING` needs none; when it inserts nothing, the stored
+/// row is read and updated if it differs. A file is usually all new or all known, so after a
+/// known row the lookup goes first, saving the failed insert.
+struct BulkUpsert<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    table: &'a TableSql,
+    report: &'static ReportType,
+    tenant: Uuid,
+    insert_if_new: rusqlite::CachedStatement<'a>,
+    find: rusqlite::CachedStatement<'a>,
+    counts: UpsertCounts,
+    last_was_known: bool,
+}
+
+impl<'a> BulkUpsert<'a> {
+    fn new(
+        tx: &'a rusqlite::Transaction<'a>,
+        table: &'a TableSql,
+        report: &'static ReportType,
+        tenant: Uuid,
+    ) -> Result<Self, StorageError> {
+        Ok(BulkUpsert {
+            tx,
+            table,
+            report,
+            tenant,
+            insert_if_new: tx.prepare_cached(&table.insert_if_new).map_err(backend)?,
+            find: tx
+                .prepare_cached(&table.select_by_natural_key)
+                .map_err(backend)?,
+            counts: UpsertCounts::default(),
+            last_was_known: false,
+        })
+    }
+
+    fn upsert(&mut self, values: Vec<Value>) -> Result<(), StorageError> {
+        let tenant = &self.tenant;
+        if !self.last_was_known {
+            let id = Uuid::now_v7();
+            let value_params: Vec<Param<'_>> = values.iter().map(Param::of).collect();
+            let mut params: Vec<&dyn ToSql> = vec![tenant, &id];
+            params.extend(value_params.iter().map(|p| p as &dyn ToSql));
+            if self
+                .insert_if_new
+                .execute(params.as_slice())
+                .map_err(backend)?
+                == 1
+            {
+                self.counts.inserted += 1;
+                return Ok(());
+            }
+        }
+        let report = self.report;
+        let key = key_params(report, &values);
+        let mut params: Vec<&dyn ToSql> = vec![tenant];
+        params.extend(key.iter().map(|p| p as &dyn ToSql));
+        let current = self
+            .find
+            .query_row(params.as_slice(), |row| read_entity(report, row))
+            .optional()
+            .map_err(backend)?;
+        self.last_was_known = current.is_some();
+        match current {
+            None => {
+                insert_row(self.tx, self.table, report, tenant, Uuid::now_v7(), &values)?;
+                self.counts.inserted += 1;
+            }
+            Some(current) if current.values == values => self.counts.unchanged += 1,
+            Some(current) => {
+                update_row(self.tx, self.table, report, tenant, &current, &values)?;
+                self.counts.updated += 1;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -626,53 +721,25 @@ impl Storage for SqliteStorage {
         report: &'static ReportType,
         rows: Vec<Vec<Value>>,
     ) -> Result<UpsertCounts, StorageError> {
-        // Why not one `INSERT … ON CONFLICT DO UPDATE` per row: SQLite gives such a statement a
-        // statement journal, a copy of every page it touches, which profiles showed as 40 % of
-        // a bulk import. An `INSERT … ON CONFLICT DO NOTHING` needs none; when it inserts
-        // nothing, the stored row is read and updated if it differs. A file is usually all new
-        // or all known, so after a known row the lookup goes first, saving the failed insert.
+        self.upsert_stream(tenant, report, Box::new(std::iter::once(Ok(rows))))
+            .await
+    }
+
+    async fn upsert_stream(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        chunks: RowChunks,
+    ) -> Result<UpsertCounts, StorageError> {
         self.write(move |tx, inner| {
-            let table = inner.table(report);
-            let tenant = tenant.0;
-            let mut counts = UpsertCounts::default();
-            let mut insert = tx.prepare_cached(&table.insert_if_new).map_err(backend)?;
-            let mut find = tx
-                .prepare_cached(&table.select_by_natural_key)
-                .map_err(backend)?;
-            let key_indexes = report.natural_key_indexes();
-            let mut last_was_known = false;
-            for values in rows {
-                if !last_was_known {
-                    let id = Uuid::now_v7();
-                    let value_params: Vec<Param<'_>> = values.iter().map(Param).collect();
-                    let mut params: Vec<&dyn ToSql> = vec![&tenant, &id];
-                    params.extend(value_params.iter().map(|p| p as &dyn ToSql));
-                    if insert.execute(params.as_slice()).map_err(backend)? == 1 {
-                        counts.inserted += 1;
-                        continue;
-                    }
-                }
-                let key: Vec<Param<'_>> = key_indexes.iter().map(|&i| Param(&values[i])).collect();
-                let mut params: Vec<&dyn ToSql> = vec![&tenant];
-                params.extend(key.iter().map(|p| p as &dyn ToSql));
-                let current = find
-                    .query_row(params.as_slice(), |row| read_entity(report, row))
-                    .optional()
-                    .map_err(backend)?;
-                last_was_known = current.is_some();
-                match current {
-                    None => {
-                        insert_row(tx, table, report, &tenant, Uuid::now_v7(), &values)?;
-                        counts.inserted += 1;
-                    }
-                    Some(current) if current.values == values => counts.unchanged += 1,
-                    Some(current) => {
-                        update_row(tx, table, report, &tenant, &current, &values)?;
-                        counts.updated += 1;
-                    }
+            let mut load = BulkUpsert::new(tx, inner.table(report), report, tenant.0)?;
+            for chunk in chunks {
+                let rows = chunk.map_err(|LoadAborted(why)| StorageError::Aborted(why))?;
+                for values in rows {
+                    load.upsert(values)?;
                 }
             }
-            Ok(counts)
+            Ok(load.counts)
         })
         .await
     }

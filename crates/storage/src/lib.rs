@@ -41,10 +41,22 @@ pub enum StorageError {
         /// This binary's newest version.
         supported: i64,
     },
+    /// The rows given to [`Storage::upsert_stream`] ended with [`LoadAborted`]; nothing of
+    /// the load was written.
+    #[error("the load was stopped and rolled back: {0}")]
+    Aborted(String),
     /// Anything else the database reported.
     #[error("database error: {0}")]
     Backend(String),
 }
+
+/// Why the producer of a [`RowChunks`] stream stopped it (a bad row, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadAborted(pub String);
+
+/// Rows in registry order, arriving in chunks (a file being parsed, say) for
+/// [`Storage::upsert_stream`]; the iterator may block while the next chunk is produced.
+pub type RowChunks = Box<dyn Iterator<Item = Result<Vec<Vec<Value>>, LoadAborted>> + Send>;
 
 /// The `If-Match` condition of a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +171,17 @@ pub trait Storage: Send + Sync {
         tenant: TenantId,
         report: &'static ReportType,
         rows: Vec<Vec<Value>>,
+    ) -> Result<UpsertCounts, StorageError>;
+
+    /// [`Storage::upsert_many`] of rows that arrive while they are written: all chunks in one
+    /// transaction, which is rolled back ([`StorageError::Aborted`]) if a chunk is
+    /// [`LoadAborted`]. A large file is parsed on one core while it is written on another,
+    /// and never held whole.
+    async fn upsert_stream(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        chunks: RowChunks,
     ) -> Result<UpsertCounts, StorageError>;
 }
 

@@ -10,7 +10,8 @@ use reportroot_odata::query::{parse_filter, parse_order_by};
 use reportroot_postgres::PostgresStorage;
 use reportroot_sqlite::{Durability, SqliteStorage};
 use reportroot_storage::{
-    Cursor, ListQuery, NewEntity, Precondition, Scope, Storage, StorageError,
+    Cursor, ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage,
+    StorageError,
 };
 use uuid::Uuid;
 
@@ -371,6 +372,55 @@ async fn filters_order_keyset_paging_and_latest() {
                 .await
                 .unwrap()
                 .is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn streamed_loads_commit_whole_or_not_at_all() {
+    for (name, backend) in backends().await {
+        let s = &backend.storage;
+        let report = activations();
+        let t = TenantId(Uuid::new_v4());
+        let chunk = |first: i64| -> Vec<Vec<Value>> {
+            (first..first + 100)
+                .map(|n| row("2025-01-31", &format!("P{n}"), n))
+                .collect()
+        };
+        let aborted: RowChunks = Box::new(
+            vec![
+                Ok(chunk(0)),
+                Ok(chunk(100)),
+                Err(LoadAborted("a bad row".into())),
+                Ok(chunk(200)),
+            ]
+            .into_iter(),
+        );
+        assert!(
+            matches!(
+                s.upsert_stream(t, report, aborted).await,
+                Err(StorageError::Aborted(why)) if why == "a bad row"
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            s.count(t, report, Scope::All, None).await.unwrap(),
+            0,
+            "{name}"
+        );
+
+        let whole: RowChunks =
+            Box::new(vec![Ok(chunk(0)), Ok(chunk(100)), Ok(chunk(50))].into_iter());
+        let counts = s.upsert_stream(t, report, whole).await.unwrap();
+        assert_eq!(
+            (counts.inserted, counts.updated, counts.unchanged),
+            (200, 0, 100),
+            "{name}"
+        );
+        assert_eq!(
+            s.count(t, report, Scope::All, None).await.unwrap(),
+            200,
             "{name}"
         );
     }
