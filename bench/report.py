@@ -85,6 +85,9 @@ if os.path.exists(scale):
     if meta.get("scale_from_earlier_run"):
         text += "\n\n(The scale curve is from the previous run with SCALE=1; this run used SCALE=0.)"
     lines += ["", text]
+imported = os.path.join(work, "import.md")
+if os.path.exists(imported):
+    lines += ["", open(imported).read().strip()]
 notes = os.path.join(os.path.dirname(out), "NOTES.md")
 if os.path.exists(notes):
     lines += ["", open(notes).read().strip()]

@@ -5,6 +5,7 @@
 #   DURATION=10 CONNECTIONS=32 THREADS=2  wrk settings per scenario
 #   MOCKS=1      also run json-server and Prism (installed from npm into bench/)
 #   SCALE=1      also measure the scale curve (100/1,000/10,000 tenants; 1/3/10 years of one tenant)
+#   IMPORT=1     also measure bulk import (bench/import.sh; SMOKE: a small file, one run)
 #   SMOKE=1      a few seconds on small data, no mocks, no scale curve (what CI runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -164,6 +165,14 @@ a, b = get("scale_json"), get("scale_filter")
 print(f"| {label} | {rows} | {a[0]:.0f} | {a[1]:.2f} | {b[0]:.0f} | {b[1]:.2f} |")
 PY
   done
+fi
+
+if [ "${IMPORT:-1}" = 1 ]; then
+  if [ "$SMOKE" = 1 ]; then
+    BENCH_WORK=$WORK DAYS=30 RUNS=1 bench/import.sh > /dev/null
+  else
+    BENCH_WORK=$WORK bench/import.sh > /dev/null
+  fi
 fi
 
 python3 - "$WORK/meta.json" <<PY
