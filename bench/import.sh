@@ -64,8 +64,8 @@ lines = [
     "## Bulk import (SQLite)",
     "",
     f"`bench/import.sh`: one office365ActiveUserCounts CSV as Graph writes it, {rows:,} rows "
-    f"({os.path.getsize(csv) / 2**20:.1f} MiB), imported with `reportroot import` into a new file "
-    f"{runs} times, then once more into the filled file. Wall time of the whole process.",
+    f"({os.path.getsize(csv) / 2**20:.1f} MiB), imported with `reportroot import` into a new file, "
+    f"{runs} run(s), then once more into the filled file. Wall time of the whole process.",
     "",
     "| run | into | seconds | rows/s | peak RSS MiB |",
     "|---:|---|---:|---:|---:|",
