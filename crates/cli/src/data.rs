@@ -64,13 +64,27 @@ pub async fn import(
     let files = csv_files(paths)?;
     let started = Instant::now();
     let mut summary = ImportSummary::default();
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| indicatif::ProgressBar::new(files.len() as u64));
+    // Bytes of all files, advanced as each is parsed: one large file shows progress too.
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let total = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut done_bytes = 0;
     for file in &files {
         summary.files += 1;
         let shown = file.display();
         let bytes = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
+        done_bytes += bytes.len() as u64;
         let report = match ReportCsvReader::new(&bytes) {
             Ok(reader) => reader.report(),
             Err(problem) => {
@@ -79,7 +93,7 @@ pub async fn import(
                 continue;
             }
         };
-        let (chunks, parser) = parse_in_background(bytes, skip_bad_rows);
+        let (chunks, parser) = parse_in_background(bytes, skip_bad_rows, progress.clone());
         let written = storage.upsert_stream(tenant, report, chunks).await;
         let problems = parser
             .join()
@@ -118,7 +132,7 @@ pub async fn import(
         match &progress {
             Some(bar) => {
                 bar.println(&line);
-                bar.inc(1);
+                bar.set_position(done_bytes);
             }
             None => out(&line),
         }
@@ -161,12 +175,13 @@ struct Problems {
 fn parse_in_background(
     bytes: Vec<u8>,
     skip_bad_rows: bool,
+    progress: Option<indicatif::ProgressBar>,
 ) -> (RowChunks, std::thread::JoinHandle<Problems>) {
     // A few chunks in flight keep both cores busy without holding the file's rows.
     let (sender, receiver) = std::sync::mpsc::sync_channel(4);
     let parser = std::thread::spawn(move || {
         let mut problems = Problems::default();
-        let rows = match ReportCsvReader::new(&bytes) {
+        let mut rows = match ReportCsvReader::new(&bytes) {
             Ok(rows) => rows,
             Err(problem) => {
                 let _ = sender.send(Err(LoadAborted(problem.to_string())));
@@ -177,11 +192,16 @@ fn parse_in_background(
         };
         let mut sending = true;
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        for row in rows {
+        let mut reported = 0;
+        while let Some(row) = rows.next() {
             match row {
                 Ok((_, values)) if sending => {
                     chunk.push(values);
                     if chunk.len() == CHUNK_ROWS {
+                        if let Some(bar) = &progress {
+                            bar.inc(rows.bytes_read() - reported);
+                            reported = rows.bytes_read();
+                        }
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
                         // A closed channel means the writer failed; it reports why.
                         sending = sender.send(Ok(full)).is_ok();

@@ -188,6 +188,11 @@ impl<'a> ReportCsvReader<'a> {
         self.report
     }
 
+    /// Bytes of the file read so far (after the byte order mark), for progress.
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte()
+    }
+
     fn values(&self, line: u64) -> Result<Vec<Value>, CsvProblem> {
         let record = &self.record;
         if record.len() != self.fields {

@@ -72,6 +72,31 @@ impl Builder<'_> {
         }
     }
 
+    /// In SQLite, `id` compared with a canonical id (`id eq '0190…'`) compares the BLOB
+    /// itself, which the primary key serves: the canonical text orders as its bytes do. Any
+    /// other literal is compared with the id's text form.
+    fn id_against_uuid(&mut self, left: &Operand, right: &Operand) -> Option<(String, String)> {
+        let canonical = |operand: &Operand| match operand {
+            Operand::Literal(Literal::Value(Value::Text(text))) => Uuid::parse_str(text)
+                .ok()
+                .filter(|id| id.hyphenated().to_string() == *text),
+            _ => None,
+        };
+        let is_id = |operand: &Operand| matches!(operand, Operand::Property(PropertyRef::Id));
+        if self.dialect != Dialect::Sqlite {
+            return None;
+        }
+        if is_id(left) {
+            let id = canonical(right)?;
+            Some(("id".to_owned(), self.bind(SqlParam::Uuid(id))))
+        } else if is_id(right) {
+            let id = canonical(left)?;
+            Some((self.bind(SqlParam::Uuid(id)), "id".to_owned()))
+        } else {
+            None
+        }
+    }
+
     fn id_param(&mut self, id: Uuid) -> String {
         match self.dialect {
             Dialect::Sqlite => self.bind(SqlParam::Uuid(id)),
@@ -184,8 +209,10 @@ impl Builder<'_> {
             (false, false) => {}
         }
         let ty = left.ty(self.report);
-        let l = self.operand(left);
-        let r = self.operand(right);
+        let (l, r) = match self.id_against_uuid(left, right) {
+            Some(sides) => sides,
+            None => (self.operand(left), self.operand(right)),
+        };
         let symbol = match op {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",

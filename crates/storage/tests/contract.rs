@@ -320,6 +320,10 @@ async fn filters_order_keyset_paging_and_latest() {
             (format!("id eq '{some}'"), 1),
             (format!("id eq '{}'", some.to_uppercase()), 0),
             (format!("id lt '{some}'"), ids.len() as u64 - 6),
+            (format!("'{some}' ge id"), ids.len() as u64 - 5),
+            ("id gt '0'".to_owned(), ids.len() as u64),
+            ("id lt '0'".to_owned(), 0),
+            (format!("id ne '{some}'"), ids.len() as u64 - 1),
             (format!("startswith(id, '{}')", &some[..35]), 1),
             (format!("contains(id, '{}')", &some[19..]), 1),
         ] {
