@@ -5,8 +5,9 @@
 #   DURATION=10 CONNECTIONS=32 THREADS=2  wrk settings per scenario
 #   MOCKS=1      also run json-server and Prism (installed from npm into bench/)
 #   SCALE=1      also measure the scale curve (100/1,000/10,000 tenants; 1/3/10 years of one tenant)
-#   IMPORT=1     also measure bulk import (bench/import.sh; SMOKE: a small file, one run)
-#   SMOKE=1      a few seconds on small data, no mocks, no scale curve (what CI runs)
+#   IMPORT=1     also measure bulk import (bench/import.sh; with SMOKE, a small file once)
+#   SMOKE=1      a few seconds on small data, no mocks, no scale curve, a small import
+#                (what CI runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

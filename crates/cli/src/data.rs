@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use reportroot_model::demo::{demo_rows, DemoTenant};
 use reportroot_model::{
-    find_report, report_by_function, Date, Period, ReportType, TenantId, REPORTS,
+    find_report, report_by_function, Date, Period, ReportType, TenantId, Value, REPORTS,
 };
 use reportroot_odata::csv_format::{write_report_csv, CsvProblem, ReportCsvReader};
 use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
@@ -90,6 +90,9 @@ pub async fn import(
             Err(problem) => {
                 out(&format!("{shown}:{problem}"));
                 summary.rejected_files += 1;
+                if let Some(bar) = &progress {
+                    bar.set_position(done_bytes);
+                }
                 continue;
             }
         };
@@ -115,6 +118,9 @@ pub async fn import(
                     problems.count
                 ));
                 summary.rejected_files += 1;
+                if let Some(bar) = &progress {
+                    bar.set_position(done_bytes);
+                }
                 continue;
             }
             Err(error) => return Err(format!("{shown}: {error}")),
@@ -169,6 +175,48 @@ struct Problems {
     listed: Vec<CsvProblem>,
 }
 
+/// What the parser hands the writer.
+enum Handoff {
+    Rows(Vec<Vec<Value>>),
+    Abort(LoadAborted),
+    /// The whole file was read. Without it, a closed channel means the parser died, and the
+    /// writer must not commit a part of the file.
+    End,
+}
+
+/// The writer's side of the hand-off, as the [`RowChunks`] storage takes.
+struct Received {
+    handoff: std::sync::mpsc::Receiver<Handoff>,
+    finished: bool,
+}
+
+impl Iterator for Received {
+    type Item = Result<Vec<Vec<Value>>, LoadAborted>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        match self.handoff.recv() {
+            Ok(Handoff::Rows(rows)) => Some(Ok(rows)),
+            Ok(Handoff::Abort(why)) => {
+                self.finished = true;
+                Some(Err(why))
+            }
+            Ok(Handoff::End) => {
+                self.finished = true;
+                None
+            }
+            Err(_) => {
+                self.finished = true;
+                Some(Err(LoadAborted(
+                    "the CSV parser stopped before the end of the file".into(),
+                )))
+            }
+        }
+    }
+}
+
 /// Parses a CSV file on its own thread, handing good rows to the writer in chunks as they are
 /// read. Unless `skip_bad_rows`, the first bad row aborts the load (the writer rolls back) and
 /// parsing goes on only to list the problems.
@@ -178,18 +226,19 @@ fn parse_in_background(
     progress: Option<indicatif::ProgressBar>,
 ) -> (RowChunks, std::thread::JoinHandle<Problems>) {
     // A few chunks in flight keep both cores busy without holding the file's rows.
-    let (sender, receiver) = std::sync::mpsc::sync_channel(4);
+    let (sender, handoff) = std::sync::mpsc::sync_channel(4);
     let parser = std::thread::spawn(move || {
         let mut problems = Problems::default();
         let mut rows = match ReportCsvReader::new(&bytes) {
             Ok(rows) => rows,
             Err(problem) => {
-                let _ = sender.send(Err(LoadAborted(problem.to_string())));
+                let _ = sender.send(Handoff::Abort(LoadAborted(problem.to_string())));
                 problems.count = 1;
                 problems.listed.push(problem);
                 return problems;
             }
         };
+        // False once the load was aborted, or the writer failed and closed the channel.
         let mut sending = true;
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         let mut reported = 0;
@@ -203,14 +252,13 @@ fn parse_in_background(
                             reported = rows.bytes_read();
                         }
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                        // A closed channel means the writer failed; it reports why.
-                        sending = sender.send(Ok(full)).is_ok();
+                        sending = sender.send(Handoff::Rows(full)).is_ok();
                     }
                 }
                 Ok(_) => {}
                 Err(problem) => {
                     if sending && !skip_bad_rows {
-                        let _ = sender.send(Err(LoadAborted(problem.to_string())));
+                        let _ = sender.send(Handoff::Abort(LoadAborted(problem.to_string())));
                         sending = false;
                     }
                     problems.count += 1;
@@ -220,12 +268,19 @@ fn parse_in_background(
                 }
             }
         }
-        if sending && !chunk.is_empty() {
-            let _ = sender.send(Ok(chunk));
+        if sending {
+            if !chunk.is_empty() {
+                let _ = sender.send(Handoff::Rows(chunk));
+            }
+            let _ = sender.send(Handoff::End);
         }
         problems
     });
-    (Box::new(receiver.into_iter()), parser)
+    let received = Received {
+        handoff,
+        finished: false,
+    };
+    (Box::new(received), parser)
 }
 
 /// Finds a report by entity-set or function name.
@@ -321,9 +376,9 @@ pub async fn seed(
             );
             if let Some(position) = report.period_index() {
                 rows.retain(|row| {
-                    periods.iter().any(|p| {
-                        row[position] == reportroot_model::Value::Text(p.stored().to_owned())
-                    })
+                    periods
+                        .iter()
+                        .any(|p| row[position] == Value::Text(p.stored().to_owned()))
                 });
             }
             let counts = storage

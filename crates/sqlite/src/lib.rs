@@ -25,10 +25,10 @@ use uuid::Uuid;
 /// rowid tables, and one more index); opening a version 1 file rebuilds its tables.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Page size of new database files. Measured on a 1.1M-row import and single-row POSTs:
-/// 4 KiB 220k rows/s, 9.3k POST/s; 8 KiB 265k, 8.8k; 16 KiB 290k, 8.2k with twice the p99
-/// (every commit writes whole pages to the WAL). Existing files keep theirs.
-const NEW_FILE_PAGE_SIZE: u32 = 8 * 1024;
+/// Page size of new database files. Measured with the registry's tables (1.1M-row import;
+/// single-row POSTs on 100 tenants): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k rows/s,
+/// ~7.2k POST/s (every commit writes whole pages to the WAL). Existing files keep theirs.
+const NEW_FILE_PAGE_SIZE: u32 = 16 * 1024;
 
 /// Reader connections: enough to keep both cores busy while one waits on I/O; requests beyond
 /// this wait for a free connection instead of opening (and closing) more.
@@ -528,7 +528,7 @@ fn update_row(
 /// Upserts rows one by one in the caller's transaction.
 ///
 /// Why not one `INSERT … ON CONFLICT DO UPDATE` per row: SQLite gives such a statement a
-/// statement journal, a copy of every page it touches, which profiles showed as 40 % of a bulk
+/// statement journal, a copy of every page it touches, which profiles showed as a third of a bulk
 /// import. An `INSERT … ON CONFLICT DO NOTHING` needs none; when it inserts nothing, the stored
 /// row is read and updated if it differs. A file is usually all new or all known, so after a
 /// known row the lookup goes first, saving the failed insert.

@@ -1,5 +1,6 @@
-//! The background checkpointer stops before the writer closes, so closing the storage leaves
-//! every committed row in the database file itself and no WAL behind.
+//! Dropping the storage stops and joins the background checkpointer (whose open connection
+//! would otherwise keep the WAL alive), so every committed row ends up in the database file
+//! itself and no WAL is left behind.
 #![expect(clippy::unwrap_used)]
 
 use reportroot_model::{Date, TenantId, Value, REPORTS};

@@ -2,19 +2,23 @@
 //! every row: ids, versions and values.
 #![expect(clippy::unwrap_used)]
 
-use reportroot_model::{TenantId, REPORTS};
+use reportroot_model::{Entity, TenantId, Value, REPORTS};
 use reportroot_sqlite::{Durability, SqliteStorage, SCHEMA_VERSION};
+use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{ListQuery, Precondition, Scope, Storage};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use uuid::Uuid;
 
-/// `(tenant, id, version)` of every row of `table`, read as version 1 stored them.
-fn version_1_rows(connection: &Connection, table: &str) -> Vec<(Uuid, Uuid, i64)> {
+/// A stored row: tenant, id, version and property values as SQLite holds them.
+type Row = (Uuid, Uuid, i64, Vec<SqlValue>);
+
+/// Every row of `table`, read as version 1 stored them (TEXT ids).
+fn version_1_rows(connection: &Connection, table: &str) -> Vec<Row> {
     let mut statement = connection
-        .prepare(&format!(
-            "SELECT tenant_id, id, version FROM {table} ORDER BY tenant_id, id"
-        ))
+        .prepare(&format!("SELECT * FROM {table} ORDER BY tenant_id, id"))
         .unwrap();
+    let columns = statement.column_count();
     statement
         .query_map([], |row| {
             let tenant: String = row.get(0)?;
@@ -23,6 +27,7 @@ fn version_1_rows(connection: &Connection, table: &str) -> Vec<(Uuid, Uuid, i64)
                 Uuid::parse_str(&tenant).unwrap(),
                 Uuid::parse_str(&id).unwrap(),
                 row.get(2)?,
+                (3..columns).map(|i| row.get(i)).collect::<Result<_, _>>()?,
             ))
         })
         .unwrap()
@@ -30,11 +35,24 @@ fn version_1_rows(connection: &Connection, table: &str) -> Vec<(Uuid, Uuid, i64)
         .unwrap()
 }
 
+fn as_row(tenant: Uuid, entity: &Entity) -> Row {
+    let values = entity
+        .values
+        .iter()
+        .map(|value| match value {
+            Value::Int(i) => SqlValue::Integer(*i),
+            Value::Text(text) => SqlValue::Text(text.clone()),
+            Value::Date(date) => SqlValue::Text(date.to_string()),
+        })
+        .collect();
+    (tenant, entity.id, entity.version, values)
+}
+
 #[tokio::test]
 async fn a_version_1_file_is_rebuilt_with_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
-    let before: Vec<Vec<(Uuid, Uuid, i64)>> = {
+    let before: Vec<Vec<Row>> = {
         let connection = Connection::open(&path).unwrap();
         connection
             .execute_batch(include_str!("fixtures/schema-v1.sql"))
@@ -56,7 +74,7 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
                 .list(TenantId(tenant), report, &ListQuery::default())
                 .await
                 .unwrap();
-            after.extend(listed.iter().map(|e| (tenant, e.id, e.version)));
+            after.extend(listed.iter().map(|e| as_row(tenant, e)));
             let latest = storage
                 .list(
                     TenantId(tenant),
@@ -70,13 +88,13 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
                 .unwrap();
             assert!(!latest.is_empty(), "{}", report.entity);
         }
-        after.sort();
+        after.sort_by_key(|row| (row.0, row.1));
         assert_eq!(&after, rows, "{}", report.entity);
     }
 
     // A migrated row is read, updated and deleted by id like any other.
     let report = &REPORTS[1];
-    let (tenant, id, version) = before[1][0];
+    let (tenant, id, version, _) = before[1][0].clone();
     let tenant = TenantId(tenant);
     let entity = storage.get(tenant, report, id).await.unwrap().unwrap();
     assert_eq!(entity.version, version);
@@ -100,12 +118,29 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
     assert_eq!(version, SCHEMA_VERSION);
     let leftovers: i64 = connection
         .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1' OR name LIKE '%_by_period'",
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1'",
             [],
             |row| row.get(0),
         )
         .unwrap();
     assert_eq!(leftovers, 0);
+    // Every index of the new layout exists, on the new table.
+    for report in REPORTS {
+        for statement in TableSql::new(report, Dialect::Sqlite).create.iter().skip(1) {
+            let name = statement
+                .split_whitespace()
+                .nth(5)
+                .expect("CREATE INDEX IF NOT EXISTS <name>");
+            let table: String = connection
+                .query_row(
+                    "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    [name],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(table, report.table_name());
+        }
+    }
     drop(connection);
     // Opening again changes nothing.
     let storage = SqliteStorage::open(&path, Durability::Process).unwrap();

@@ -176,7 +176,7 @@ pub trait Storage: Send + Sync {
     /// [`Storage::upsert_many`] of rows that arrive while they are written: all chunks in one
     /// transaction, which is rolled back ([`StorageError::Aborted`]) if a chunk is
     /// [`LoadAborted`]. A large file is parsed on one core while it is written on another,
-    /// and never held whole.
+    /// and its parsed rows are never all in memory at once.
     async fn upsert_stream(
         &self,
         tenant: TenantId,

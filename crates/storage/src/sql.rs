@@ -97,20 +97,11 @@ impl TableSql {
             ));
         }
         // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.
-        // In SQLite every index is a B-tree that each imported row is written into, so its
-        // layout has three instead of five: the table itself is the `(tenant_id, id)` index
-        // (`WITHOUT ROWID`), and the natural key puts the period first, so that it also finds
-        // the latest refresh date of a period (which PostgreSQL has a separate index for).
-        let period_column = report.period_index().map(|i| property_columns[i].clone());
-        let unique_columns = match (dialect, &period_column) {
-            (Dialect::Sqlite, Some(period)) => std::iter::once(period.clone())
-                .chain(key_columns.iter().filter(|c| *c != period).cloned())
-                .collect(),
-            _ => key_columns.clone(),
-        };
+        // In SQLite the table itself is the `(tenant_id, id)` index (`WITHOUT ROWID`): one
+        // B-tree fewer for every imported row to go into.
         definition.push_str(&format!(
             "  PRIMARY KEY (tenant_id, id),\n  UNIQUE (tenant_id, {})\n){}",
-            unique_columns.join(", "),
+            key_columns.join(", "),
             match dialect {
                 Dialect::Sqlite => " WITHOUT ROWID",
                 Dialect::Postgres => "",
@@ -119,7 +110,9 @@ impl TableSql {
         let refresh = &property_columns[report.refresh_date_index()];
         let mut create = vec![definition];
         // Queries over history filter on the activity date (`reportDate ge 2025-01-01`), usually
-        // with a period; the refresh date already leads the natural-key index.
+        // with a period; the refresh date already leads the natural-key index, which serves
+        // `reportRefreshDate` filters and the default order.
+        let period_column = report.period_index().map(|i| property_columns[i].clone());
         let period_suffix = period_column
             .as_ref()
             .map(|c| format!(", {c}"))
@@ -131,7 +124,8 @@ impl TableSql {
                 ));
             }
         }
-        if let (Some(period), Dialect::Postgres) = (&period_column, dialect) {
+        // The latest refresh date of a period, for the report functions.
+        if let Some(period) = &period_column {
             create.push(format!(
                 "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
             ));
@@ -273,7 +267,6 @@ mod tests {
         assert!(sqlite.insert.contains("?12"));
         assert!(sqlite.create[0].ends_with(") WITHOUT ROWID"));
         assert!(sqlite.create[0]
-            .contains("UNIQUE (tenant_id, report_period, report_refresh_date, report_date)"));
-        assert!(!sqlite.create.iter().any(|c| c.contains("_by_period")));
+            .contains("UNIQUE (tenant_id, report_refresh_date, report_date, report_period)"));
     }
 }

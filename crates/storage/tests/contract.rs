@@ -427,6 +427,43 @@ async fn streamed_loads_commit_whole_or_not_at_all() {
             200,
             "{name}"
         );
+
+        // Known, then new, then known with a changed value, then the same key twice.
+        let mut changed = row("2025-01-31", "P1", 1);
+        changed[3] = Value::Int(99);
+        let mixed: RowChunks = Box::new(
+            vec![Ok(vec![
+                row("2025-01-31", "P0", 0),
+                row("2025-01-31", "NEW", 7),
+                changed.clone(),
+                row("2025-01-31", "TWICE", 1),
+                row("2025-01-31", "TWICE", 2),
+            ])]
+            .into_iter(),
+        );
+        let counts = s.upsert_stream(t, report, mixed).await.unwrap();
+        assert_eq!(
+            (counts.inserted, counts.updated, counts.unchanged),
+            (2, 2, 1),
+            "{name}"
+        );
+        let stored = s
+            .list(
+                t,
+                report,
+                &ListQuery {
+                    filter: Some(parse_filter(report, "productType in ('P1', 'TWICE')").unwrap()),
+                    ..ListQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        let values: Vec<_> = stored.iter().map(|e| e.values.clone()).collect();
+        assert_eq!(
+            values,
+            vec![changed, row("2025-01-31", "TWICE", 2)],
+            "{name}"
+        );
     }
 }
 
