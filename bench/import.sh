@@ -24,6 +24,9 @@ if [ ! -f "$CSV" ]; then
   mv "$CSV.tmp" "$CSV"
   rm -f "$SOURCE" "$SOURCE-wal" "$SOURCE-shm"
 fi
+# Start with no dirty pages of earlier work (a seeded database, say) for the kernel to flush
+# while we measure.
+sync
 python3 - "$RR" "$CSV" "$WORK" "$RUNS" "$TENANT" <<'PY'
 import os, statistics, subprocess, sys, time
 

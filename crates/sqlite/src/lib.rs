@@ -154,8 +154,8 @@ impl SqliteStorage {
                 "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
             ))
             .map_err(backend)?;
-        let checkpointer =
-            Checkpointer::start(open_connection(&path, durability, READER_CACHE_KIB)?)?;
+        // Checkpoints copy WAL frames straight into the file: no page cache to speak of.
+        let checkpointer = Checkpointer::start(open_connection(&path, durability, 256)?)?;
         let storage = SqliteStorage {
             inner: Arc::new(Inner {
                 path,
