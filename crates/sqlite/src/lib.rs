@@ -25,9 +25,10 @@ use uuid::Uuid;
 /// rowid tables, and one more index); opening a version 1 file rebuilds its tables.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Page size of new database files. Measured with the registry's tables (1.1M-row import;
-/// single-row POSTs on 100 tenants): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k rows/s,
-/// ~7.2k POST/s (every commit writes whole pages to the WAL). Existing files keep theirs.
+/// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
+/// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
+/// rows/s, ~7.2k POST/s (every commit writes whole pages to the WAL). Existing files keep
+/// theirs.
 const NEW_FILE_PAGE_SIZE: u32 = 16 * 1024;
 
 /// Reader connections: enough to keep both cores busy while one waits on I/O; requests beyond
@@ -295,7 +296,18 @@ fn migrate(connection: &Connection) -> Result<(), StorageError> {
             }
         }
     }
+    // Side tables derived from existing rows (a refresh-date table new to this file).
+    let mut backfills = Vec::new();
     for report in REPORTS {
+        let table = report.table_name();
+        let refreshes = format!("{table}_refreshes");
+        if report.period_index().is_some()
+            && table_exists(connection, &table)?
+            && !table_exists(connection, &refreshes)?
+        {
+            backfills.push(report);
+        }
+        script.push_str(&format!("DROP INDEX IF EXISTS {table}_by_period;\n"));
         for statement in TableSql::new(report, Dialect::Sqlite).create {
             script.push_str(&statement);
             script.push_str(";\n");
@@ -315,6 +327,18 @@ fn migrate(connection: &Connection) -> Result<(), StorageError> {
             "INSERT INTO {table} (tenant_id, id, version, {columns}) \
              SELECT unhex(replace(tenant_id, '-', '')), unhex(replace(id, '-', '')), version, {columns} \
              FROM {table}_v1 ORDER BY tenant_id, id;\nDROP TABLE {table}_v1;\n"
+        ));
+    }
+    for report in backfills {
+        let table = report.table_name();
+        let column = |i: usize| report.properties[i].column_name();
+        let (period, refresh) = (
+            column(report.period_index().unwrap_or_default()),
+            column(report.refresh_date_index()),
+        );
+        script.push_str(&format!(
+            "INSERT OR IGNORE INTO {table}_refreshes (tenant_id, {period}, {refresh}) \
+             SELECT DISTINCT tenant_id, {period}, {refresh} FROM {table};\n"
         ));
     }
     script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"));
@@ -477,6 +501,26 @@ fn key_conflict(
     }
 }
 
+/// Records the row's (period, refresh date) for the report functions (see
+/// [`TableSql::note_refresh`]); nothing for reports without a period.
+fn note_refresh(
+    connection: &Connection,
+    table: &TableSql,
+    report: &ReportType,
+    tenant: &Uuid,
+    values: &[Value],
+) -> Result<(), StorageError> {
+    let (Some(sql), Some(period)) = (&table.note_refresh, report.period_index()) else {
+        return Ok(());
+    };
+    let refresh = Param::of(&values[report.refresh_date_index()]);
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute((tenant, Param::of(&values[period]), refresh)))
+        .map(|_| ())
+        .map_err(backend)
+}
+
 fn insert_row(
     connection: &Connection,
     table: &TableSql,
@@ -490,7 +534,7 @@ fn insert_row(
     params.extend(value_params.iter().map(|p| p as &dyn ToSql));
     let mut statement = connection.prepare_cached(&table.insert).map_err(backend)?;
     match statement.execute(params.as_slice()) {
-        Ok(_) => Ok(()),
+        Ok(_) => note_refresh(connection, table, report, tenant, values),
         Err(error) if is_unique_violation(&error) => {
             let taken = select_one(connection, report, &table.select_by_id, &[tenant, &id])?;
             if taken.is_some() {
@@ -516,7 +560,7 @@ fn update_row(
     params.extend(value_params.iter().map(|p| p as &dyn ToSql));
     let mut statement = connection.prepare_cached(&table.update).map_err(backend)?;
     match statement.execute(params.as_slice()) {
-        Ok(1) => Ok(()),
+        Ok(1) => note_refresh(connection, table, report, tenant, values),
         Ok(_) => Err(StorageError::PreconditionFailed {
             current: current.etag(),
         }),
@@ -543,9 +587,26 @@ struct BulkUpsert<'a> {
     find: rusqlite::CachedStatement<'a>,
     counts: UpsertCounts,
     last_was_known: bool,
+    /// The (period, refresh date) last recorded: consecutive rows almost always share it.
+    last_noted: Option<(Value, Value)>,
 }
 
 impl<'a> BulkUpsert<'a> {
+    fn note_refresh(&mut self, values: &[Value]) -> Result<(), StorageError> {
+        let Some(period) = self.report.period_index() else {
+            return Ok(());
+        };
+        let key = (
+            values[period].clone(),
+            values[self.report.refresh_date_index()].clone(),
+        );
+        if self.last_noted.as_ref() != Some(&key) {
+            note_refresh(self.tx, self.table, self.report, &self.tenant, values)?;
+            self.last_noted = Some(key);
+        }
+        Ok(())
+    }
+
     fn new(
         tx: &'a rusqlite::Transaction<'a>,
         table: &'a TableSql,
@@ -563,6 +624,7 @@ impl<'a> BulkUpsert<'a> {
                 .map_err(backend)?,
             counts: UpsertCounts::default(),
             last_was_known: false,
+            last_noted: None,
         })
     }
 
@@ -582,7 +644,7 @@ impl<'a> BulkUpsert<'a> {
             }
             if insert.raw_execute().map_err(backend)? == 1 {
                 self.counts.inserted += 1;
-                return Ok(());
+                return self.note_refresh(&values);
             }
         }
         let report = self.report;

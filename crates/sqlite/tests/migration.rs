@@ -2,10 +2,10 @@
 //! every row: ids, versions and values.
 #![expect(clippy::unwrap_used)]
 
-use reportroot_model::{Entity, TenantId, Value, REPORTS};
+use reportroot_model::{Entity, Period, TenantId, Value, REPORTS};
 use reportroot_sqlite::{Durability, SqliteStorage, SCHEMA_VERSION};
 use reportroot_storage::sql::{Dialect, TableSql};
-use reportroot_storage::{ListQuery, Precondition, Scope, Storage};
+use reportroot_storage::{ListQuery, Precondition, Storage};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -75,18 +75,30 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
                 .await
                 .unwrap();
             after.extend(listed.iter().map(|e| as_row(tenant, e)));
+            // The report function finds the newest refresh date (of the period) among the
+            // migrated rows.
+            let period = report.period_index().map(|i| &listed[0].values[i]);
+            let newest = listed
+                .iter()
+                .filter(|e| {
+                    period.is_none_or(|p| report.period_index().map(|i| &e.values[i]) == Some(p))
+                })
+                .map(|e| e.values[report.refresh_date_index()].clone())
+                .max();
+            let period = period.and_then(|p| Period::from_param(&format!("D{p}")));
+            assert_eq!(period.is_some(), report.period_index().is_some());
             let latest = storage
-                .list(
-                    TenantId(tenant),
-                    report,
-                    &ListQuery {
-                        scope: Scope::Latest { period: None },
-                        ..ListQuery::default()
-                    },
-                )
+                .latest_report(TenantId(tenant), report, period)
                 .await
                 .unwrap();
             assert!(!latest.is_empty(), "{}", report.entity);
+            assert!(
+                latest
+                    .iter()
+                    .all(|e| Some(&e.values[report.refresh_date_index()]) == newest.as_ref()),
+                "{}",
+                report.entity
+            );
         }
         after.sort_by_key(|row| (row.0, row.1));
         assert_eq!(&after, rows, "{}", report.entity);
@@ -124,21 +136,23 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
         )
         .unwrap();
     assert_eq!(leftovers, 0);
-    // Every index of the new layout exists, on the new table.
+    // Every table and index of the new layout exists, indexes on the right table.
     for report in REPORTS {
-        for statement in TableSql::new(report, Dialect::Sqlite).create.iter().skip(1) {
+        for statement in TableSql::new(report, Dialect::Sqlite).create {
             let name = statement
                 .split_whitespace()
                 .nth(5)
-                .expect("CREATE INDEX IF NOT EXISTS <name>");
-            let table: String = connection
+                .expect("CREATE … IF NOT EXISTS <name>");
+            let (kind, table): (String, String) = connection
                 .query_row(
-                    "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    "SELECT type, tbl_name FROM sqlite_master WHERE name = ?1",
                     [name],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .unwrap();
-            assert_eq!(table, report.table_name());
+            if kind == "index" {
+                assert_eq!(table, report.table_name());
+            }
         }
     }
     drop(connection);

@@ -7,7 +7,7 @@ use reportroot_odata::query::{
 };
 use uuid::Uuid;
 
-use crate::sql::Dialect;
+use crate::sql::{latest_refresh, Dialect};
 use crate::{Cursor, ListQuery, Scope};
 
 /// A parameter of a compiled statement.
@@ -236,16 +236,19 @@ impl Builder<'_> {
             .push_str(&format!(" FROM {table} WHERE tenant_id = {t}"));
         if let Scope::Latest { period } = scope {
             let refresh = self.report.properties[self.report.refresh_date_index()].column_name();
-            let period_filter = match (period, self.report.period_index()) {
+            let (period_filter, p) = match (period, self.report.period_index()) {
                 (Some(period), Some(index)) => {
                     let p = self.bind(SqlParam::Value(Value::Text(period.stored().to_owned())));
-                    format!(" AND {} = {p}", self.report.properties[index].column_name())
+                    (
+                        format!(" AND {} = {p}", self.report.properties[index].column_name()),
+                        Some(p),
+                    )
                 }
-                _ => String::new(),
+                _ => (String::new(), None),
             };
-            self.sql.push_str(&format!(
-                "{period_filter} AND {refresh} = (SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {t}{period_filter})"
-            ));
+            let latest = latest_refresh(self.report, self.dialect, &t, p.as_deref());
+            self.sql
+                .push_str(&format!("{period_filter} AND {refresh} = {latest}"));
         }
         if let Some(filter) = filter {
             let condition = self.expr(filter);

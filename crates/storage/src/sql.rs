@@ -70,6 +70,35 @@ pub struct TableSql {
     pub upsert: String,
     /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
     pub latest: String,
+    /// SQLite, periodic reports: records that a refresh date has rows of a period, `(tenant,
+    /// period, refresh date)`; run after every insert or update.
+    pub note_refresh: Option<String>,
+}
+
+/// A subquery giving the latest refresh date of the tenant's rows (of the period, when
+/// `period` names its parameter).
+pub fn latest_refresh(
+    report: &ReportType,
+    dialect: Dialect,
+    tenant: &str,
+    period: Option<&str>,
+) -> String {
+    let table = report.table_name();
+    let refresh = report.properties[report.refresh_date_index()].column_name();
+    let period_column = report
+        .period_index()
+        .map(|i| report.properties[i].column_name());
+    match (dialect, period_column, period) {
+        (Dialect::Sqlite, Some(column), Some(p)) => format!(
+            "(SELECT r.{refresh} FROM {table}_refreshes r WHERE r.tenant_id = {tenant} AND r.{column} = {p} \
+             AND EXISTS (SELECT 1 FROM {table} x WHERE x.tenant_id = {tenant} AND x.{refresh} = r.{refresh} \
+             AND x.{column} = {p}) ORDER BY r.{refresh} DESC LIMIT 1)"
+        ),
+        (_, Some(column), Some(p)) => format!(
+            "(SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {tenant} AND {column} = {p})"
+        ),
+        _ => format!("(SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {tenant})"),
+    }
 }
 
 impl TableSql {
@@ -124,11 +153,27 @@ impl TableSql {
                 ));
             }
         }
-        // The latest refresh date of a period, for the report functions.
+        // The latest refresh date of a period, for the report functions. PostgreSQL indexes
+        // every row for it. SQLite keeps the refresh dates each period has in a small side
+        // table instead: an index entry per row was a sixth of a bulk import, and almost every
+        // row repeats the previous row's (period, refresh date). Rows deleted later may leave a
+        // stale entry there, so a lookup checks that the date still has rows (see
+        // `latest_refresh`).
+        let mut note_refresh = None;
         if let Some(period) = &period_column {
-            create.push(format!(
-                "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
-            ));
+            match dialect {
+                Dialect::Postgres => create.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
+                )),
+                Dialect::Sqlite => {
+                    create.push(format!(
+                        "CREATE TABLE IF NOT EXISTS {table}_refreshes (\n  tenant_id BLOB NOT NULL,\n  {period} TEXT NOT NULL,\n  {refresh} TEXT NOT NULL,\n  PRIMARY KEY (tenant_id, {period}, {refresh})\n) WITHOUT ROWID"
+                    ));
+                    note_refresh = Some(format!(
+                        "INSERT OR IGNORE INTO {table}_refreshes (tenant_id, {period}, {refresh}) VALUES (?1, ?2, ?3)"
+                    ));
+                }
+            }
         }
 
         let key_match = |first: usize| {
@@ -231,10 +276,12 @@ impl TableSql {
                 key_match(2)
             ),
             latest: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {t}{period_filter} AND {refresh} = \
-                 (SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {t}{period_filter}) ORDER BY {order}",
-                t = p(1)
+                "SELECT {columns} FROM {table} WHERE tenant_id = {t}{period_filter} AND {refresh} = {latest} \
+                 ORDER BY {order}",
+                t = p(1),
+                latest = latest_refresh(report, dialect, &p(1), period_column.as_ref().map(|_| p(2)).as_deref()),
             ),
+            note_refresh,
             columns,
             create,
             table,

@@ -371,8 +371,46 @@ async fn filters_order_keyset_paging_and_latest() {
         let d30 = s.latest_report(t, teams, Some(Period::D30)).await.unwrap();
         assert_eq!(d30.len(), 1, "{name}");
         assert_eq!(d30[0].values[0], date("2025-01-02"), "{name}");
+        // A newer D30 report, then deleted again: the function falls back to the older one.
+        let newer = s
+            .insert(t, teams, new(teams_row("2025-01-05", "30")))
+            .await
+            .unwrap();
+        let d30 = s.latest_report(t, teams, Some(Period::D30)).await.unwrap();
+        assert_eq!(d30[0].values[0], date("2025-01-05"), "{name}");
+        s.delete(t, teams, newer.id, Precondition::None)
+            .await
+            .unwrap();
+        let d30 = s.latest_report(t, teams, Some(Period::D30)).await.unwrap();
+        assert_eq!(d30.len(), 1, "{name}");
+        assert_eq!(d30[0].values[0], date("2025-01-02"), "{name}");
+        let counted = s
+            .count(
+                t,
+                teams,
+                Scope::Latest {
+                    period: Some(Period::D30),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(counted, 1, "{name}");
+        // A PATCH that moves a row to another refresh date and period is found there.
+        let moved = s
+            .update(
+                t,
+                teams,
+                d30[0].id,
+                &[(0, date("2025-01-07")), (9, Value::Text("90".into()))],
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+        let d90 = s.latest_report(t, teams, Some(Period::D90)).await.unwrap();
+        assert_eq!(d90, vec![moved], "{name}");
         assert!(
-            s.latest_report(t, teams, Some(Period::D90))
+            s.latest_report(t, teams, Some(Period::D180))
                 .await
                 .unwrap()
                 .is_empty(),
