@@ -155,7 +155,7 @@ impl TableSql {
         }
         // The latest refresh date of a period, for the report functions. PostgreSQL indexes
         // every row for it. SQLite keeps the refresh dates each period has in a small side
-        // table instead: an index entry per row was a sixth of a bulk import, and almost every
+        // table instead: an index entry per row was an eighth of a bulk import, and almost every
         // row repeats the previous row's (period, refresh date). Rows deleted later may leave a
         // stale entry there, so a lookup checks that the date still has rows (see
         // `latest_refresh`).
