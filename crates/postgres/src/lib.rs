@@ -432,16 +432,6 @@ impl Storage for PostgresStorage {
             .collect()
     }
 
-    async fn upsert_many(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<UpsertCounts, StorageError> {
-        self.upsert_stream(tenant, report, Box::new(std::iter::once(Ok(rows))))
-            .await
-    }
-
     async fn upsert_stream(
         &self,
         tenant: TenantId,

@@ -171,7 +171,10 @@ pub trait Storage: Send + Sync {
         tenant: TenantId,
         report: &'static ReportType,
         rows: Vec<Vec<Value>>,
-    ) -> Result<UpsertCounts, StorageError>;
+    ) -> Result<UpsertCounts, StorageError> {
+        self.upsert_stream(tenant, report, Box::new(std::iter::once(Ok(rows))))
+            .await
+    }
 
     /// [`Storage::upsert_many`] of rows that arrive while they are written: all chunks in one
     /// transaction, which is rolled back ([`StorageError::Aborted`]) if a chunk is
