@@ -26,13 +26,16 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub struct Claims {
     /// Tenant id.
     pub tid: String,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one, or a list of which one must be accepted (RFC 7519 allows both).
+    pub aud: Audience,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
     /// Issued at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not before, seconds since the epoch: the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -42,6 +45,16 @@ pub struct Claims {
     /// Delegated permissions, space separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
+}
+
+/// A token's `aud` claim: a string, or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "https://graph.microsoft.com"`.
+    One(String),
+    /// `"aud": ["https://graph.microsoft.com", "..."]`.
+    Many(Vec<String>),
 }
 
 /// Who is calling, once the token is checked.
@@ -97,6 +110,8 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "aud"]);
+        // A token is not valid before its `nbf` (jsonwebtoken checks it only when asked).
+        validation.validate_nbf = true;
         validation.leeway = 30;
         TokenVerifier {
             key: DecodingKey::from_secret(secret),
@@ -155,6 +170,9 @@ impl TokenVerifier {
                     ErrorKind::ExpiredSignature => {
                         "Lifetime validation failed, the token is expired."
                     }
+                    ErrorKind::ImmatureSignature => {
+                        "Lifetime validation failed, the token is not yet valid (nbf)."
+                    }
                     ErrorKind::InvalidAudience => "Invalid audience.",
                     ErrorKind::InvalidSignature => "Signature verification failed.",
                     ErrorKind::MissingRequiredClaim(_) => {
@@ -211,9 +229,10 @@ pub fn issue_token(
     let now = unix_now();
     let claims = Claims {
         tid: tenant.to_string(),
-        aud: audience.to_owned(),
+        aud: Audience::One(audience.to_owned()),
         exp: now + ttl_seconds,
         iat: Some(now),
+        nbf: Some(now),
         iss: Some(format!("https://sts.windows.net/{tenant}/")),
         roles: roles.to_vec(),
         scp: None,

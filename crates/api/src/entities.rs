@@ -6,9 +6,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Entity, ReportType};
 use reportroot_odata::json::{
-    collection_json, decode_entity, entity_json, BodyMode, CollectionMeta, EntityShape,
+    collection_json, decode_entity, entity_json, BodyMode, CollectionMeta, EntityShape, ID_INDEX,
 };
-use reportroot_odata::query::parse_query_options;
+use reportroot_odata::query::{parse_query_options, PropertyRef};
 use reportroot_storage::{NewEntity, Precondition, Scope};
 use uuid::Uuid;
 
@@ -71,11 +71,19 @@ pub(crate) async fn entity(
     let storage = &state.storage;
     match call.method {
         Method::GET => {
+            let select = entity_select(report, call)?;
             let found = storage
                 .get(caller.tenant, report, id)
                 .await?
                 .ok_or_else(|| ApiError::item_not_found(id_text))?;
-            Ok(single(state, call, report, &found, StatusCode::OK))
+            Ok(single_selected(
+                state,
+                call,
+                report,
+                &found,
+                StatusCode::OK,
+                select.as_deref(),
+            ))
         }
         Method::PATCH => {
             require_json_content_type(&call.headers)?;
@@ -217,6 +225,34 @@ pub(crate) async fn count(
         .into_response())
 }
 
+/// The `$select` of a single-entity `GET`, the only collection option that applies to one
+/// entity; the others (`$filter`, `$orderby`, `$top`, `$skip`, `$count`) are refused, as is
+/// anything malformed.
+fn entity_select(report: &ReportType, call: &Call) -> Result<Option<Vec<usize>>, ApiError> {
+    let options = parse_query_options(report, &call.query)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let not_applicable = [
+        ("$filter", options.filter.is_some()),
+        ("$orderby", !options.order_by.is_empty()),
+        ("$top", options.top.is_some()),
+        ("$skip", options.skip.is_some()),
+        ("$count", options.count),
+    ];
+    if let Some((option, _)) = not_applicable.iter().find(|(_, given)| *given) {
+        return Err(ApiError::bad_request(format!(
+            "The query option '{option}' is not allowed on a single entity."
+        )));
+    }
+    Ok(options.select.map(|refs| {
+        refs.into_iter()
+            .map(|r| match r {
+                PropertyRef::Id => ID_INDEX,
+                PropertyRef::Index(i) => i,
+            })
+            .collect()
+    }))
+}
+
 /// One entity as an answer, with `@odata.context` and an `ETag` header.
 fn single(
     state: &AppState,
@@ -224,6 +260,18 @@ fn single(
     report: &ReportType,
     entity: &Entity,
     status: StatusCode,
+) -> Response {
+    single_selected(state, call, report, entity, status, None)
+}
+
+/// [`single`] with only the `select`ed properties.
+fn single_selected(
+    state: &AppState,
+    call: &Call,
+    report: &ReportType,
+    entity: &Entity,
+    status: StatusCode,
+    select: Option<&[usize]>,
 ) -> Response {
     let context = format!(
         "{}/$metadata#reports/{}/$entity",
@@ -237,7 +285,7 @@ fn single(
             context: Some(&context),
             with_type: true,
             with_identity: true,
-            select: None,
+            select,
         },
     );
     let mut response = json_response(status, body);

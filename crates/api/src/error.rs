@@ -6,6 +6,10 @@ use axum::response::{IntoResponse, Response};
 use reportroot_odata::json::BodyError;
 use reportroot_storage::StorageError;
 
+/// Seconds a client is asked to wait before retrying a `503`: long enough for a busy SQLite
+/// writer (an import chunk, a checkpoint) to have moved on.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 /// A failed request: status, Graph error code and message.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -87,6 +91,20 @@ impl ApiError {
         error
     }
 
+    /// 503 `serviceNotAvailable`, with `Retry-After` as Graph sends it.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            message,
+        );
+        error.headers.push((
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        ));
+        error
+    }
+
     /// 500 `generalException`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
@@ -137,11 +155,7 @@ impl From<StorageError> for ApiError {
             | StorageError::Aborted(_)
             | StorageError::Backend(_) => {
                 tracing::error!(%error, "storage failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "serviceNotAvailable",
-                    "The storage backend failed; try again later.",
-                )
+                ApiError::unavailable("The storage backend failed; try again later.")
             }
         }
     }

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Period, ReportType};
 use reportroot_odata::csv_format::write_report_csv;
+use reportroot_odata::query::parse_query_options;
 use reportroot_storage::Scope;
 use sha2::{Digest, Sha256};
 
@@ -14,7 +15,7 @@ use crate::auth::{unix_now, Caller};
 use crate::download::Grant;
 use crate::entities::{add_preference_applied, json_response, page_body};
 use crate::error::ApiError;
-use crate::paging::query_page;
+use crate::paging::{page_size, query_page};
 use crate::report_cache::CachedAnswer;
 use crate::routes::ApiVersion;
 use crate::{AppState, Call};
@@ -108,17 +109,7 @@ pub(crate) async fn call_function(
     let period = parse_period(report, args)?;
     let format = wanted_format(call)?;
     let redirect = !query_value(call, "redirect").is_some_and(|v| v.eq_ignore_ascii_case("false"));
-    let prefer = call
-        .headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let key = format!(
-        "{}|{}|{period:?}|{format:?}|{redirect}|{:?}|{prefer}",
-        call.version.segment(),
-        report.entity,
-        call.query
-    );
+    let key = answer_key(state, call, report, period, format, redirect)?;
     let cache = &state.report_cache;
     if let Some(answer) = cache.get(caller.tenant, &key) {
         return Ok(answer.respond(&call.headers));
@@ -141,6 +132,37 @@ pub(crate) async fn call_function(
     let answer = CachedAnswer::from_response(response).await;
     cache.put(caller.tenant, key, generation, answer.clone());
     Ok(answer.respond(&call.headers))
+}
+
+/// What a function's answer depends on, as the cache key: the version, report, period, format
+/// and redirect choice, and for JSON the parsed query options (in canonical form), the
+/// `$skiptoken` and the page size applied. Query parameters the answer ignores, and the
+/// spelling of those it reads, do not make new keys.
+fn answer_key(
+    state: &AppState,
+    call: &Call,
+    report: &'static ReportType,
+    period: Option<Period>,
+    format: Format,
+    redirect: bool,
+) -> Result<String, ApiError> {
+    let mut key = format!(
+        "{}|{}|{period:?}|{format:?}|{redirect}",
+        call.version.segment(),
+        report.entity
+    );
+    if format == Format::Json {
+        let options = parse_query_options(report, &call.query)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for (name, value) in options.to_query_pairs(report) {
+            key.push_str(&format!("|{name}={value}"));
+        }
+        if let Some(token) = query_value(call, "$skiptoken") {
+            key.push_str(&format!("|$skiptoken={token}"));
+        }
+        key.push_str(&format!("|{:?}", page_size(state, call)));
+    }
+    Ok(key)
 }
 
 /// The unconditional answer of a function call.

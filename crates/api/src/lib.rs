@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod batch;
+mod body;
 pub mod context;
 pub mod download;
 mod entities;
@@ -11,6 +12,7 @@ mod functions;
 mod paging;
 mod report_cache;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -42,6 +44,13 @@ pub struct ApiConfig {
     pub page_size: u64,
     /// How long a report download URL stays valid.
     pub download_ttl_seconds: u64,
+    /// Most bytes of rendered report answers kept (0: none).
+    pub answer_cache_bytes: usize,
+    /// Longest a request may take, body included: past it, `408` while the body is still
+    /// arriving, else `503` with `Retry-After`.
+    pub request_timeout: std::time::Duration,
+    /// Connection limit and header-read and idle timeouts of the listener.
+    pub connections: server::ConnectionLimits,
 }
 
 impl ApiConfig {
@@ -57,6 +66,9 @@ impl ApiConfig {
             max_body_bytes: 1024 * 1024,
             page_size: 1000,
             download_ttl_seconds: 300,
+            answer_cache_bytes: 32 * 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            connections: server::ConnectionLimits::default(),
         }
     }
 }
@@ -81,12 +93,19 @@ impl AppState {
         let skiptokens = paging::skiptoken_signer(&config.secret);
         Arc::new(AppState {
             storage,
-            config,
             verifier,
             downloads,
             skiptokens,
-            report_cache: report_cache::ReportCache::default(),
+            report_cache: report_cache::ReportCache::new(config.answer_cache_bytes),
+            config,
         })
+    }
+}
+
+impl AppState {
+    /// Bytes of rendered report answers held in the answer cache now.
+    pub fn answer_cache_bytes(&self) -> usize {
+        self.report_cache.bytes()
     }
 }
 
@@ -124,19 +143,49 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.connections.clone();
+    server::serve_connections(listener, router(state), limits, shutdown).await
 }
 
-async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    match handle(&state, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+/// Set while a request's body is being read, so that a timeout can say whose slowness it was.
+#[derive(Clone, Default)]
+struct ReadingBody(Arc<std::sync::atomic::AtomicBool>);
+
+async fn dispatch(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+    let reading = ReadingBody::default();
+    request.extensions_mut().insert(reading.clone());
+    let timeout = state.config.request_timeout;
+    match tokio::time::timeout(timeout, handle(&state, request, Nesting::TopLevel)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(),
+        Err(_) => request_timed_out(&reading, timeout).into_response(),
     }
 }
 
-fn decode_segments(path: &str) -> Vec<String> {
+/// The answer to a request that overran the request timeout: `408` while its body was still
+/// arriving (the client's doing), else `503` with `Retry-After`. Either way the connection is
+/// closed, since the request's state on it is unknown.
+fn request_timed_out(reading: &ReadingBody, timeout: std::time::Duration) -> ApiError {
+    let seconds = timeout.as_secs();
+    let mut error = if reading.0.load(std::sync::atomic::Ordering::Relaxed) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "requestTimeout",
+            format!("The request body did not arrive within {seconds} seconds."),
+        )
+    } else {
+        ApiError::unavailable(format!(
+            "The request did not complete within {seconds} seconds; try again later."
+        ))
+    };
+    error.headers.push((
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    ));
+    error
+}
+
+pub(crate) fn decode_segments(path: &str) -> Vec<String> {
     path.split('/')
         .skip(1)
         .filter(|s| !s.is_empty())
@@ -148,33 +197,46 @@ fn decode_segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-async fn read_body(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<bytes::Bytes, ApiError> {
-    let limit = state.config.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BadRequest",
-            format!("The request body is larger than the limit of {limit} bytes."),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+/// Whether a request came on the wire or from inside a `$batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nesting {
+    /// A request of its own.
+    TopLevel,
+    /// An item of a `$batch`, which may not itself be a batch.
+    InBatch,
 }
 
-pub(crate) async fn handle(state: &Arc<AppState>, request: Request) -> Result<Response, ApiError> {
+/// Handles a request whose body is read only by the handlers that need one. A body left unread
+/// (the request was refused before) is drained afterwards, within bounds, so that the
+/// keep-alive connection stays usable; when it cannot be, the answer says `Connection: close`.
+pub(crate) async fn handle(
+    state: &Arc<AppState>,
+    request: Request,
+    nesting: Nesting,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    let mut body = Some(body);
+    let result = route(state, parts, &mut body, nesting).await;
+    let Some(unread) = body else {
+        return result;
+    };
+    let drained = body::drain(unread, body::DRAIN_LIMIT).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if !drained {
+        body::close_connection(&mut response);
+    }
+    Ok(response)
+}
+
+async fn route(
+    state: &Arc<AppState>,
+    parts: axum::http::request::Parts,
+    body: &mut Option<Body>,
+    nesting: Nesting,
+) -> Result<Response, ApiError> {
     let segments = decode_segments(parts.uri.path());
     if segments.len() == 1 && segments[0] == "healthz" {
         return Ok((StatusCode::OK, "ok").into_response());
@@ -185,12 +247,27 @@ pub(crate) async fn handle(state: &Arc<AppState>, request: Request) -> Result<Re
         }
     }
     let resolved = resolve(&segments)?;
+    if resolved.target == Target::Batch && nesting == Nesting::InBatch {
+        return Err(ApiError::bad_request("A batch cannot contain a batch."));
+    }
     let query = parts
         .uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let body = read_body(state, &parts.headers, body).await?;
+    let reading = parts.extensions.get::<ReadingBody>().cloned();
+    let set_reading = |value: bool| {
+        if let Some(reading) = &reading {
+            reading.0.store(value, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    set_reading(true);
+    let body = match body.take() {
+        Some(unread) => body::read(state.config.max_body_bytes, &parts.headers, unread).await,
+        None => Ok(bytes::Bytes::new()),
+    };
+    set_reading(false);
+    let body = body?;
     let call = Call {
         method: parts.method,
         headers: parts.headers,
@@ -207,21 +284,26 @@ pub(crate) async fn handle(state: &Arc<AppState>, request: Request) -> Result<Re
         Target::Metadata => metadata(&call),
         Target::Collection(report) => entities::collection(state, &call, caller, report).await,
         Target::Entity(report, id) => entities::entity(state, &call, caller, report, &id).await,
-        Target::ReportRoot => {
-            caller.require_read()?;
-            let context = format!("{}/$metadata#reports/$entity", call.base(state));
-            Ok(entities::json_response(
-                StatusCode::OK,
-                serde_json::to_vec(&serde_json::json!({ "@odata.context": context }))
-                    .unwrap_or_default(),
-            ))
-        }
+        Target::ReportRoot => report_root(state, &call, caller),
         Target::Function(report, args) => {
             functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
         Target::Count(report) => entities::count(state, &call, caller, report).await,
         Target::Batch => batch::run_batch(state, &call).await,
     }
+}
+
+/// `GET /reports`: the singleton, which has nothing but its context.
+fn report_root(state: &AppState, call: &Call, caller: auth::Caller) -> Result<Response, ApiError> {
+    if call.method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    caller.require_read()?;
+    let context = format!("{}/$metadata#reports/$entity", call.base(state));
+    Ok(entities::json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&serde_json::json!({ "@odata.context": context })).unwrap_or_default(),
+    ))
 }
 
 /// `GET /$metadata`: public, as in Graph.

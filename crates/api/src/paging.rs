@@ -79,7 +79,7 @@ fn value_from_json(kind: ValueKind, json: &serde_json::Value) -> Option<Value> {
 }
 
 /// The page size a request gets: `Prefer: odata.maxpagesize=N` when smaller than the server's.
-fn page_size(state: &AppState, call: &Call) -> (u64, Option<u64>) {
+pub(crate) fn page_size(state: &AppState, call: &Call) -> (u64, Option<u64>) {
     let preferred = call
         .headers
         .get_all("prefer")

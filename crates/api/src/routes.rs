@@ -94,11 +94,25 @@ pub fn resolve(segments: &[String]) -> Result<Resolved, ApiError> {
     Ok(Resolved { version, target })
 }
 
+/// Graph's namespace, which may qualify a bound function's name.
+const NAMESPACE_PREFIX: &str = "microsoft.graph.";
+
+/// `name` without a leading `microsoft.graph.` (any ASCII case), as OData allows for bound
+/// functions: `/reports/microsoft.graph.getOffice365ActiveUserCounts(period='D7')`.
+fn unqualified(name: &str) -> &str {
+    match name.get(..NAMESPACE_PREFIX.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(NAMESPACE_PREFIX) => {
+            &name[NAMESPACE_PREFIX.len()..]
+        }
+        _ => name,
+    }
+}
+
 /// Resolves what follows `/reports` (or the version, for the root-level entity sets).
 fn resolve_under_root(tail: &[&str], under_reports: bool) -> Result<Target, ApiError> {
     let (name, args) = split_call(tail[0]);
     if under_reports {
-        if let Some(report) = report_by_function(name) {
+        if let Some(report) = report_by_function(unqualified(name)) {
             return match tail {
                 [_] => Ok(Target::Function(report, args.map(str::to_owned))),
                 [_, next, ..] => Err(ApiError::unknown_segment(next)),
@@ -140,6 +154,16 @@ mod tests {
         ))
         .expect("ok");
         assert!(matches!(r.target, Target::Function(_, Some(ref a)) if a == "period='D7'"));
+        let r = resolve(&segments(
+            "/v1.0/reports/microsoft.graph.getOffice365ActiveUserCounts(period='D7')",
+        ))
+        .expect("ok");
+        assert!(matches!(r.target, Target::Function(_, Some(ref a)) if a == "period='D7'"));
+        let r = resolve(&segments(
+            "/v1.0/reports/Microsoft.Graph.getOffice365ActivationsUserCounts()",
+        ))
+        .expect("ok");
+        assert!(matches!(r.target, Target::Function(_, Some(ref a)) if a.is_empty()));
         let r = resolve(&segments("/v1.0/reports/office365ActiveUserCounts('x')")).expect("ok");
         assert!(matches!(r.target, Target::Entity(_, ref id) if id == "x"));
         let r = resolve(&segments("/v1.0/reports/office365ActiveUserCounts/$count")).expect("ok");
@@ -149,6 +173,8 @@ mod tests {
             "/v1.0/reports/nope",
             "/v1.0/reports/office365ActiveUserCounts/a/b",
             "/v1.0/getOffice365ActiveUserCounts(period='D7')",
+            "/v1.0/reports/microsoft.getOffice365ActiveUserCounts(period='D7')",
+            "/v1.0/reports/microsoft.graph.office365ActiveUserCounts",
         ] {
             assert!(resolve(&segments(bad)).is_err(), "{bad}");
         }

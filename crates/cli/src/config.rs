@@ -40,6 +40,22 @@ pub struct ServerArgs {
     /// [default: process].
     #[arg(long, env = "REPORTROOT_SQLITE_DURABILITY")]
     pub sqlite_durability: Option<String>,
+    /// Seconds a connection has to send a request's complete headers, counted from when it
+    /// waits for one (also how long idle keep-alive connections are kept) [default: 10].
+    #[arg(long, env = "REPORTROOT_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds without a byte moving after which a connection is closed [default: 60].
+    #[arg(long, env = "REPORTROOT_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request may take, body included (408 or 503 after) [default: 30].
+    #[arg(long, env = "REPORTROOT_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog [default: 768].
+    #[arg(long, env = "REPORTROOT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Bytes of rendered report answers kept for up to a second [default: 33554432].
+    #[arg(long, env = "REPORTROOT_ANSWER_CACHE_BYTES")]
+    pub answer_cache_bytes: Option<usize>,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -65,6 +81,11 @@ pub struct FileConfig {
     download_ttl: Option<u64>,
     db_connections: Option<usize>,
     sqlite_durability: Option<String>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    request_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    answer_cache_bytes: Option<usize>,
     key_file: Option<PathBuf>,
     jwt_secret: Option<String>,
 }
@@ -93,6 +114,11 @@ pub struct Settings {
     pub download_ttl: Option<u64>,
     pub db_connections: usize,
     pub durability: reportroot_sqlite::Durability,
+    pub header_read_timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub request_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub answer_cache_bytes: Option<usize>,
     pub secret_source: SecretSource,
 }
 
@@ -202,6 +228,11 @@ impl Settings {
                 .unwrap_or(16)
                 .max(1),
             durability,
+            header_read_timeout: args.header_read_timeout.or(file.header_read_timeout),
+            idle_timeout: args.idle_timeout.or(file.idle_timeout),
+            request_timeout: args.request_timeout.or(file.request_timeout),
+            max_connections: args.max_connections.or(file.max_connections),
+            answer_cache_bytes: args.answer_cache_bytes.or(file.answer_cache_bytes),
             secret_source: SecretSource::resolve(&args.key, file),
         })
     }

@@ -403,7 +403,7 @@ async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
     let mut config = ApiConfig::new(public_url, settings.secret_source.load()?);
-    if let Some(audiences) = settings.audiences {
+    if let Some(audiences) = settings.audiences.clone() {
         config.audiences = audiences;
     }
     if let Some(limit) = settings.max_body_bytes {
@@ -415,12 +415,33 @@ async fn serve(
     if let Some(size) = settings.page_size {
         config.page_size = size.max(1);
     }
+    apply_limits(&settings, &mut config);
     tracing::info!(address = %bound, public_url = %config.public_url, database = %settings.database, "reportroot listening");
     on_ready(&config.public_url);
     let state = AppState::new(storage, config);
     reportroot_api::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The connection and request bounds of `settings` over the defaults.
+fn apply_limits(settings: &Settings, config: &mut ApiConfig) {
+    let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+    if let Some(s) = settings.header_read_timeout {
+        config.connections.header_read_timeout = seconds(s);
+    }
+    if let Some(s) = settings.idle_timeout {
+        config.connections.idle_timeout = seconds(s);
+    }
+    if let Some(s) = settings.request_timeout {
+        config.request_timeout = seconds(s);
+    }
+    if let Some(n) = settings.max_connections {
+        config.connections.max_connections = n.max(1);
+    }
+    if let Some(bytes) = settings.answer_cache_bytes {
+        config.answer_cache_bytes = bytes;
+    }
 }
 
 async fn shutdown_signal() {
