@@ -82,8 +82,8 @@ pub fn resolve(segments: &[String]) -> Result<Resolved, ApiError> {
     let version = ApiVersion::parse(first).ok_or_else(|| ApiError::unknown_segment(first))?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let target = match rest.as_slice() {
-        ["$metadata"] => Target::Metadata,
-        ["$batch"] => Target::Batch,
+        [metadata] if metadata.eq_ignore_ascii_case("$metadata") => Target::Metadata,
+        [batch] if batch.eq_ignore_ascii_case("$batch") => Target::Batch,
         [reports] if reports.eq_ignore_ascii_case("reports") => Target::ReportRoot,
         [reports, tail @ ..] if reports.eq_ignore_ascii_case("reports") && !tail.is_empty() => {
             resolve_under_root(tail, true)?
@@ -125,7 +125,7 @@ fn resolve_under_root(tail: &[&str], under_reports: bool) -> Result<Target, ApiE
     match (tail, key) {
         ([_], None) => Ok(Target::Collection(report)),
         ([_], Some(key)) => Ok(Target::Entity(report, key)),
-        ([_, count], None) if *count == "$count" => Ok(Target::Count(report)),
+        ([_, count], None) if count.eq_ignore_ascii_case("$count") => Ok(Target::Count(report)),
         ([_, id], None) => Ok(Target::Entity(report, (*id).to_owned())),
         ([_, next, ..], _) => Err(ApiError::unknown_segment(next)),
         ([], _) => Err(ApiError::unknown_segment("")),

@@ -39,7 +39,7 @@ async fn batch_runs_items_with_the_callers_token(backend: Backend) {
     assert_eq!(responses.len(), 6);
     assert_eq!(by_id("1")["status"], 201);
     assert_eq!(by_id("1")["body"]["productType"], "VISIO CLIENT");
-    assert!(by_id("1")["headers"]["location"].is_string());
+    assert!(by_id("1")["headers"]["Location"].is_string());
     assert_eq!(by_id("2")["status"], 200);
     assert_eq!(
         by_id("2")["body"]["value"][0]["productType"],
