@@ -29,7 +29,8 @@ pub(crate) async fn read(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        let drained = declared.is_some_and(|n| n <= DRAIN_LIMIT as u64) && drain(body, DRAIN_LIMIT).await;
+        let drained =
+            declared.is_some_and(|n| n <= DRAIN_LIMIT as u64) && drain(body, DRAIN_LIMIT).await;
         return Err(too_large(limit, drained));
     }
     let mut body = body;

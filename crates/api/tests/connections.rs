@@ -55,7 +55,11 @@ async fn read_response(stream: &mut TcpStream) -> (String, String) {
                 }
             }
             let n = stream.read(&mut buffer).await.unwrap();
-            assert!(n > 0, "closed early after {:?}", String::from_utf8_lossy(&seen));
+            assert!(
+                n > 0,
+                "closed early after {:?}",
+                String::from_utf8_lossy(&seen)
+            );
             seen.extend_from_slice(&buffer[..n]);
         }
     })
@@ -107,7 +111,10 @@ async fn a_stalled_body_is_cut_by_the_idle_and_request_timeouts() {
         t.write
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
-    assert!(read_to_close(&mut stalled).await.is_some(), "stalled body kept");
+    assert!(
+        read_to_close(&mut stalled).await.is_some(),
+        "stalled body kept"
+    );
 
     let app = spawn_app_with(|c| {
         c.request_timeout = Duration::from_secs(1);
@@ -117,7 +124,10 @@ async fn a_stalled_body_is_cut_by_the_idle_and_request_timeouts() {
     slow.write_all(head.as_bytes()).await.unwrap();
     let answer = read_to_close(&mut slow).await.expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     assert_eq!(
         app.count_rows("office365ActivationsUserCounts", &t.read)
             .await,
@@ -166,7 +176,10 @@ async fn unread_bodies_leave_the_connection_usable() {
         .unwrap();
     let (head, body) = read_response(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
-    assert!(body.contains("Resource not found for the segment 'nope'"), "{body}");
+    assert!(
+        body.contains("Resource not found for the segment 'nope'"),
+        "{body}"
+    );
     stream
         .write_all(b"GET /v1.0/$metadata HTTP/1.1\r\nHost: x\r\n\r\n")
         .await

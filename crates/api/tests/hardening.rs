@@ -36,7 +36,9 @@ async fn tokens_not_yet_valid_are_refused_and_audience_lists_accepted() {
     let now = reportroot_api::auth::unix_now();
     for nbf in [now + 3600, now + 10 * 365 * 86400] {
         let early = token_with(t.id, json!({ "nbf": nbf }));
-        let read = app.get("/v1.0/reports/office365ActivationsUserCounts", &early).await;
+        let read = app
+            .get("/v1.0/reports/office365ActivationsUserCounts", &early)
+            .await;
         let message = assert_error(read, 401, "InvalidAuthenticationToken").await;
         assert!(message.contains("not yet valid"), "{message}");
         let write = app
@@ -54,7 +56,9 @@ async fn tokens_not_yet_valid_are_refused_and_audience_lists_accepted() {
         0
     );
     let ok = token_with(t.id, json!({ "nbf": now - 60 }));
-    let response = app.get("/v1.0/reports/office365ActivationsUserCounts", &ok).await;
+    let response = app
+        .get("/v1.0/reports/office365ActivationsUserCounts", &ok)
+        .await;
     assert_eq!(response.status(), 200);
     let listed = token_with(
         t.id,
@@ -192,7 +196,10 @@ async fn batch_items_as_graph_docs_write_them_and_answers_as_graph_sends_them() 
     let by_id = |id: &str| responses.iter().find(|r| r["id"] == id).unwrap().clone();
     assert_eq!(by_id("1")["status"], 200, "{answer}");
     assert_eq!(by_id("1")["body"]["@odata.count"], 1);
-    assert_eq!(by_id("1")["body"]["value"][0]["productType"], "VISIO CLIENT");
+    assert_eq!(
+        by_id("1")["body"]["value"][0]["productType"],
+        "VISIO CLIENT"
+    );
     let headers = &by_id("2")["headers"];
     assert!(
         headers["Content-Type"]
@@ -208,18 +215,33 @@ async fn batch_items_as_graph_docs_write_them_and_answers_as_graph_sends_them() 
     // order of the same request made directly.
     let order = |haystack: &str, keys: &[&str]| {
         let positions: Vec<usize> = keys.iter().map(|k| haystack.find(k).unwrap()).collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{keys:?} in {haystack}");
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{keys:?} in {haystack}"
+        );
     };
     order(&text, &["\"id\"", "\"status\"", "\"headers\"", "\"body\""]);
     let start = text.find("\"id\":\"2\"").unwrap();
     let entity_text = &text[start..];
     order(
         entity_text,
-        &["\"reportRefreshDate\"", "\"productType\"", "\"assigned\"", "\"activated\"", "\"sharedComputerActivation\""],
+        &[
+            "\"reportRefreshDate\"",
+            "\"productType\"",
+            "\"assigned\"",
+            "\"activated\"",
+            "\"sharedComputerActivation\"",
+        ],
     );
     order(
         &direct,
-        &["\"reportRefreshDate\"", "\"productType\"", "\"assigned\"", "\"activated\"", "\"sharedComputerActivation\""],
+        &[
+            "\"reportRefreshDate\"",
+            "\"productType\"",
+            "\"assigned\"",
+            "\"activated\"",
+            "\"sharedComputerActivation\"",
+        ],
     );
     // Error envelopes carry GUIDs, or the item's own client-request-id, never the item id.
     assert_eq!(by_id("3")["status"], 404);
@@ -229,8 +251,14 @@ async fn batch_items_as_graph_docs_write_them_and_answers_as_graph_sends_them() 
     );
     assert_eq!(by_id("4")["status"], 400);
     let inner = &by_id("4")["body"]["error"]["innerError"];
-    assert!(Uuid::parse_str(inner["client-request-id"].as_str().unwrap()).is_ok(), "{inner}");
-    assert!(Uuid::parse_str(inner["request-id"].as_str().unwrap()).is_ok(), "{inner}");
+    assert!(
+        Uuid::parse_str(inner["client-request-id"].as_str().unwrap()).is_ok(),
+        "{inner}"
+    );
+    assert!(
+        Uuid::parse_str(inner["request-id"].as_str().unwrap()).is_ok(),
+        "{inner}"
+    );
 }
 
 #[tokio::test]
