@@ -85,6 +85,9 @@ if os.path.exists(scale):
     if meta.get("scale_from_earlier_run"):
         text += "\n\n(The scale curve is from the previous run with SCALE=1; this run used SCALE=0.)"
     lines += ["", text]
+memory = os.path.join(work, "memory.md")
+if os.path.exists(memory):
+    lines += ["", open(memory).read().strip()]
 imported = os.path.join(work, "import.md")
 if os.path.exists(imported):
     lines += ["", open(imported).read().strip()]

@@ -6,6 +6,7 @@
 #   MOCKS=1      also run json-server and Prism (installed from npm into bench/)
 #   SCALE=1      also measure the scale curve (100/1,000/10,000 tenants; 1/3/10 years of one tenant)
 #   IMPORT=1     also measure bulk import (bench/import.sh; with SMOKE, a small file once)
+#   MEMORY=1     also measure RSS under 60 s of distinct query strings (bench/memory.sh)
 #   SMOKE=1      a few seconds on small data, no mocks, no scale curve, a small import
 #                (what CI runs)
 set -euo pipefail
@@ -42,13 +43,17 @@ seed_db() { # tenants days periods file
   fi
 }
 
+# Each server runs in a session of its own (setsid), so that its process group holds it and
+# every child it starts (npm-launched servers fork node children): stopping kills that group,
+# by the PID we started, and nothing else on the machine.
 SERVER_PID=
-trap 'kill $SERVER_PID 2>/dev/null || true; pkill -f "bench/node_modules" 2>/dev/null || true' EXIT
+stop_group() { [ -n "$SERVER_PID" ] && kill -- "-$SERVER_PID" 2>/dev/null || true; }
+trap 'stop_group' EXIT
 start() { # command... ; waits for the port to answer
   if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
     echo "port $PORT is already taken; stop what listens there first" >&2; exit 1
   fi
-  "$@" > "$WORK/server.log" 2>&1 &
+  setsid "$@" > "$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   # Up to 10 minutes: a first start on a large database may build a new index.
   for _ in $(seq 1 6000); do
@@ -61,9 +66,8 @@ start() { # command... ; waits for the port to answer
 peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
 stop() { # prints the peak RSS (KiB) of the server tree's main process
   local rss; rss=$(peak_rss)
-  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
-  # npm-launched servers run as children: stop those too.
-  pkill -f "bench/node_modules" 2>/dev/null || true
+  stop_group; wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
   echo "$rss"
 }
 load() { # name script path [extra env]
@@ -166,6 +170,14 @@ a, b = get("scale_json"), get("scale_filter")
 print(f"| {label} | {rows} | {a[0]:.0f} | {a[1]:.2f} | {b[0]:.0f} | {b[1]:.2f} |")
 PY
   done
+fi
+
+if [ "${MEMORY:-1}" = 1 ]; then
+  if [ "$SMOKE" = 1 ]; then
+    BENCH_WORK=$WORK DURATION=3 MEMORY_TENANTS=20 MEMORY_DAYS=10 bench/memory.sh > /dev/null
+  else
+    BENCH_WORK=$WORK bench/memory.sh > /dev/null
+  fi
 fi
 
 if [ "${IMPORT:-1}" = 1 ]; then

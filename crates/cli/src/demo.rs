@@ -38,8 +38,7 @@ pub fn remove_database(url: &str) -> Result<(), String> {
 
 /// Fills the store with `days` days of every report for both tenants.
 pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, String> {
-    // Graph's data lags about two days behind.
-    let last_refresh = Date::today_utc().add_days(-2);
+    let last_refresh = last_refresh();
     let mut tenants = Vec::new();
     let started = std::time::Instant::now();
     let mut total = 0u64;
@@ -71,8 +70,15 @@ pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, Strin
     Ok(tenants)
 }
 
-/// Prints, for each tenant, a read token, a write token and three curl commands.
-pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant]) {
+/// The refresh date of the demo's newest report: Graph's data lags about two days behind.
+fn last_refresh() -> Date {
+    Date::today_utc().add_days(-2)
+}
+
+/// Prints, for each tenant, a read token, a write token and four curl commands. The POST adds
+/// a row one day before the demo's first refresh date, so it never shadows the latest report
+/// (which a newer refresh date would replace).
+pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant], days: u32) {
     let mut out = String::new();
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
     let day = 24 * 3600;
@@ -90,16 +96,23 @@ pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant]) {
         };
         let read = token(&["Reports.Read.All"]);
         let write = token(&["Reports.ReadWrite.All"]);
-        let yesterday = Date::today_utc().add_days(-1);
+        let before_history = last_refresh().add_days(-i64::from(days.max(1)));
+        let week_ago = last_refresh().add_days(-7);
         out.push_str(&format!(
             "\n== Tenant {name} ({id})\n\
              read token:  {read}\n\
              write token: {write}\n\n\
+             # the stored rows (history), a page at a time\n\
              curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
+             # the report function, as Graph's SDKs call it (-L follows the redirect to the CSV)\n\
              curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
+             # an OData query over the history\n\
+             curl -s -G -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActiveUserCounts\" \
+             --data-urlencode \"\\$filter=reportPeriod eq '7' and reportDate ge {week_ago}\" --data-urlencode '$select=reportDate,teams'\n\n\
+             # add a row to the history, a day before the demo's first refresh date (the latest report stays as it is)\n\
              curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
              \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
-             -d '{{\"reportRefreshDate\":\"{yesterday}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
+             -d '{{\"reportRefreshDate\":\"{before_history}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
             name = tenant.name,
             id = tenant.id,
         ));

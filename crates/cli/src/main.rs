@@ -229,7 +229,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let secret = settings.secret_source.load()?;
             let tenants = demo::fill(storage.as_ref(), days).await?;
             serve(settings, storage, move |base| {
-                demo::print_welcome(base, &secret, &tenants);
+                demo::print_welcome(base, &secret, &tenants, days);
             })
             .await
         }
