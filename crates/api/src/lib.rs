@@ -46,8 +46,8 @@ pub struct ApiConfig {
     pub download_ttl_seconds: u64,
     /// Most bytes of rendered report answers kept (0: none).
     pub answer_cache_bytes: usize,
-    /// Longest a request may take, body included: past it, `408` while the body is still
-    /// arriving, else `503` with `Retry-After`.
+    /// Longest a request may take: its body must have arrived by then (else `408`), and a
+    /// read-only request must have been answered (else `503` with `Retry-After`).
     pub request_timeout: std::time::Duration,
     /// Connection limit and header-read and idle timeouts of the listener.
     pub connections: server::ConnectionLimits,
@@ -147,42 +147,66 @@ pub async fn serve(
     server::serve_connections(listener, router(state), limits, shutdown).await
 }
 
-/// Set while a request's body is being read, so that a timeout can say whose slowness it was.
-#[derive(Clone, Default)]
-struct ReadingBody(Arc<std::sync::atomic::AtomicBool>);
+/// When a request must be done by, set on each request from the wire.
+#[derive(Clone, Copy)]
+struct Deadline(tokio::time::Instant);
 
+/// Runs a request within the request timeout. The body must arrive by the deadline (else
+/// `408`); a read-only request must be answered by it (else `503` with `Retry-After`). A write
+/// is not cut short once its body is in: dropping it mid-way could leave a commit behind an
+/// error answer, and the storage layer bounds its own waits.
 async fn dispatch(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
-    let reading = ReadingBody::default();
-    request.extensions_mut().insert(reading.clone());
     let timeout = state.config.request_timeout;
-    match tokio::time::timeout(timeout, handle(&state, request, Nesting::TopLevel)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(),
-        Err(_) => request_timed_out(&reading, timeout).into_response(),
+    let deadline = tokio::time::Instant::now() + timeout;
+    request.extensions_mut().insert(Deadline(deadline));
+    let read_only = [Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
+    let handled = handle(&state, request, Nesting::TopLevel);
+    let result = if read_only {
+        match tokio::time::timeout_at(deadline, handled).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out(ApiError::unavailable(format!(
+                "The request did not complete within {} seconds; try again later.",
+                timeout.as_secs()
+            )))),
+        }
+    } else {
+        handled.await
+    };
+    match result {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
-/// The answer to a request that overran the request timeout: `408` while its body was still
-/// arriving (the client's doing), else `503` with `Retry-After`. Either way the connection is
-/// closed, since the request's state on it is unknown.
-fn request_timed_out(reading: &ReadingBody, timeout: std::time::Duration) -> ApiError {
-    let seconds = timeout.as_secs();
-    let mut error = if reading.0.load(std::sync::atomic::Ordering::Relaxed) {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "requestTimeout",
-            format!("The request body did not arrive within {seconds} seconds."),
-        )
-    } else {
-        ApiError::unavailable(format!(
-            "The request did not complete within {seconds} seconds; try again later."
-        ))
-    };
+/// A timeout's answer ends its connection: what is left of the request on it is unknown.
+fn timed_out(mut error: ApiError) -> ApiError {
     error.headers.push((
         header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
     ));
     error
+}
+
+/// Reads the body by the request's deadline, if it has one.
+async fn read_body_by_deadline(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let read = body::read(state.config.max_body_bytes, &parts.headers, body);
+    let Some(Deadline(deadline)) = parts.extensions.get::<Deadline>().copied() else {
+        return read.await;
+    };
+    tokio::time::timeout_at(deadline, read).await.map_err(|_| {
+        timed_out(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "requestTimeout",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                state.config.request_timeout.as_secs()
+            ),
+        ))
+    })?
 }
 
 pub(crate) fn decode_segments(path: &str) -> Vec<String> {
@@ -255,19 +279,10 @@ async fn route(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let reading = parts.extensions.get::<ReadingBody>().cloned();
-    let set_reading = |value: bool| {
-        if let Some(reading) = &reading {
-            reading.0.store(value, std::sync::atomic::Ordering::Relaxed);
-        }
-    };
-    set_reading(true);
     let body = match body.take() {
-        Some(unread) => body::read(state.config.max_body_bytes, &parts.headers, unread).await,
-        None => Ok(bytes::Bytes::new()),
+        Some(unread) => read_body_by_deadline(state, &parts, unread).await?,
+        None => bytes::Bytes::new(),
     };
-    set_reading(false);
-    let body = body?;
     let call = Call {
         method: parts.method,
         headers: parts.headers,

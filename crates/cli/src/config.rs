@@ -47,7 +47,8 @@ pub struct ServerArgs {
     /// Seconds without a byte moving after which a connection is closed [default: 60].
     #[arg(long, env = "REPORTROOT_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
-    /// Seconds a request may take, body included (408 or 503 after) [default: 30].
+    /// Seconds for a request's body to arrive (408 after) and for a read to be answered
+    /// (503 after) [default: 30].
     #[arg(long, env = "REPORTROOT_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
     /// Connections served at once; more wait in the listen backlog [default: 768].
