@@ -160,3 +160,19 @@ impl From<StorageError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_ask_clients_to_retry_later() {
+        let error = ApiError::from(StorageError::Backend("database is locked".into()));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "serviceNotAvailable");
+        assert!(error
+            .headers
+            .iter()
+            .any(|(name, value)| name == header::RETRY_AFTER && value == RETRY_AFTER_SECONDS));
+    }
+}
