@@ -203,9 +203,18 @@ const NOT_IN_URI: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// The request URI of an item url, relative to the batch's version as in Graph.
+/// The request URI of an item url, relative to the batch's version as in Graph. A leading
+/// segment naming the batch's own version is dropped: Microsoft's JavaScript client makes
+/// item urls from absolute ones by cutting only the scheme and host (`/v1.0/reports/...`).
 fn item_uri(call: &Call, url: &str) -> Result<Uri, ApiError> {
     let relative = url.trim().trim_start_matches('/');
+    let version = call.version.segment();
+    let relative = match relative.get(..version.len() + 1) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(&format!("{version}/")) => {
+            &relative[version.len() + 1..]
+        }
+        _ => relative,
+    };
     let encoded = utf8_percent_encode(relative, NOT_IN_URI);
     format!("/{}/{encoded}", call.version.segment())
         .parse::<Uri>()
