@@ -259,7 +259,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate { database } => {
             let settings = data_settings(database, &file)?;
             let change = migrate(&settings).await?;
-            let _ = writeln!(std::io::stdout(), "{}: {change}", settings.database);
+            let shown = without_password(&settings.database);
+            let _ = writeln!(std::io::stdout(), "{shown}: {change}");
             Ok(())
         }
         Command::Import {
@@ -369,6 +370,20 @@ fn data_settings(database: Option<String>, file: &FileConfig) -> Result<Settings
         ..ServerArgs::default()
     };
     Settings::resolve(&args, file, "sqlite://reportroot.db")
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`, for output.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((user_info, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 fn is_postgres(url: &str) -> bool {

@@ -36,9 +36,13 @@ use uuid::Uuid;
 
 use crate::{backend, Param};
 
-/// Work per transaction of a load. Measured (1.1M-row import, see bench/NOTES.md): longer
-/// transactions gain little throughput, and a concurrent writer waits up to one of them.
-pub(crate) const CHUNK_BUDGET: Duration = Duration::from_millis(50);
+/// Work per transaction of a load: a concurrent writer waits up to about one of them. Why
+/// not shorter: every commit rewrites the pages it dirtied (the history index takes rows all
+/// over), and a commit by another process empties the loader's page cache. Measured on the
+/// 1.1M-row file (bench/NOTES.md): 50 ms wrote 1.16 GB instead of 0.49 GB (one transaction)
+/// and imported at 99k rows/s beside a server taking POSTs; 100 ms wrote 0.92 GB, 116k rows/s,
+/// POST max 112 ms.
+pub(crate) const CHUNK_BUDGET: Duration = Duration::from_millis(100);
 
 /// Pause between the transactions of a load (and of an undo), without the write lock. Two of
 /// the 1 ms polls of a waiting writer (`crate::wait_for_lock`) fit in it, so that writer gets

@@ -880,7 +880,7 @@ impl PendingRows {
         loop {
             while let Some(values) = self.current.next() {
                 load.upsert(values)?;
-                if self.current.len() % 256 == 0 && Instant::now() >= deadline {
+                if self.current.len().is_multiple_of(256) && Instant::now() >= deadline {
                     return Ok(true);
                 }
             }
