@@ -250,10 +250,7 @@ impl SqliteStorage {
         import: &mut Option<ImportLock>,
     ) -> Result<UpsertCounts, StorageError> {
         let mut state = LoadState {
-            rows: PendingRows {
-                chunks,
-                current: Vec::new().into_iter(),
-            },
+            rows: PendingRows::relay(chunks)?,
             counts: UpsertCounts::default(),
             last_was_known: false,
         };
@@ -854,28 +851,69 @@ impl<'a> BulkUpsert<'a> {
     }
 }
 
-/// Rows of a load waiting to be written: the rest of the current chunk, then the producer's.
+/// A chunk handed on by [`PendingRows::relay`]: `None` once the producer's rows ended (a
+/// closed channel without it means the relay died, and the load must not commit).
+type Relayed = Option<Result<Vec<Vec<Value>>, LoadAborted>>;
+
+/// Rows of a load waiting to be written: the rest of the current chunk, then the producer's,
+/// which a relay thread receives so that a transaction can take the chunks that are ready
+/// without ever waiting for the producer with the write lock held.
 struct PendingRows {
-    chunks: RowChunks,
+    incoming: std::sync::mpsc::Receiver<Relayed>,
     current: std::vec::IntoIter<Vec<Value>>,
 }
 
 impl PendingRows {
+    /// Starts the relay thread that pulls `chunks` (the iterator may block: a parser on
+    /// another thread, say).
+    fn relay(chunks: RowChunks) -> Result<Self, StorageError> {
+        // A little ahead of the writer, never the whole file.
+        let (sender, incoming) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("sqlite-load-rows".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    if sender.send(Some(chunk)).is_err() {
+                        return; // the load stopped
+                    }
+                }
+                let _ = sender.send(None);
+            })
+            .map_err(backend)?;
+        Ok(PendingRows {
+            incoming,
+            current: Vec::new().into_iter(),
+        })
+    }
+
+    /// Takes a received chunk: true if rows came, false at their end.
+    fn take(&mut self, relayed: Result<Relayed, ()>) -> Result<bool, StorageError> {
+        match relayed {
+            Ok(Some(Ok(rows))) => {
+                self.current = rows.into_iter();
+                Ok(true)
+            }
+            Ok(Some(Err(LoadAborted(why)))) => Err(StorageError::Aborted(why)),
+            Ok(None) => Ok(false),
+            Err(()) => Err(StorageError::Aborted(
+                "the rows stopped before their end".into(),
+            )),
+        }
+    }
+
     /// Waits for the next chunk unless rows are pending; false at the end of the rows.
     fn wait(&mut self) -> Result<bool, StorageError> {
         while self.current.as_slice().is_empty() {
-            match self.chunks.next() {
-                None => return Ok(false),
-                Some(Err(LoadAborted(why))) => return Err(StorageError::Aborted(why)),
-                Some(Ok(rows)) => self.current = rows.into_iter(),
+            let relayed = self.incoming.recv().map_err(|_| ());
+            if !self.take(relayed)? {
+                return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// Upserts rows until `deadline` or their end; true if rows may remain. Waits for the
-    /// producer inside the transaction only while time is left: it is usually ahead (parsing
-    /// is faster than writing), so this holds the lock for at most one chunk's parse longer.
+    /// Upserts rows until `deadline`, their end, or no chunk is ready; true if rows may
+    /// remain. Never waits for the producer: the caller commits and waits without the lock.
     fn feed(&mut self, load: &mut BulkUpsert<'_>, deadline: Instant) -> Result<bool, StorageError> {
         loop {
             while let Some(values) = self.current.next() {
@@ -887,7 +925,12 @@ impl PendingRows {
             if Instant::now() >= deadline {
                 return Ok(true);
             }
-            if !self.wait()? {
+            let relayed = match self.incoming.try_recv() {
+                Ok(relayed) => Ok(relayed),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(true),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(()),
+            };
+            if !self.take(relayed)? {
                 return Ok(false);
             }
         }
