@@ -5,14 +5,17 @@
 # $WORK/import.md (bench/report.py puts it in RESULTS.md). Settings (environment):
 #   DAYS=3650  refresh dates in the generated file: 1,120,550 office365ActiveUserCounts rows
 #   RUNS=5     fresh imports; the median is the figure
+#   RR=path    the reportroot binary to measure (another build, say) [default: built here]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DAYS=${DAYS:-3650}; RUNS=${RUNS:-5}
 WORK=${BENCH_WORK:-$ROOT/bench/work}
 mkdir -p "$WORK"
-cargo build --release --locked -q -p reportroot
-RR=$ROOT/target/release/reportroot
+if [ -z "${RR:-}" ]; then
+  cargo build --release --locked -q -p reportroot
+  RR=$ROOT/target/release/reportroot
+fi
 TENANT=5eed0000-0000-0001-0000-000000000000
 CSV=$WORK/import-active-$DAYS.csv
 if [ ! -f "$CSV" ]; then

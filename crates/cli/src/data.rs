@@ -52,9 +52,9 @@ pub struct ImportSummary {
     pub rejected_rows: u64,
 }
 
-/// `reportroot import`: validates every row of each file and upserts the file's rows in one
-/// transaction while it is parsed; a file with a bad row is refused whole (rolled back) unless
-/// `skip_bad_rows`.
+/// `reportroot import`: validates every row of each file and upserts the file's rows while it
+/// is parsed, all or nothing per file ([`Storage::upsert_stream`]); a file with a bad row is
+/// refused whole (what was written of it is undone) unless `skip_bad_rows`.
 pub async fn import(
     storage: &dyn Storage,
     tenant: TenantId,
@@ -357,9 +357,7 @@ pub async fn seed(
     let last = Date::today_utc().add_days(-2);
     let started = Instant::now();
     let mut total = 0u64;
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| indicatif::ProgressBar::new(tenants));
+    let mut progress = SeedProgress::new(tenants, days);
     for index in 0..tenants {
         let tenant = TenantId(seed_tenant(seed, index));
         // 20 to ~5,000 users, skewed towards small tenants as in real MSP fleets.
@@ -387,19 +385,82 @@ pub async fn seed(
                 .map_err(|e| e.to_string())?;
             total += counts.inserted + counts.updated + counts.unchanged;
         }
-        if let Some(bar) = &progress {
-            bar.inc(1);
-        }
+        progress.tenant_done(index + 1, total);
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     out(&format!(
         "seeded {tenants} tenants × {days} days: {total} rows in {seconds:.1} s ({:.0} rows/s)",
         total as f64 / seconds
     ));
     Ok(())
+}
+
+/// How often `seed` says how far it is when standard error is not a terminal.
+const SEED_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `seed`'s progress on standard error: a bar on a terminal, otherwise a line when it starts,
+/// every [`SEED_PROGRESS_EVERY`] and at the end (for logs of long runs).
+enum SeedProgress {
+    Bar(indicatif::ProgressBar),
+    Lines {
+        tenants: u64,
+        started: Instant,
+        last: Instant,
+    },
+}
+
+impl SeedProgress {
+    fn new(tenants: u64, days: u32) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(tenants);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} tenants, {msg} ({eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            return SeedProgress::Bar(bar);
+        }
+        err(&format!("seed: {tenants} tenants × {days} days…"));
+        let now = Instant::now();
+        SeedProgress::Lines {
+            tenants,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn tenant_done(&mut self, done: u64, rows: u64) {
+        match self {
+            SeedProgress::Bar(bar) => {
+                bar.set_message(format!("{rows} rows"));
+                bar.inc(1);
+            }
+            SeedProgress::Lines {
+                tenants,
+                started,
+                last,
+            } => {
+                if last.elapsed() >= SEED_PROGRESS_EVERY || done == *tenants {
+                    *last = Instant::now();
+                    err(&format!(
+                        "seed: {done}/{tenants} tenants, {rows} rows, {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let SeedProgress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn err(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Parses `D7,D30` into periods.

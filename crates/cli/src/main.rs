@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use reportroot_api::{ApiConfig, AppState};
 use reportroot_model::TenantId;
 use reportroot_sqlite::SqliteStorage;
-use reportroot_storage::Storage;
+use reportroot_storage::{SchemaChange, Storage};
 use uuid::Uuid;
 
 use crate::config::{FileConfig, KeyArgs, SecretSource, ServerArgs, Settings};
@@ -257,8 +257,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate { database } => {
-            let (settings, _) = storage_for(database, &file).await?;
-            tracing::info!(database = %settings.database, "schema is up to date");
+            let settings = data_settings(database, &file)?;
+            let change = migrate(&settings).await?;
+            let shown = without_password(&settings.database);
+            let _ = writeln!(std::io::stdout(), "{shown}: {change}");
             Ok(())
         }
         Command::Import {
@@ -267,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             skip_bad_rows,
             files,
         } => {
-            let (_, storage) = storage_for(database, &file).await?;
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
             let summary =
                 data::import(storage.as_ref(), TenantId(tenant), &files, skip_bad_rows).await?;
             if summary.rejected_files > 0 {
@@ -299,7 +301,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     })?,
                 )),
             };
-            let (_, storage) = storage_for(database, &file).await?;
+            let (_, storage) = storage_for(database, &file, Missing::Refuse).await?;
             let mut output = data::output_for(output.as_deref())?;
             data::export(
                 storage.as_ref(),
@@ -324,7 +326,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             attempts,
             database,
         } => {
-            let (_, storage) = storage_for(database, &file).await?;
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
             let source = sync::SyncSource {
                 base: from,
                 token,
@@ -346,27 +348,82 @@ async fn run(cli: Cli) -> Result<(), String> {
             database,
         } => {
             let periods = data::parse_periods(&periods)?;
-            let (_, storage) = storage_for(database, &file).await?;
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
             data::seed(storage.as_ref(), tenants, days, seed, &periods).await
         }
     }
+}
+
+/// What a data command does when its SQLite file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Create it (commands that write).
+    Create,
+    /// Refuse, and create nothing: reading an empty new file would look like success.
+    Refuse,
+}
+
+/// Settings for the commands that only need a database.
+fn data_settings(database: Option<String>, file: &FileConfig) -> Result<Settings, String> {
+    let args = ServerArgs {
+        database,
+        ..ServerArgs::default()
+    };
+    Settings::resolve(&args, file, "sqlite://reportroot.db")
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`, for output.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((user_info, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `reportroot migrate`: opens the database, which creates or upgrades its schema, and says
+/// what that did.
+async fn migrate(settings: &Settings) -> Result<SchemaChange, String> {
+    let url = &settings.database;
+    if is_postgres(url) {
+        return reportroot_postgres::PostgresStorage::connect(url, 1)
+            .await
+            .map(|storage| storage.schema_change())
+            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"));
+    }
+    let path = reportroot_sqlite::path_from_url(url);
+    SqliteStorage::open(&path, settings.durability)
+        .map(|storage| storage.schema_change())
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
 /// Settings and storage for the commands that only need a database.
 async fn storage_for(
     database: Option<String>,
     file: &FileConfig,
+    missing: Missing,
 ) -> Result<(Settings, Arc<dyn Storage>), String> {
-    let args = ServerArgs {
-        database,
-        ..ServerArgs::default()
-    };
-    let settings = Settings::resolve(&args, file, "sqlite://reportroot.db")?;
-    let storage = if settings.database.starts_with("postgres") {
+    let settings = data_settings(database, file)?;
+    let storage = if is_postgres(&settings.database) {
         open_storage(&settings).await?
     } else {
         // The data commands load in bulk: give SQLite's writer a large page cache.
         let path = reportroot_sqlite::path_from_url(&settings.database);
+        if missing == Missing::Refuse && !path.exists() {
+            return Err(format!(
+                "{}: no such database file (import, seed, migrate or serve create one)",
+                path.display()
+            ));
+        }
         Arc::new(
             SqliteStorage::open_with_writer_cache(&path, settings.durability, 256 * 1024)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?,

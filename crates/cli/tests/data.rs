@@ -391,3 +391,112 @@ async fn sync_pulls_every_report_through_faults_and_keeps_history() {
     let text = stdout(&output);
     assert!(text.contains("sync: 0 inserted, 0 updated"), "{text}");
 }
+
+/// A bad row is reported at the file's own line (the header is line 1), in Graph's CRLF
+/// with a byte order mark as in plain LF.
+#[test]
+fn bad_rows_are_reported_at_the_files_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let tenant = uuid::Uuid::new_v4().to_string();
+    for (what, bom, end) in [("CRLF", "\u{feff}", "\r\n"), ("LF", "", "\n")] {
+        let mut lines = vec![
+            "Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation"
+                .to_owned(),
+        ];
+        lines.extend((2..=18).map(|n| format!("2025-01-31,P{n},1,1,0")));
+        lines.push("2025-01-31,BAD,x,1,0".into()); // line 19
+        let file = dir.path().join("bad.csv");
+        std::fs::write(&file, format!("{bom}{}{end}", lines.join(end))).unwrap();
+        let output = run(
+            &["import", "--tenant", &tenant, file.to_str().unwrap()],
+            &db,
+        );
+        let text = stdout(&output);
+        assert!(
+            text.contains("bad.csv:19:3: Assigned 'x'"),
+            "{what}: {text}"
+        );
+    }
+}
+
+#[test]
+fn export_refuses_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.db");
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let output = run(
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--report",
+            "office365ActivationsUserCounts",
+        ],
+        &db,
+    );
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty(), "no CSV: {}", stdout(&output));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("missing.db: no such database file"),
+        "{error}"
+    );
+    assert!(!db.exists(), "nothing created");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `migrate` says what it did: created, upgraded, or nothing.
+#[test]
+fn migrate_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let version = reportroot_sqlite::SCHEMA_VERSION;
+    let said = |db: &Path| {
+        let output = run(&["migrate"], db);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    let text = said(&db);
+    assert!(
+        text.contains(&format!(": created schema version {version}")),
+        "{text}"
+    );
+    let text = said(&db);
+    assert!(
+        text.contains(&format!(": schema is up to date (version {version})")),
+        "{text}"
+    );
+    // A version 2 file (before the import journal): upgraded in place.
+    {
+        let connection = rusqlite::Connection::open(&db).unwrap();
+        connection
+            .execute_batch(
+                "DROP TABLE reportroot_imports; DROP TABLE reportroot_import_undo; PRAGMA user_version = 2;",
+            )
+            .unwrap();
+    }
+    let text = said(&db);
+    assert!(
+        text.contains(&format!(": upgraded from version 2 to {version}")),
+        "{text}"
+    );
+    assert!(said(&db).contains("schema is up to date"));
+}
+
+/// `seed` says how far it is on standard error (lines when it is not a terminal).
+#[test]
+fn seed_shows_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let output = run(&["seed", "--tenants", "2", "--days", "3"], &db);
+    assert!(output.status.success());
+    let progress = String::from_utf8_lossy(&output.stderr);
+    assert!(progress.contains("seed: 2 tenants × 3 days"), "{progress}");
+    assert!(progress.contains("seed: 2/2 tenants"), "{progress}");
+    assert!(stdout(&output).contains("seeded 2 tenants"));
+}

@@ -115,6 +115,7 @@ pub struct ReportCsvReader<'a> {
     positions: Vec<Option<usize>>,
     reader: csv::Reader<&'a [u8]>,
     record: csv::StringRecord,
+    lines: LineCounter<'a>,
 }
 
 impl std::fmt::Debug for ReportCsvReader<'_> {
@@ -180,6 +181,7 @@ impl<'a> ReportCsvReader<'a> {
             positions,
             reader,
             record: csv::StringRecord::new(),
+            lines: LineCounter::new(text.as_bytes()),
         })
     }
 
@@ -227,6 +229,58 @@ impl<'a> ReportCsvReader<'a> {
     }
 }
 
+/// The file's own line numbers (the header is line 1) of record positions.
+///
+/// Why not the csv crate's `Position::line`: it is one short after a CRLF header (every
+/// Graph export) and after blank lines. Its byte offsets are exact up to the line breaks
+/// before a record (a record's offset may point at the `\n` of the previous `\r\n`, or at
+/// skipped blank lines), so the line is counted here from the bytes: `\r\n`, `\n` and a lone
+/// `\r` each end a line, including those inside quoted fields.
+#[derive(Debug)]
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// Bytes counted so far, and the line at that offset.
+    counted: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        LineCounter {
+            text,
+            counted: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record whose position is `offset`; offsets must not decrease.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let mut start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        // A record never starts with a line break: skip those the offset points at.
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        if start < self.counted {
+            return self.line;
+        }
+        let span = &self.text[self.counted..start];
+        let breaks = span
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| match b {
+                b'\n' => true,
+                b'\r' => span.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            })
+            .count();
+        self.line += breaks as u64;
+        self.counted = start;
+        self.line
+    }
+}
+
 impl Iterator for ReportCsvReader<'_> {
     type Item = Result<(u64, Vec<Value>), CsvProblem>;
 
@@ -235,18 +289,22 @@ impl Iterator for ReportCsvReader<'_> {
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Err(e) => {
+                    let line = e.position().map(|p| self.lines.line_at(p.byte()));
                     return Some(Err(CsvProblem {
-                        line: e.position().map(|p| p.line()),
+                        line,
                         column: None,
                         message: format!("malformed CSV: {e}"),
-                    }))
+                    }));
                 }
                 Ok(true) => {}
             }
             if self.record.len() == 1 && self.record.get(0).is_some_and(str::is_empty) {
                 continue; // a blank line
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = self
+                .record
+                .position()
+                .map_or(0, |p| self.lines.line_at(p.byte()));
             return Some(self.values(line).map(|values| (line, values)));
         }
     }
@@ -323,5 +381,46 @@ mod tests {
         assert!(shown[3].starts_with("5: expected 5 fields"), "{shown:?}");
         assert!(read_report_csv(b"Name,Value\nx,1\n").is_err());
         assert!(read_report_csv(b"Report Refresh Date,Product Type\xff").is_err());
+    }
+
+    /// The file's own line of a bad row (header = line 1), whatever the line ends, with blank
+    /// lines and a quoted field over two lines before it.
+    #[test]
+    fn reports_the_files_own_line_numbers() {
+        let header =
+            "Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation";
+        let good = "2025-01-31,A,1,1,0";
+        let bad = "2025-01-31,B,x,1,0";
+        for (what, bom, end) in [
+            ("LF", "", "\n"),
+            ("CRLF with BOM", "\u{feff}", "\r\n"),
+            ("CRLF", "", "\r\n"),
+            ("CR", "", "\r"),
+        ] {
+            // Lines: 1 header, 2–18 good, 19 bad.
+            let mut lines = vec![header.to_owned()];
+            lines.extend((2..=18).map(|_| good.to_owned()));
+            lines.push(bad.to_owned());
+            let text = format!("{bom}{}{end}", lines.join(end));
+            let parsed = read(text.as_bytes());
+            assert_eq!(parsed.rows.len(), 17, "{what}");
+            assert_eq!(parsed.rows[0].0, 2, "{what}");
+            let shown = parsed.problems[0].to_string();
+            assert!(shown.starts_with("19:3: Assigned 'x'"), "{what}: {shown}");
+            // Blank lines (4, 5) and a two-line field (6–7, refused: no line breaks in
+            // text) before the bad row (8).
+            let multi_line = format!("2025-01-31,\"TWO{end}LINES\",1,1,0");
+            let lines = [header, good, good, "", "", &multi_line, bad];
+            let text = format!("{bom}{}{end}", lines.join(end));
+            let parsed = read(text.as_bytes());
+            assert_eq!(
+                parsed.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                [2, 3],
+                "{what}"
+            );
+            let shown: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
+            assert!(shown[0].starts_with("6:2: "), "{what}: {shown:?}");
+            assert!(shown[1].starts_with("8:3: "), "{what}: {shown:?}");
+        }
     }
 }

@@ -12,8 +12,8 @@ use reportroot_odata::query::Expr;
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
-    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
-    UpsertCounts,
+    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, SchemaChange, Scope, Storage,
+    StorageError, UpsertCounts,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -32,10 +32,57 @@ const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
 pub struct PostgresStorage {
     pool: Pool,
     tables: Vec<TableSql>,
+    /// `host:port` of the server(s), for connection errors.
+    target: String,
+    /// What [`PostgresStorage::connect`] did to the schema.
+    schema_change: SchemaChange,
 }
 
-fn backend(error: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(error.to_string())
+fn backend(error: impl std::error::Error + 'static) -> StorageError {
+    StorageError::Backend(error_chain(&error))
+}
+
+/// An error and its causes, `error: cause: cause`. Why: tokio-postgres says only "error
+/// connecting to server" or "db error" and keeps what happened (the OS error, the server's
+/// message) in `source()`. A cause whose text is already shown is skipped (deadpool's errors
+/// repeat their source's).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        if !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The servers a configuration names, `host:port` (or a socket path), for messages.
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts = config.get_hosts();
+    if hosts.is_empty() {
+        return "(no host given)".into();
+    }
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            // One port for every host, or one each; 5432 when none is given.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => {
+                    format!("{}/.s.PGSQL.{port}", path.display())
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
@@ -93,6 +140,7 @@ impl PostgresStorage {
     /// Connects to `url` (`postgres://user:pass@host:port/db`) and brings the schema up to date.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
         let config = tokio_postgres::Config::from_str(url).map_err(backend)?;
+        let target = describe_target(&config);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -104,19 +152,32 @@ impl PostgresStorage {
             .max_size(max_connections)
             .build()
             .map_err(backend)?;
-        let storage = PostgresStorage {
+        let mut storage = PostgresStorage {
             pool,
             tables: REPORTS
                 .iter()
                 .map(|r| TableSql::new(r, Dialect::Postgres))
                 .collect(),
+            target,
+            schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
         };
-        storage.migrate().await?;
+        storage.schema_change = storage.migrate().await?;
         Ok(storage)
     }
 
+    /// What [`PostgresStorage::connect`] did to the schema.
+    pub fn schema_change(&self) -> SchemaChange {
+        self.schema_change
+    }
+
     async fn client(&self) -> Result<Object, StorageError> {
-        self.pool.get().await.map_err(backend)
+        self.pool.get().await.map_err(|error| {
+            StorageError::Backend(format!(
+                "cannot connect to PostgreSQL at {}: {}",
+                self.target,
+                error_chain(&error)
+            ))
+        })
     }
 
     fn table(&self, report: &ReportType) -> &TableSql {
@@ -127,7 +188,7 @@ impl PostgresStorage {
         &self.tables[index]
     }
 
-    async fn migrate(&self) -> Result<(), StorageError> {
+    async fn migrate(&self) -> Result<SchemaChange, StorageError> {
         let client = self.client().await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -140,7 +201,7 @@ impl PostgresStorage {
         result
     }
 
-    async fn migrate_locked(&self, client: &Object) -> Result<(), StorageError> {
+    async fn migrate_locked(&self, client: &Object) -> Result<SchemaChange, StorageError> {
         client
             .batch_execute("CREATE TABLE IF NOT EXISTS reportroot_schema (version BIGINT NOT NULL)")
             .await
@@ -161,24 +222,32 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
-        if found.is_none() {
-            client
-                .execute(
-                    "INSERT INTO reportroot_schema (version) VALUES ($1)",
-                    &[&SCHEMA_VERSION],
-                )
-                .await
-                .map_err(backend)?;
-        } else {
-            client
-                .execute(
-                    "UPDATE reportroot_schema SET version = $1",
-                    &[&SCHEMA_VERSION],
-                )
-                .await
-                .map_err(backend)?;
+        match found {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO reportroot_schema (version) VALUES ($1)",
+                        &[&SCHEMA_VERSION],
+                    )
+                    .await
+                    .map_err(backend)?;
+                Ok(SchemaChange::Created(SCHEMA_VERSION))
+            }
+            Some(from) if from < SCHEMA_VERSION => {
+                client
+                    .execute(
+                        "UPDATE reportroot_schema SET version = $1",
+                        &[&SCHEMA_VERSION],
+                    )
+                    .await
+                    .map_err(backend)?;
+                Ok(SchemaChange::Upgraded {
+                    from,
+                    to: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => Ok(SchemaChange::UpToDate(SCHEMA_VERSION)),
         }
-        Ok(())
     }
 }
 

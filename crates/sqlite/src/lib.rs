@@ -3,8 +3,12 @@
 //! Blocking calls run on tokio's blocking pool. New ids are UUIDv7: time-ordered, so inserts
 //! append to the primary-key index instead of touching random pages of it.
 
+mod import;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
@@ -12,18 +16,22 @@ use reportroot_odata::query::Expr;
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
-    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
-    UpsertCounts,
+    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, SchemaChange, Scope, Storage,
+    StorageError, UpsertCounts,
 };
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, Transaction, TransactionBehavior};
+
+use crate::import::{ImportLock, Journal};
 use uuid::Uuid;
 
 /// The newest schema version this binary knows. Report tables themselves are derived from the
 /// registry and created idempotently at every start, so a new registry entry needs no bump.
 /// Version 2 stores ids as 16-byte BLOBs in `WITHOUT ROWID` tables (version 1: TEXT ids in
-/// rowid tables, and one more index); opening a version 1 file rebuilds its tables.
-pub const SCHEMA_VERSION: i64 = 2;
+/// rowid tables, and one more index); opening a version 1 file rebuilds its tables. Version 3
+/// adds the undo journal of imports (`import.rs`): a version 2 binary would neither undo an
+/// interrupted import nor know that readers see one in progress, so it must refuse the file.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
@@ -65,6 +73,8 @@ struct Inner {
     /// Writers queue here, not on the writer's mutex, so that waiting holds no thread.
     writer_slot: tokio::sync::Semaphore,
     tables: Vec<TableSql>,
+    /// What the open did to the schema.
+    schema_change: SchemaChange,
 }
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] on its own
@@ -77,7 +87,7 @@ struct Checkpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
 
 impl Checkpointer {
@@ -147,7 +157,8 @@ impl SqliteStorage {
     ) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
         let writer = open_connection(&path, durability, cache_kib)?;
-        migrate(&writer)?;
+        let schema_change = migrate(&writer)?;
+        import::recover(&writer, &path)?;
         // Statement journals (multi-index UPDATEs) in memory, never in temp files; set after the
         // migration, whose index builds would otherwise sort in memory too.
         writer
@@ -170,9 +181,15 @@ impl SqliteStorage {
                     .iter()
                     .map(|r| TableSql::new(r, Dialect::Sqlite))
                     .collect(),
+                schema_change,
             }),
         };
         Ok(storage)
+    }
+
+    /// What opening the file did to its schema.
+    pub fn schema_change(&self) -> SchemaChange {
+        self.inner.schema_change
     }
 
     /// Runs `work` on a reader connection on the blocking pool.
@@ -204,19 +221,81 @@ impl SqliteStorage {
         }
     }
 
+    /// Runs `step` in write transactions until it returns false, pausing between them so
+    /// that other writers get in.
+    async fn repeat_write(
+        &self,
+        step: impl Fn(&Transaction<'_>, &Inner) -> Result<bool, StorageError> + Clone + Send + 'static,
+    ) -> Result<(), StorageError> {
+        loop {
+            let step = step.clone();
+            if !self.write(step).await? {
+                return Ok(());
+            }
+            tokio::task::spawn_blocking(|| std::thread::sleep(import::CHUNK_PAUSE))
+                .await
+                .map_err(backend)?;
+        }
+    }
+
+    /// Writes `chunks` in transactions of about [`import::CHUNK_BUDGET`] each, pausing between
+    /// them. Sets `import` (the lock, registration and journal of an undoable load, see
+    /// `import.rs`) once the load needs more than one transaction; a load that fits in one
+    /// needs none of that.
+    async fn load(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        chunks: RowChunks,
+        import: &mut Option<ImportLock>,
+    ) -> Result<UpsertCounts, StorageError> {
+        let mut state = LoadState {
+            rows: PendingRows::relay(chunks)?,
+            counts: UpsertCounts::default(),
+            last_was_known: false,
+        };
+        let mut pause = false;
+        loop {
+            // Without the write lock: pause (a waiting writer gets in), and wait for rows.
+            let (back, has_rows) = tokio::task::spawn_blocking(move || {
+                if pause {
+                    std::thread::sleep(import::CHUNK_PAUSE);
+                }
+                let has_rows = state.rows.wait();
+                (state, has_rows)
+            })
+            .await
+            .map_err(backend)?;
+            state = back;
+            if !has_rows? {
+                return Ok(state.counts);
+            }
+            pause = true;
+            let id = import.as_ref().map(|lock| lock.id);
+            let (back, created, more) = self
+                .write(move |tx, inner| load_step(tx, inner, report, tenant.0, state, id))
+                .await?;
+            state = back;
+            if created.is_some() {
+                *import = created;
+            }
+            if !more {
+                return Ok(state.counts);
+            }
+        }
+    }
+
     /// Runs `work` in a transaction on the writer connection on the blocking pool.
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>, &Inner) -> Result<T, StorageError>
-            + Send
-            + 'static,
+        work: impl FnOnce(&Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let inner = Arc::clone(&self.inner);
         let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
         tokio::task::spawn_blocking(move || {
             let mut connection = lock(&inner.writer);
             let transaction = connection
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             let result = work(&transaction, &inner)?;
             transaction.commit().map_err(backend)?;
@@ -243,19 +322,41 @@ impl Inner {
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
 const READER_CACHE_KIB: u32 = 4 * 1024;
 
+/// How often a connection polls for a lock another connection holds, and how many times.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+const BUSY_POLLS: i32 = 5000;
+
+/// The busy handler of every connection: poll every millisecond, for at least 5 s in all.
+/// Why not `busy_timeout`: SQLite's default handler sleeps longer and longer between tries (up
+/// to 100 ms), so a writer waiting behind a loop of short transactions (an import) almost
+/// never finds the lock free; polling every millisecond finds it in the importer's pause
+/// between two transactions ([`import::CHUNK_PAUSE`]).
+fn wait_for_lock(attempts: i32) -> bool {
+    if attempts >= BUSY_POLLS {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
+
 fn open_connection(
     path: &Path,
     durability: Durability,
     cache_kib: u32,
 ) -> Result<Connection, StorageError> {
     let connection = Connection::open(path).map_err(backend)?;
+    // First of all: every statement after this one may meet another process's lock (switching
+    // to WAL, reading the schema), and would fail at once without a busy handler.
+    connection
+        .busy_handler(Some(wait_for_lock))
+        .map_err(backend)?;
     let synchronous = match durability {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
     connection
         .execute_batch(&format!(
-            "PRAGMA page_size = {NEW_FILE_PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
+            "PRAGMA page_size = {NEW_FILE_PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
              PRAGMA cache_size = -{cache_kib};"
         ))
         .map_err(backend)?;
@@ -271,17 +372,85 @@ fn open_connection(
     Ok(connection)
 }
 
-fn migrate(connection: &Connection) -> Result<(), StorageError> {
-    let version: i64 = connection
+/// Brings the schema up to date and says what it did. When it already is, only reads (no
+/// write lock: `export` or a second server never waits for, or fails on, a busy writer).
+/// Otherwise changes it in one `BEGIN IMMEDIATE` transaction, which waits for the write lock
+/// in the busy handler. (A deferred `BEGIN` that reads, then writes, cannot wait: SQLite
+/// fails it at once with SQLITE_BUSY when another connection writes meanwhile.)
+fn migrate(connection: &Connection) -> Result<SchemaChange, StorageError> {
+    if let Some(current) = current_schema(connection)? {
+        return Ok(current);
+    }
+    let tx =
+        Transaction::new_unchecked(connection, TransactionBehavior::Immediate).map_err(backend)?;
+    // Another process may have migrated while this one waited for the lock.
+    if let Some(current) = current_schema(&tx)? {
+        return Ok(current);
+    }
+    let version = user_version(&tx)?;
+    let mut fresh = version == 0;
+    for report in REPORTS {
+        fresh &= !table_exists(&tx, &report.table_name())?;
+    }
+    let script = migration_script(&tx, version)?;
+    tx.execute_batch(&script).map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(if fresh {
+        SchemaChange::Created(SCHEMA_VERSION)
+    } else if version < SCHEMA_VERSION {
+        SchemaChange::Upgraded {
+            from: version,
+            to: SCHEMA_VERSION,
+        }
+    } else {
+        SchemaChange::Completed(SCHEMA_VERSION)
+    })
+}
+
+fn user_version(connection: &Connection) -> Result<i64, StorageError> {
+    connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(backend)?;
+        .map_err(backend)
+}
+
+/// Every `CREATE … IF NOT EXISTS` of the current schema.
+fn schema_statements() -> impl Iterator<Item = String> {
+    REPORTS
+        .iter()
+        .flat_map(|report| TableSql::new(report, Dialect::Sqlite).create)
+        .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
+}
+
+/// `UpToDate` if the file has this binary's version and every table and index (and not the
+/// index version 2 dropped); `None` if something is to be done. Fails on a newer version.
+fn current_schema(connection: &Connection) -> Result<Option<SchemaChange>, StorageError> {
+    let version = user_version(connection)?;
     if version > SCHEMA_VERSION {
         return Err(StorageError::SchemaTooNew {
             found: version,
             supported: SCHEMA_VERSION,
         });
     }
-    let mut script = String::from("BEGIN;\n");
+    if version < SCHEMA_VERSION {
+        return Ok(None);
+    }
+    let names: HashSet<String> = connection
+        .prepare("SELECT name FROM sqlite_master")
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+        .map_err(backend)?;
+    // `CREATE TABLE IF NOT EXISTS <name> …`: the sixth word.
+    let complete = schema_statements().all(|statement| {
+        statement
+            .split_whitespace()
+            .nth(5)
+            .is_some_and(|name| names.contains(name))
+    }) && !names.iter().any(|name| name.ends_with("_by_period"));
+    Ok(complete.then_some(SchemaChange::UpToDate(SCHEMA_VERSION)))
+}
+
+/// The statements that take a file from `version` to [`SCHEMA_VERSION`], for one transaction.
+fn migration_script(connection: &Connection, version: i64) -> Result<String, StorageError> {
+    let mut script = String::new();
     let mut rebuilt = Vec::new();
     if version == 1 {
         for report in REPORTS {
@@ -341,8 +510,12 @@ fn migrate(connection: &Connection) -> Result<(), StorageError> {
              SELECT DISTINCT tenant_id, {period}, {refresh} FROM {table};\n"
         ));
     }
-    script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"));
-    connection.execute_batch(&script).map_err(backend)
+    for statement in import::JOURNAL_TABLES {
+        script.push_str(statement);
+        script.push_str(";\n");
+    }
+    script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\n"));
+    Ok(script)
 }
 
 fn table_exists(connection: &Connection, table: &str) -> Result<bool, StorageError> {
@@ -579,7 +752,7 @@ fn update_row(
 /// row is read and updated if it differs. A file is usually all new or all known, so after a
 /// known row the lookup goes first, saving the failed insert.
 struct BulkUpsert<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    tx: &'a Transaction<'a>,
     table: &'a TableSql,
     report: &'static ReportType,
     tenant: Uuid,
@@ -589,6 +762,8 @@ struct BulkUpsert<'a> {
     last_was_known: bool,
     /// The (period, refresh date) last recorded: consecutive rows almost always share it.
     last_noted: Option<(Value, Value)>,
+    /// What this transaction changed, for the undo of a load that spans several.
+    journal: Journal,
 }
 
 impl<'a> BulkUpsert<'a> {
@@ -608,7 +783,7 @@ impl<'a> BulkUpsert<'a> {
     }
 
     fn new(
-        tx: &'a rusqlite::Transaction<'a>,
+        tx: &'a Transaction<'a>,
         table: &'a TableSql,
         report: &'static ReportType,
         tenant: Uuid,
@@ -625,6 +800,7 @@ impl<'a> BulkUpsert<'a> {
             counts: UpsertCounts::default(),
             last_was_known: false,
             last_noted: None,
+            journal: Journal::default(),
         })
     }
 
@@ -633,10 +809,9 @@ impl<'a> BulkUpsert<'a> {
         if !self.last_was_known {
             // Bound in place: no per-row vectors on the hottest path of an import.
             let insert = &mut self.insert_if_new;
+            let id = Uuid::now_v7();
             insert.raw_bind_parameter(1, tenant).map_err(backend)?;
-            insert
-                .raw_bind_parameter(2, Uuid::now_v7())
-                .map_err(backend)?;
+            insert.raw_bind_parameter(2, id).map_err(backend)?;
             for (i, value) in values.iter().enumerate() {
                 insert
                     .raw_bind_parameter(i + 3, Param::of(value))
@@ -644,6 +819,7 @@ impl<'a> BulkUpsert<'a> {
             }
             if insert.raw_execute().map_err(backend)? == 1 {
                 self.counts.inserted += 1;
+                self.journal.inserted(id);
                 return self.note_refresh(&values);
             }
         }
@@ -659,17 +835,155 @@ impl<'a> BulkUpsert<'a> {
         self.last_was_known = current.is_some();
         match current {
             None => {
-                insert_row(self.tx, self.table, report, tenant, Uuid::now_v7(), &values)?;
+                let id = Uuid::now_v7();
+                insert_row(self.tx, self.table, report, tenant, id, &values)?;
                 self.counts.inserted += 1;
+                self.journal.inserted(id);
             }
             Some(current) if current.values == values => self.counts.unchanged += 1,
             Some(current) => {
                 update_row(self.tx, self.table, report, tenant, &current, &values)?;
                 self.counts.updated += 1;
+                self.journal.updated(&current);
             }
         }
         Ok(())
     }
+}
+
+/// A chunk handed on by [`PendingRows::relay`]: `None` once the producer's rows ended (a
+/// closed channel without it means the relay died, and the load must not commit).
+type Relayed = Option<Result<Vec<Vec<Value>>, LoadAborted>>;
+
+/// Rows of a load waiting to be written: the rest of the current chunk, then the producer's,
+/// which a relay thread receives so that a transaction can take the chunks that are ready
+/// without ever waiting for the producer with the write lock held.
+struct PendingRows {
+    incoming: std::sync::mpsc::Receiver<Relayed>,
+    current: std::vec::IntoIter<Vec<Value>>,
+}
+
+impl PendingRows {
+    /// Starts the relay thread that pulls `chunks` (the iterator may block: a parser on
+    /// another thread, say).
+    fn relay(chunks: RowChunks) -> Result<Self, StorageError> {
+        // A little ahead of the writer, never the whole file.
+        let (sender, incoming) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("sqlite-load-rows".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    if sender.send(Some(chunk)).is_err() {
+                        return; // the load stopped
+                    }
+                }
+                let _ = sender.send(None);
+            })
+            .map_err(backend)?;
+        Ok(PendingRows {
+            incoming,
+            current: Vec::new().into_iter(),
+        })
+    }
+
+    /// Takes a received chunk: true if rows came, false at their end.
+    fn take(&mut self, relayed: Result<Relayed, ()>) -> Result<bool, StorageError> {
+        match relayed {
+            Ok(Some(Ok(rows))) => {
+                self.current = rows.into_iter();
+                Ok(true)
+            }
+            Ok(Some(Err(LoadAborted(why)))) => Err(StorageError::Aborted(why)),
+            Ok(None) => Ok(false),
+            Err(()) => Err(StorageError::Aborted(
+                "the rows stopped before their end".into(),
+            )),
+        }
+    }
+
+    /// Waits for the next chunk unless rows are pending; false at the end of the rows.
+    fn wait(&mut self) -> Result<bool, StorageError> {
+        while self.current.as_slice().is_empty() {
+            let relayed = self.incoming.recv().map_err(|_| ());
+            if !self.take(relayed)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Upserts rows until `deadline`, their end, or no chunk is ready; true if rows may
+    /// remain. Never waits for the producer: the caller commits and waits without the lock.
+    fn feed(&mut self, load: &mut BulkUpsert<'_>, deadline: Instant) -> Result<bool, StorageError> {
+        loop {
+            while let Some(values) = self.current.next() {
+                load.upsert(values)?;
+                if self.current.len().is_multiple_of(256) && Instant::now() >= deadline {
+                    return Ok(true);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(true);
+            }
+            let relayed = match self.incoming.try_recv() {
+                Ok(relayed) => Ok(relayed),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(true),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(()),
+            };
+            if !self.take(relayed)? {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// A load between two of its transactions.
+struct LoadState {
+    rows: PendingRows,
+    counts: UpsertCounts,
+    last_was_known: bool,
+}
+
+/// One transaction of a load (see [`SqliteStorage::load`]): rows for about
+/// [`import::CHUNK_BUDGET`], and their undo journal when the load spans transactions (`import`
+/// is its id, or it is created here when this first transaction does not finish the load).
+/// Returns the state, the lock of a load made undoable here, and whether rows may remain.
+fn load_step(
+    tx: &Transaction<'_>,
+    inner: &Inner,
+    report: &'static ReportType,
+    tenant: Uuid,
+    mut state: LoadState,
+    import: Option<Uuid>,
+) -> Result<(LoadState, Option<ImportLock>, bool), StorageError> {
+    let deadline = Instant::now() + import::CHUNK_BUDGET;
+    let mut bulk = BulkUpsert::new(tx, inner.table(report), report, tenant)?;
+    bulk.counts = state.counts;
+    bulk.last_was_known = state.last_was_known;
+    let more = state.rows.feed(&mut bulk, deadline)?;
+    state.counts = bulk.counts;
+    state.last_was_known = bulk.last_was_known;
+    let journal = std::mem::take(&mut bulk.journal);
+    drop(bulk);
+    let created = match (import, more) {
+        // The whole load in this one transaction: SQLite's atomicity is enough.
+        (None, false) => None,
+        (Some(id), _) => {
+            journal.write(tx, id)?;
+            None
+        }
+        (None, true) => {
+            let lock = ImportLock::create(&inner.path)?;
+            let registered = import::register(tx, &lock, report, &tenant)
+                .and_then(|()| journal.write(tx, lock.id));
+            if let Err(error) = registered {
+                lock.release();
+                return Err(error);
+            }
+            Some(lock)
+        }
+    };
+    Ok((state, created, more))
 }
 
 #[async_trait]
@@ -837,22 +1151,48 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    /// In short transactions, so that other writers (the server's, another process's) wait
+    /// at most about one of them; undone if it fails (see `import.rs`).
     async fn upsert_stream(
         &self,
         tenant: TenantId,
         report: &'static ReportType,
         chunks: RowChunks,
     ) -> Result<UpsertCounts, StorageError> {
-        self.write(move |tx, inner| {
-            let mut load = BulkUpsert::new(tx, inner.table(report), report, tenant.0)?;
-            for chunk in chunks {
-                let rows = chunk.map_err(|LoadAborted(why)| StorageError::Aborted(why))?;
-                for values in rows {
-                    load.upsert(values)?;
+        let mut import = None;
+        let loaded = self.load(tenant, report, chunks, &mut import).await;
+        let Some(lock) = import else {
+            return loaded; // one transaction, committed or rolled back
+        };
+        let id = lock.id;
+        let committed = match loaded {
+            Ok(counts) => self
+                .write(move |tx, _| import::unregister(tx, id))
+                .await
+                .map(|()| counts),
+            Err(error) => Err(error),
+        };
+        match committed {
+            Ok(counts) => {
+                if let Err(error) = self.repeat_write(|tx, _| import::purge_step(tx)).await {
+                    tracing::warn!(%error, "the undo journal of a finished import is left for the next open");
                 }
+                lock.release();
+                Ok(counts)
             }
-            Ok(load.counts)
-        })
-        .await
+            Err(error) => {
+                let undone = self
+                    .repeat_write(move |tx, _| import::undo_step(tx, id, report, &tenant.0))
+                    .await;
+                match undone {
+                    Ok(()) => lock.release(),
+                    // Dropping the lock lets the next open undo it.
+                    Err(undo) => {
+                        tracing::error!(import = %id, %undo, "a failed import is not undone yet: the next open of the database undoes it");
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 }

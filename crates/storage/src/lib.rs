@@ -50,6 +50,42 @@ pub enum StorageError {
     Backend(String),
 }
 
+/// What opening a database did to its schema, for `reportroot migrate` to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaChange {
+    /// The database had no schema; this version was created.
+    Created(i64),
+    /// The schema was upgraded between these versions.
+    Upgraded {
+        /// The version found.
+        from: i64,
+        /// The version it is now.
+        to: i64,
+    },
+    /// The version was current but tables or indexes were missing (a report new to the
+    /// registry, say) and were added.
+    Completed(i64),
+    /// Nothing was changed.
+    UpToDate(i64),
+}
+
+impl std::fmt::Display for SchemaChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaChange::Created(version) => write!(f, "created schema version {version}"),
+            SchemaChange::Upgraded { from, to } => {
+                write!(f, "upgraded from version {from} to {to}")
+            }
+            SchemaChange::Completed(version) => {
+                write!(f, "added missing tables to schema version {version}")
+            }
+            SchemaChange::UpToDate(version) => {
+                write!(f, "schema is up to date (version {version})")
+            }
+        }
+    }
+}
+
 /// Why the producer of a [`RowChunks`] stream stopped it (a bad row, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadAborted(pub String);
@@ -176,10 +212,15 @@ pub trait Storage: Send + Sync {
             .await
     }
 
-    /// [`Storage::upsert_many`] of rows that arrive while they are written: all chunks in one
-    /// transaction, which is rolled back ([`StorageError::Aborted`]) if a chunk is
-    /// [`LoadAborted`]. A large file is parsed on one core while it is written on another,
-    /// and its parsed rows are never all in memory at once.
+    /// [`Storage::upsert_many`] of rows that arrive while they are written, all or nothing: if
+    /// a chunk is [`LoadAborted`] ([`StorageError::Aborted`]) or writing fails, nothing of the
+    /// load remains. A large file is parsed on one core while it is written on another, and
+    /// its parsed rows are never all in memory at once.
+    ///
+    /// How is the backend's choice: PostgreSQL writes one transaction (its row locks let other
+    /// writers on); SQLite, which has one write lock per file, commits in short transactions
+    /// so that other writers get in between, and undoes what was committed if the load fails
+    /// (readers may see the rows appear progressively meanwhile).
     async fn upsert_stream(
         &self,
         tenant: TenantId,
