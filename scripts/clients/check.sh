@@ -2,11 +2,13 @@
 # Microsoft's own Graph clients against a real reportroot: installs them from npm (pinned in
 # package.json) into scripts/clients/node_modules, starts `reportroot demo` on a free loopback
 # port in a temporary directory, runs each check, and stops the demo by its PID.
-# Usage: scripts/clients/check.sh [path/to/reportroot]   (default: target/debug/reportroot)
+# Usage: scripts/clients/check.sh [path/to/reportroot]   (default: <repository>/target/debug/reportroot)
 set -euo pipefail
-cd "$(dirname "$0")"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# The binary's path is taken from where the script was called.
+RR=$(realpath "${1:-$ROOT/target/debug/reportroot}")
+cd "$ROOT/scripts/clients"
 HERE=$PWD
-RR=$(realpath "${1:-../../target/debug/reportroot}")
 [ -x "$RR" ] || { echo "no reportroot binary at $RR (cargo build -p reportroot)" >&2; exit 1; }
 if [ ! -d node_modules/@microsoft/microsoft-graph-client ]; then
   npm install --no-audit --no-fund --loglevel=error >&2

@@ -479,6 +479,26 @@ pub fn output_for(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
         Some(path) if path != Path::new("-") => std::fs::File::create(path)
             .map(|f| Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
             .map_err(|e| format!("{}: {e}", path.display())),
-        _ => Ok(Box::new(std::io::stdout())),
+        _ => Ok(Box::new(PipeOutput(std::io::stdout()))),
+    }
+}
+
+/// Standard output that ends quietly when its reader has gone (`export … | head`): what was
+/// wanted was read, so a closed pipe is not a failure, as for other Unix tools.
+struct PipeOutput(std::io::Stdout);
+
+impl Write for PipeOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     }
 }

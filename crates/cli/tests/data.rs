@@ -500,3 +500,50 @@ fn seed_shows_progress() {
     assert!(progress.contains("seed: 2/2 tenants"), "{progress}");
     assert!(stdout(&output).contains("seeded 2 tenants"));
 }
+
+/// `export … | head`: the reader closing the pipe early is not a failure.
+#[test]
+fn export_into_a_pipe_closed_early_succeeds() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let mut csv = String::from(
+        "Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n",
+    );
+    // Well over a pipe's 64 KiB buffer, so the writer meets the closed pipe.
+    for n in 0..20_000 {
+        csv.push_str(&format!("2025-01-31,PRODUCT {n},{n},1,0\n"));
+    }
+    let file = dir.path().join("large.csv");
+    std::fs::write(&file, &csv).unwrap();
+    assert!(run(
+        &["import", "--tenant", &tenant, file.to_str().unwrap()],
+        &db
+    )
+    .status
+    .success());
+    let mut child = Command::new(BIN)
+        .args([
+            "export",
+            "--tenant",
+            &tenant,
+            "--report",
+            "office365ActivationsUserCounts",
+        ])
+        .arg("--database")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The read end is dropped here, as `head` exits.
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
