@@ -239,12 +239,19 @@ pub(crate) async fn handle(
     nesting: Nesting,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    let deadline = parts.extensions.get::<Deadline>().copied();
     let mut body = Some(body);
     let result = route(state, parts, &mut body, nesting).await;
     let Some(unread) = body else {
         return result;
     };
-    let drained = body::drain(unread, body::DRAIN_LIMIT).await;
+    let drain = body::drain(unread, body::DRAIN_LIMIT);
+    let drained = match deadline {
+        Some(Deadline(deadline)) => tokio::time::timeout_at(deadline, drain)
+            .await
+            .unwrap_or(false),
+        None => drain.await,
+    };
     let mut response = match result {
         Ok(response) => response,
         Err(error) => error.into_response(),
