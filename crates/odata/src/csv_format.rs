@@ -1,7 +1,7 @@
 //! Graph's CSV: a UTF-8 byte order mark, the registry's column titles, CRLF line ends, values
 //! quoted only when needed.
 
-use reportroot_model::{Entity, ReportType, Value, ValueKind, REPORTS};
+use reportroot_model::{Entity, ReportType, Value, REPORTS};
 
 /// The UTF-8 byte order mark Graph writes before the header.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -14,11 +14,18 @@ pub fn write_report_csv(report: &ReportType, rows: &[Entity], out: &mut Vec<u8>)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(out);
     // Writing into a Vec cannot fail, so the results are ignored.
-    let _ = writer.write_record(report.properties.iter().map(|p| p.csv_column));
+    // The union of the versions' columns; the few properties Graph's CSV lacks are left out.
+    let _ = writer.write_record(report.csv_properties().map(|p| p.csv_column));
     let mut fields = Vec::with_capacity(report.properties.len());
     for row in rows {
         fields.clear();
-        fields.extend(row.values.iter().map(ToString::to_string));
+        fields.extend(
+            row.values
+                .iter()
+                .zip(report.properties)
+                .filter(|(_, p)| p.in_csv)
+                .map(|(v, _)| v.to_string()),
+        );
         let _ = writer.write_record(&fields);
     }
     let _ = writer.flush();
@@ -81,7 +88,7 @@ fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> 
             .properties
             .iter()
             .zip(&positions)
-            .all(|(p, pos)| pos.is_some() || p.kind == ValueKind::Count);
+            .all(|(p, pos)| pos.is_some() || p.kind.is_count());
         let present = positions.iter().filter(|p| p.is_some()).count();
         (all_known && required_present && present * 2 > report.properties.len())
             .then_some((report, positions))
