@@ -99,8 +99,13 @@ fn default_share(function: &str, name: &str) -> f64 {
         0.93
     } else if lower.starts_with("active") {
         0.58
-    } else if ["warningissued", "sendprohibited", "sendreceiveprohibited", "indeterminate"]
-        .contains(&lower.as_str())
+    } else if [
+        "warningissued",
+        "sendprohibited",
+        "sendreceiveprohibited",
+        "indeterminate",
+    ]
+    .contains(&lower.as_str())
     {
         0.01
     } else if lower.contains("guest") || lower.contains("external") || lower.contains("urgent") {
@@ -122,7 +127,12 @@ fn default_share(function: &str, name: &str) -> f64 {
     base * factor
 }
 
-fn demo_spec(function: &str, property: &Value, kind: &str, grain_dimension: Option<&str>) -> String {
+fn demo_spec(
+    function: &str,
+    property: &Value,
+    kind: &str,
+    grain_dimension: Option<&str>,
+) -> String {
     let name = s(property, "name");
     let hint = property.get("demo");
     match kind {
@@ -130,14 +140,23 @@ fn demo_spec(function: &str, property: &Value, kind: &str, grain_dimension: Opti
         "ValueKind::Date" => "DemoSpec::ActivityDate".to_owned(),
         "ValueKind::Period" => "DemoSpec::Period".to_owned(),
         "ValueKind::Text" => {
-            assert_eq!(Some(name), grain_dimension, "{function}: text property {name} is not the dimension");
+            assert_eq!(
+                Some(name),
+                grain_dimension,
+                "{function}: text property {name} is not the dimension"
+            );
             let choices = hint
                 .and_then(|h| h.get("choice"))
                 .and_then(Value::as_array)
                 .unwrap_or_else(|| panic!("{function}: dimension {name} needs demo.choice"));
             let mut text = String::from("DemoSpec::Choice(&[");
             for choice in choices {
-                let _ = write!(text, "({:?}, {:?}), ", choice[0].as_str().expect("name"), choice[1].as_f64().expect("weight"));
+                let _ = write!(
+                    text,
+                    "({:?}, {:?}), ",
+                    choice[0].as_str().expect("name"),
+                    choice[1].as_f64().expect("weight")
+                );
             }
             text.push_str("])");
             text
@@ -163,7 +182,9 @@ fn report_type(out: &mut String, report: &Value) {
     let csv_index = |title: &str| {
         properties
             .iter()
-            .position(|p| s(p, "csv") == title && p.get("in_csv").and_then(Value::as_bool) != Some(false))
+            .position(|p| {
+                s(p, "csv") == title && p.get("in_csv").and_then(Value::as_bool) != Some(false)
+            })
             .unwrap_or_else(|| panic!("{function}: no CSV column {title}"))
     };
     let grain = s(report, "grain");
@@ -171,12 +192,20 @@ fn report_type(out: &mut String, report: &Value) {
     let has = |name: &str| names.contains(&name);
     assert!(has("reportRefreshDate"), "{function}: no reportRefreshDate");
     let takes_period = report["takes_period"].as_bool().expect("takes_period");
-    assert_eq!(takes_period, has("reportPeriod"), "{function}: period parameter and reportPeriod property disagree");
+    assert_eq!(
+        takes_period,
+        has("reportPeriod"),
+        "{function}: period parameter and reportPeriod property disagree"
+    );
 
     // Natural key: refresh date, then the dimension, report date and period where present.
     let mut key = vec!["reportRefreshDate"];
     key.extend(dimension);
-    key.extend(["reportDate", "reportPeriod"].into_iter().filter(|n| has(n)));
+    key.extend(
+        ["reportDate", "reportPeriod"]
+            .into_iter()
+            .filter(|n| has(n)),
+    );
     // Function row order by grain.
     let order: Vec<(&str, bool)> = match grain {
         "per-day" => {
@@ -187,7 +216,10 @@ fn report_type(out: &mut String, report: &Value) {
         }
         "per-dimension" => vec![(dimension.expect("per-dimension needs a dimension"), false)],
         "per-period" => {
-            assert!(dimension.is_none(), "{function}: per-period with a dimension");
+            assert!(
+                dimension.is_none(),
+                "{function}: per-period with a dimension"
+            );
             Vec::new()
         }
         other => panic!("{function}: unknown grain {other}"),
@@ -198,7 +230,10 @@ fn report_type(out: &mut String, report: &Value) {
         _ => "Grain::PerDimension",
     };
 
-    let _ = writeln!(out, "    ReportType {{\n        entity: {entity:?},\n        properties: &[");
+    let _ = writeln!(
+        out,
+        "    ReportType {{\n        entity: {entity:?},\n        properties: &["
+    );
     for property in properties {
         let name = s(property, "name");
         let kind = kind(s(property, "edm"), name);
@@ -212,19 +247,32 @@ fn report_type(out: &mut String, report: &Value) {
             property.get("inferred").is_some(),
         );
     }
-    let _ = writeln!(out, "        ],\n        natural_key: &{key:?},\n        refresh_date: \"reportRefreshDate\",");
+    let _ = writeln!(
+        out,
+        "        ],\n        natural_key: &{key:?},\n        refresh_date: \"reportRefreshDate\","
+    );
     let _ = write!(out, "        function: ReportFunction {{ name: {function:?}, takes_period: {takes_period}, order_by: &[");
     for (property, descending) in order {
-        let _ = write!(out, "SortKey {{ property: {property:?}, descending: {descending} }}, ");
+        let _ = write!(
+            out,
+            "SortKey {{ property: {property:?}, descending: {descending} }}, "
+        );
     }
     out.push_str("] },\n");
     let versions = strings(&report["versions"]);
     let _ = writeln!(
         out,
         "        versions: &[{}],",
-        versions.iter().map(|v| version(v)).collect::<Vec<_>>().join(", ")
+        versions
+            .iter()
+            .map(|v| version(v))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let _ = writeln!(out, "        grain: {grain_rust},\n        dimension: {dimension:?},");
+    let _ = writeln!(
+        out,
+        "        grain: {grain_rust},\n        dimension: {dimension:?},"
+    );
     let _ = writeln!(
         out,
         "        json_container: {:?},",
@@ -236,18 +284,31 @@ fn report_type(out: &mut String, report: &Value) {
         None => "None",
         Some(other) => panic!("{function}: unknown v1_return {other}"),
     };
-    assert_eq!(v1_return == "None", !versions.contains(&"v1.0"), "{function}: v1_return and versions disagree");
+    assert_eq!(
+        v1_return == "None",
+        !versions.contains(&"v1.0"),
+        "{function}: v1_return and versions disagree"
+    );
     let _ = writeln!(out, "        v1_return: {v1_return},\n        columns: &[");
     for v in &versions {
-        let csv: Vec<usize> = strings(&report["csv_columns"][*v]).into_iter().map(csv_index).collect();
+        let csv: Vec<usize> = strings(&report["csv_columns"][*v])
+            .into_iter()
+            .map(csv_index)
+            .collect();
         // JSON: the union's order, without the CSV columns this version lacks.
         let json: Vec<usize> = properties
             .iter()
             .enumerate()
-            .filter(|(i, p)| csv.contains(i) || p.get("in_csv").and_then(Value::as_bool) == Some(false))
+            .filter(|(i, p)| {
+                csv.contains(i) || p.get("in_csv").and_then(Value::as_bool) == Some(false)
+            })
             .map(|(i, _)| i)
             .collect();
-        let _ = writeln!(out, "            VersionColumns {{ version: {}, csv: &{csv:?}, json: &{json:?} }},", version(v));
+        let _ = writeln!(
+            out,
+            "            VersionColumns {{ version: {}, csv: &{csv:?}, json: &{json:?} }},",
+            version(v)
+        );
     }
     out.push_str("        ],\n        older_csv_columns: &[");
     if let Some(older) = report.get("older_csv_columns").and_then(Value::as_array) {

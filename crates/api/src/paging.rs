@@ -73,9 +73,7 @@ fn value_from_json(kind: ValueKind, json: &serde_json::Value) -> Option<Value> {
         (
             ValueKind::Text | ValueKind::Period | ValueKind::Duration,
             serde_json::Value::String(s),
-        ) => {
-            Some(Value::Text(s.clone()))
-        }
+        ) => Some(Value::Text(s.clone())),
         (ValueKind::Date, serde_json::Value::String(s)) => {
             reportroot_model::Date::parse(s).map(Value::Date)
         }

@@ -323,14 +323,19 @@ mod tests {
             ValueKind::Count32.parse_text("2147483648"),
             Err(ValueError::NotCount32)
         );
-        assert_eq!(ValueKind::Count32.check_int(-1), Err(ValueError::NotCount32));
+        assert_eq!(
+            ValueKind::Count32.check_int(-1),
+            Err(ValueError::NotCount32)
+        );
         for good in ["00:00:00", "01:59:59", "123:04:05"] {
             assert_eq!(
                 ValueKind::Duration.parse_text(good),
                 Ok(Value::Text(good.into()))
             );
         }
-        for bad in ["", "1:00:00", "00:60:00", "00:00:6", "PT1H", "00:00", "aa:00:00"] {
+        for bad in [
+            "", "1:00:00", "00:60:00", "00:00:6", "PT1H", "00:00", "aa:00:00",
+        ] {
             assert_eq!(
                 ValueKind::Duration.parse_text(bad),
                 Err(ValueError::NotDuration),
