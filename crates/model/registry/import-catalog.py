@@ -79,14 +79,14 @@ ADDED = {
         (1, {"name": "reportPeriod", "csv": "Report Period", "edm": "Edm.String", "in_csv": False,
              "why": "CSV has no Report Period column, but the function takes period and the nested JSON carries reportPeriod; rows of different periods must not collide"}),
     ],
-    "getFormsUserActivityCounts": [
-        (2, {"name": "reportDate", "csv": "Report Date", "edm": "Edm.Date", "in_csv": False,
-             "why": "catalog grain per-day (inferred from the nested JSON, one entry per reportDate); the CSV list has no Report Date column"}),
-    ],
-    "getFormsUserActivityUserCounts": [
-        (2, {"name": "reportDate", "csv": "Report Date", "edm": "Edm.Date", "in_csv": False,
-             "why": "catalog grain per-day (inferred from the nested JSON, one entry per reportDate); the CSV list has no Report Date column"}),
-    ],
+}
+
+# Row grains decided differently from the catalog.
+GRAIN = {
+    f: ("per-period", "the CSV (both the list and the example header) has no Report Date, so a "
+        "stored row cannot be per day; the catalog's per-day is inferred from the nested JSON "
+        "example only")
+    for f in ["getFormsUserActivityCounts", "getFormsUserActivityUserCounts"]
 }
 
 
@@ -144,9 +144,10 @@ def main(path):
         for version, cols in csv_columns.items():
             assert [c for c in union_csv if c in cols] == cols, (name, version)
         grain = f["row_grain"]
+        if name in GRAIN:
+            grain, why = GRAIN[name]
+            notes.append(f"row grain {grain}, not the catalog's {f['row_grain']}: {why}")
         dimension = f.get("dimension")
-        if f.get("row_grain_inferred"):
-            notes.append("row grain per-day inferred by the catalog from the nested JSON example")
         shape = "nested" if f["json_shape"].startswith("nested") else "flat"
         v1 = f.get("v1_return")
         v1_return = None if v1 is None else ("graph.report" if v1.startswith("graph.report") else "Edm.Stream")
