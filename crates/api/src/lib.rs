@@ -330,21 +330,17 @@ fn report_root(state: &AppState, call: &Call, caller: auth::Caller) -> Result<Re
 
 /// `GET /$metadata`: public, as in Graph.
 fn metadata(call: &Call) -> Result<Response, ApiError> {
-    use reportroot_odata::csdl::{metadata_xml, FunctionReturn};
+    use reportroot_odata::csdl::metadata_xml;
     if call.method != Method::GET {
         return Err(ApiError::method_not_allowed("GET"));
     }
-    let returns = match call.version {
-        ApiVersion::V1 => FunctionReturn::Stream,
-        ApiVersion::Beta => FunctionReturn::Collection,
-    };
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/xml"),
             (axum::http::HeaderName::from_static("odata-version"), "4.0"),
         ],
-        metadata_xml(returns),
+        metadata_xml(call.version.model()),
     )
         .into_response())
 }

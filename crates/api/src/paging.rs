@@ -67,10 +67,13 @@ fn value_to_json(value: &Value) -> serde_json::Value {
 
 fn value_from_json(kind: ValueKind, json: &serde_json::Value) -> Option<Value> {
     match (kind, json) {
-        (ValueKind::Count, serde_json::Value::Number(n)) => n.as_i64().map(Value::Int),
-        (ValueKind::Text | ValueKind::Period, serde_json::Value::String(s)) => {
-            Some(Value::Text(s.clone()))
+        (ValueKind::Count | ValueKind::Count32, serde_json::Value::Number(n)) => {
+            n.as_i64().map(Value::Int)
         }
+        (
+            ValueKind::Text | ValueKind::Period | ValueKind::Duration,
+            serde_json::Value::String(s),
+        ) => Some(Value::Text(s.clone())),
         (ValueKind::Date, serde_json::Value::String(s)) => {
             reportroot_model::Date::parse(s).map(Value::Date)
         }

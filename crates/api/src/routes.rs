@@ -2,7 +2,7 @@
 //! predicates in segments (`getOffice365ActiveUserCounts(period='D7')`), so segments are
 //! resolved here rather than by a route table.
 
-use reportroot_model::{find_report, report_by_function, ReportType};
+use reportroot_model::{find_report, report_by_function, ReportType, Version};
 
 use crate::error::ApiError;
 
@@ -21,6 +21,14 @@ impl ApiVersion {
         match self {
             ApiVersion::V1 => "v1.0",
             ApiVersion::Beta => "beta",
+        }
+    }
+
+    /// The registry's name for the version.
+    pub fn model(self) -> Version {
+        match self {
+            ApiVersion::V1 => Version::V1,
+            ApiVersion::Beta => Version::Beta,
         }
     }
 
@@ -86,9 +94,9 @@ pub fn resolve(segments: &[String]) -> Result<Resolved, ApiError> {
         [batch] if batch.eq_ignore_ascii_case("$batch") => Target::Batch,
         [reports] if reports.eq_ignore_ascii_case("reports") => Target::ReportRoot,
         [reports, tail @ ..] if reports.eq_ignore_ascii_case("reports") && !tail.is_empty() => {
-            resolve_under_root(tail, true)?
+            resolve_under_root(version, tail, true)?
         }
-        tail if !tail.is_empty() => resolve_under_root(tail, false)?,
+        tail if !tail.is_empty() => resolve_under_root(version, tail, false)?,
         _ => return Err(ApiError::unknown_segment(first)),
     };
     Ok(Resolved { version, target })
@@ -108,11 +116,18 @@ fn unqualified(name: &str) -> &str {
     }
 }
 
-/// Resolves what follows `/reports` (or the version, for the root-level entity sets).
-fn resolve_under_root(tail: &[&str], under_reports: bool) -> Result<Target, ApiError> {
+/// Resolves what follows `/reports` (or the version, for the root-level entity sets). A report
+/// that does not exist on `version` (the beta-only ones on v1.0) is an unknown segment there,
+/// as in Graph.
+fn resolve_under_root(
+    version: ApiVersion,
+    tail: &[&str],
+    under_reports: bool,
+) -> Result<Target, ApiError> {
     let (name, args) = split_call(tail[0]);
+    let on_version = |report: &&ReportType| report.exists_on(version.model());
     if under_reports {
-        if let Some(report) = report_by_function(unqualified(name)) {
+        if let Some(report) = report_by_function(unqualified(name)).filter(on_version) {
             return match tail {
                 [_] => Ok(Target::Function(report, args.map(str::to_owned))),
                 [_, next, ..] => Err(ApiError::unknown_segment(next)),
@@ -120,7 +135,9 @@ fn resolve_under_root(tail: &[&str], under_reports: bool) -> Result<Target, ApiE
             };
         }
     }
-    let report = find_report(name).ok_or_else(|| ApiError::unknown_segment(tail[0]))?;
+    let report = find_report(name)
+        .filter(on_version)
+        .ok_or_else(|| ApiError::unknown_segment(tail[0]))?;
     let key = args.map(|a| a.trim_matches('\'').to_owned());
     match (tail, key) {
         ([_], None) => Ok(Target::Collection(report)),
@@ -177,6 +194,31 @@ mod tests {
             "/v1.0/reports/microsoft.graph.office365ActiveUserCounts",
         ] {
             assert!(resolve(&segments(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_report_resolves_on_exactly_its_versions() {
+        for report in reportroot_model::REPORTS {
+            for version in [ApiVersion::V1, ApiVersion::Beta] {
+                let exists = report.exists_on(version.model());
+                let v = version.segment();
+                let function = format!("/{v}/reports/{}()", report.function.name);
+                let set = format!("/{v}/reports/{}", report.entity);
+                let root_set = format!("/{v}/{}", report.entity);
+                for path in [function, set, root_set] {
+                    let resolved = resolve(&segments(&path));
+                    assert_eq!(resolved.is_ok(), exists, "{path}");
+                    if let Err(error) = resolved {
+                        let segment = path.rsplit('/').next().unwrap_or_default();
+                        assert_eq!(
+                            error.message,
+                            format!("Resource not found for the segment '{segment}'."),
+                            "{path}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

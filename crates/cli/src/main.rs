@@ -247,13 +247,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Metadata { version } => {
-            use reportroot_odata::csdl::{metadata_xml, FunctionReturn};
-            let returns = match version.as_str() {
-                "v1.0" => FunctionReturn::Stream,
-                "beta" => FunctionReturn::Collection,
+            use reportroot_model::Version;
+            use reportroot_odata::csdl::metadata_xml;
+            let version = match version.as_str() {
+                "v1.0" => Version::V1,
+                "beta" => Version::Beta,
                 other => return Err(format!("unknown version '{other}': use v1.0 or beta")),
             };
-            let _ = std::io::stdout().write_all(metadata_xml(returns).as_bytes());
+            let _ = std::io::stdout().write_all(metadata_xml(version).as_bytes());
             Ok(())
         }
         Command::Migrate { database } => {

@@ -133,6 +133,17 @@ fn row(
                 let value = grown * share * weight * rhythm * spread * row_noise * jitter;
                 Value::Int(value.round() as i64)
             }
+            DemoSpec::Duration(minutes) => {
+                let jitter = noise(&[tenant.seed, day_key, index as u64, 7], 0.01);
+                let value = grown * minutes * 60.0 * weight * rhythm * spread * row_noise * jitter;
+                let seconds = value.round() as u64;
+                Value::Text(format!(
+                    "{:02}:{:02}:{:02}",
+                    seconds / 3600,
+                    seconds / 60 % 60,
+                    seconds % 60
+                ))
+            }
         })
         .collect()
 }

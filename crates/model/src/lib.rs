@@ -9,7 +9,7 @@ pub mod value;
 
 pub use period::Period;
 pub use registry::{
-    find_report, report_by_function, DemoSpec, Property, ReportFunction, ReportType, SortKey,
-    ValueKind, REPORTS,
+    find_report, report_by_function, DemoSpec, Grain, Property, ReportFunction, ReportType,
+    SortKey, V1Return, ValueKind, Version, VersionColumns, REPORTS,
 };
 pub use value::{Date, Entity, TenantId, Value, ValueError};

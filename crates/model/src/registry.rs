@@ -1,18 +1,24 @@
 //! The registry: one entry per report type. Routes, validation, JSON, CSV, `$metadata`, SQL
-//! schema and demo data are all derived from these entries, so adding another of Graph's
-//! `get…Counts` reports is one more entry in [`REPORTS`].
+//! schema and demo data are all derived from these entries. The entries themselves are
+//! generated at build time (`build.rs`) from the facts in `registry/reports.json`, so adding
+//! another of Graph's `get…Counts` reports is one more entry in that file.
 
 /// The kind of a property's values; it fixes the EDM type and the validation rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValueKind {
     /// `Edm.Date`, `YYYY-MM-DD`.
     Date,
-    /// `Edm.Int64` holding a count of users: never negative.
+    /// `Edm.Int64` holding a count: never negative.
     Count,
+    /// `Edm.Int32` holding a count: never negative, at most `i32::MAX`.
+    Count32,
     /// `Edm.String`, free text.
     Text,
     /// `Edm.String` holding a report period: `"7"`, `"30"`, `"90"` or `"180"`.
     Period,
+    /// `Edm.Duration`, kept as Graph's CSV writes it: `hh:mm:ss` (hours may exceed 23 and have
+    /// more than two digits). Stored as text; `$filter` refuses it rather than compare text.
+    Duration,
 }
 
 impl ValueKind {
@@ -21,8 +27,15 @@ impl ValueKind {
         match self {
             ValueKind::Date => "Edm.Date",
             ValueKind::Count => "Edm.Int64",
+            ValueKind::Count32 => "Edm.Int32",
             ValueKind::Text | ValueKind::Period => "Edm.String",
+            ValueKind::Duration => "Edm.Duration",
         }
+    }
+
+    /// Whether values are integers (`Edm.Int64` or `Edm.Int32`).
+    pub fn is_count(self) -> bool {
+        matches!(self, ValueKind::Count | ValueKind::Count32)
     }
 }
 
@@ -39,6 +52,8 @@ pub enum DemoSpec {
     Choice(&'static [(&'static str, f64)]),
     /// A count: about this share of the tenant's users.
     Share(f64),
+    /// A duration: about this many minutes per user of the tenant.
+    Duration(f64),
 }
 
 /// One property of a report type.
@@ -52,6 +67,13 @@ pub struct Property {
     pub csv_column: &'static str,
     /// How demo data fills it.
     pub demo: DemoSpec,
+    /// Whether Graph's CSV has the column: `false` for the few properties reportroot adds to
+    /// tell rows apart where the CSV does not (see `decisions` in `registry/reports.json`).
+    pub in_csv: bool,
+    /// Whether the catalog found no source for the JSON name or EDM type and inferred them.
+    pub edm_inferred: bool,
+    /// Other spellings of the CSV title found in Graph's docs, accepted on import.
+    pub csv_aliases: &'static [&'static str],
 }
 
 /// One key of a report function's row order.
@@ -75,141 +97,93 @@ pub struct ReportFunction {
     pub order_by: &'static [SortKey],
 }
 
+/// An API version of Microsoft Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `/v1.0`.
+    V1,
+    /// `/beta`.
+    Beta,
+}
+
+impl Version {
+    /// Both versions.
+    pub const ALL: [Version; 2] = [Version::V1, Version::Beta];
+
+    /// The path segment: `v1.0` or `beta`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Version::V1 => "v1.0",
+            Version::Beta => "beta",
+        }
+    }
+}
+
+/// What one row of a report stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    /// One row per day of the period (`reportDate`), per dimension value if there is one.
+    PerDay,
+    /// One row for the whole period.
+    PerPeriod,
+    /// One row per dimension value (`productType`).
+    PerDimension,
+}
+
+/// The v1.0 return type of a report function, as Graph's v1.0 metadata declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Return {
+    /// `graph.report`, the complex type `{ content: Edm.Stream }`; the function is composable.
+    Report,
+    /// `Edm.Stream`.
+    Stream,
+}
+
+/// A version's columns, as positions in [`ReportType::properties`].
+#[derive(Debug, Clone, Copy)]
+pub struct VersionColumns {
+    /// The version.
+    pub version: Version,
+    /// The CSV columns, in Graph's order for this version.
+    pub csv: &'static [usize],
+    /// The JSON properties, in order.
+    pub json: &'static [usize],
+}
+
 /// One report type: an entity type of namespace `microsoft.graph` deriving from `entity`.
 #[derive(Debug)]
 pub struct ReportType {
-    /// The entity type name, which is also the entity-set name under `/reports`.
+    /// The entity type name, which is also the entity-set name under `/reports`: the function
+    /// name without `get`, first letter lower-case.
     pub entity: &'static str,
-    /// The properties other than `id`, in Graph's CSV column order.
+    /// The properties other than `id`: the union over the versions, in CSV column order.
     pub properties: &'static [Property],
-    /// The properties whose values identify a row within a tenant.
+    /// The properties whose values identify a row within a tenant: the refresh date, then the
+    /// dimension, report date and period where the report has them.
     pub natural_key: &'static [&'static str],
     /// The property holding the refresh date a row was reported on.
     pub refresh_date: &'static str,
     /// The report function serving this type.
     pub function: ReportFunction,
+    /// The API versions the function and its entity set exist on.
+    pub versions: &'static [Version],
+    /// What one row stands for.
+    pub grain: Grain,
+    /// The dimension property (`productType`, `siteType`), when rows are split by one.
+    pub dimension: Option<&'static str>,
+    /// The array holding the per-row objects in the nested beta JSON shape (`userCounts`), or
+    /// `None` for the flat `value[...]` shape.
+    pub json_container: Option<&'static str>,
+    /// The v1.0 return type; `None` when the function is beta-only.
+    pub v1_return: Option<V1Return>,
+    /// The CSV and JSON columns of each version the report exists on.
+    pub columns: &'static [VersionColumns],
+    /// Older CSV column sets (titles) Graph has written, which import accepts: a count column
+    /// they lack reads as 0.
+    pub older_csv_columns: &'static [&'static [&'static str]],
 }
 
-const fn prop(
-    name: &'static str,
-    kind: ValueKind,
-    csv_column: &'static str,
-    demo: DemoSpec,
-) -> Property {
-    Property {
-        name,
-        kind,
-        csv_column,
-        demo,
-    }
-}
-
-const fn count(name: &'static str, csv_column: &'static str, share: f64) -> Property {
-    prop(name, ValueKind::Count, csv_column, DemoSpec::Share(share))
-}
-
-const REFRESH_DATE: Property = prop(
-    "reportRefreshDate",
-    ValueKind::Date,
-    "Report Refresh Date",
-    DemoSpec::RefreshDate,
-);
-const REPORT_PERIOD: Property = prop(
-    "reportPeriod",
-    ValueKind::Period,
-    "Report Period",
-    DemoSpec::Period,
-);
-
-/// Every report type reportroot serves.
-pub static REPORTS: &[ReportType] = &[
-    ReportType {
-        entity: "office365ActivationsUserCounts",
-        properties: &[
-            REFRESH_DATE,
-            prop(
-                "productType",
-                ValueKind::Text,
-                "Product Type",
-                DemoSpec::Choice(&[
-                    ("MICROSOFT 365 APPS FOR ENTERPRISE", 1.0),
-                    ("MICROSOFT 365 APPS FOR BUSINESS", 0.18),
-                    ("PROJECT CLIENT", 0.06),
-                    ("VISIO CLIENT", 0.09),
-                ]),
-            ),
-            count("assigned", "Assigned", 0.96),
-            count("activated", "Activated", 0.81),
-            count(
-                "sharedComputerActivation",
-                "Shared Computer Activation",
-                0.03,
-            ),
-        ],
-        natural_key: &["reportRefreshDate", "productType"],
-        refresh_date: "reportRefreshDate",
-        function: ReportFunction {
-            name: "getOffice365ActivationsUserCounts",
-            takes_period: false,
-            order_by: &[SortKey {
-                property: "productType",
-                descending: false,
-            }],
-        },
-    },
-    ReportType {
-        entity: "office365ActiveUserCounts",
-        properties: &[
-            REFRESH_DATE,
-            count("office365", "Office 365", 0.86),
-            count("exchange", "Exchange", 0.80),
-            count("oneDrive", "OneDrive", 0.47),
-            count("sharePoint", "SharePoint", 0.41),
-            count("skypeForBusiness", "Skype For Business", 0.02),
-            count("yammer", "Yammer", 0.06),
-            count("teams", "Teams", 0.73),
-            prop(
-                "reportDate",
-                ValueKind::Date,
-                "Report Date",
-                DemoSpec::ActivityDate,
-            ),
-            REPORT_PERIOD,
-        ],
-        natural_key: &["reportRefreshDate", "reportDate", "reportPeriod"],
-        refresh_date: "reportRefreshDate",
-        function: ReportFunction {
-            name: "getOffice365ActiveUserCounts",
-            takes_period: true,
-            order_by: &[SortKey {
-                property: "reportDate",
-                descending: true,
-            }],
-        },
-    },
-    ReportType {
-        entity: "teamsDeviceUsageDistributionUserCounts",
-        properties: &[
-            REFRESH_DATE,
-            count("web", "Web", 0.31),
-            count("windowsPhone", "Windows Phone", 0.002),
-            count("androidPhone", "Android Phone", 0.21),
-            count("ios", "iOS", 0.26),
-            count("mac", "Mac", 0.09),
-            count("windows", "Windows", 0.64),
-            count("chromeOS", "Chrome OS", 0.012),
-            count("linux", "Linux", 0.006),
-            REPORT_PERIOD,
-        ],
-        natural_key: &["reportRefreshDate", "reportPeriod"],
-        refresh_date: "reportRefreshDate",
-        function: ReportFunction {
-            name: "getTeamsDeviceUsageDistributionUserCounts",
-            takes_period: true,
-            order_by: &[],
-        },
-    },
-];
+include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
 /// The report type whose entity-set name matches, ignoring ASCII case.
 pub fn find_report(entity_set: &str) -> Option<&'static ReportType> {
@@ -277,11 +251,36 @@ impl ReportType {
 
     /// The CSV header line (no BOM, no line end).
     pub fn csv_header(&self) -> String {
-        self.properties
-            .iter()
+        self.csv_properties()
             .map(|p| p.csv_column)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The properties Graph's CSV has a column for (in any version), in union order.
+    pub fn csv_properties(&self) -> impl Iterator<Item = &'static Property> {
+        self.properties.iter().filter(|p| p.in_csv)
+    }
+
+    /// Whether the report (its function and entity set) exists on `version`.
+    pub fn exists_on(&self, version: Version) -> bool {
+        self.versions.contains(&version)
+    }
+
+    /// The columns of `version`, when the report exists there.
+    pub fn columns_on(&self, version: Version) -> Option<&'static VersionColumns> {
+        self.columns.iter().find(|c| c.version == version)
+    }
+
+    /// The CSV header line of `version` (no BOM, no line end), when the report exists there.
+    pub fn csv_header_on(&self, version: Version) -> Option<String> {
+        self.columns_on(version).map(|c| {
+            c.csv
+                .iter()
+                .map(|&i| self.properties[i].csv_column)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     }
 
     /// The SQL table name: the entity name in snake case.

@@ -144,6 +144,12 @@ pub enum ValueError {
     /// Not an integer, or out of range.
     #[error("must be a non-negative integer (Edm.Int64)")]
     NotCount,
+    /// Not an integer, or out of the `Edm.Int32` range.
+    #[error("must be a non-negative integer of at most 2147483647 (Edm.Int32)")]
+    NotCount32,
+    /// Not a duration written `hh:mm:ss`.
+    #[error("must be a duration written hh:mm:ss, e.g. \"01:02:03\" (Edm.Duration)")]
+    NotDuration,
     /// Not a `YYYY-MM-DD` calendar date.
     #[error("must be a calendar date written YYYY-MM-DD (Edm.Date)")]
     NotDate,
@@ -167,6 +173,10 @@ impl ValueKind {
         match self {
             ValueKind::Count if number >= 0 => Ok(Value::Int(number)),
             ValueKind::Count => Err(ValueError::NotCount),
+            ValueKind::Count32 if (0..=i64::from(i32::MAX)).contains(&number) => {
+                Ok(Value::Int(number))
+            }
+            ValueKind::Count32 => Err(ValueError::NotCount32),
             other => Err(ValueError::WrongType(other.edm_type())),
         }
     }
@@ -188,15 +198,39 @@ impl ValueKind {
                 ok.then(|| Value::Text(text.to_owned()))
                     .ok_or(ValueError::BadText)
             }
-            ValueKind::Count => {
+            ValueKind::Count | ValueKind::Count32 => {
+                let not_count = match self {
+                    ValueKind::Count32 => ValueError::NotCount32,
+                    _ => ValueError::NotCount,
+                };
                 let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
                 let number = digits_only
                     .then(|| text.parse::<i64>().ok())
                     .flatten()
-                    .ok_or(ValueError::NotCount)?;
+                    .ok_or(not_count)?;
                 self.check_int(number)
             }
+            ValueKind::Duration => is_duration(text)
+                .then(|| Value::Text(text.to_owned()))
+                .ok_or(ValueError::NotDuration),
         }
+    }
+}
+
+/// Graph's CSV form of a duration: hours (two or more digits, at most 9), minutes and seconds
+/// (two digits each, below 60), e.g. `00:04:05` or `123:00:59`.
+fn is_duration(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(':').collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        [hours, minutes, seconds] => {
+            (2..=9).contains(&hours.len())
+                && digits(hours)
+                && [minutes, seconds]
+                    .iter()
+                    .all(|s| s.len() == 2 && digits(s) && s.as_bytes()[0] < b'6')
+        }
+        _ => false,
     }
 }
 
@@ -281,5 +315,32 @@ mod tests {
         assert!(ValueKind::Text.parse_text("").is_err());
         assert!(ValueKind::Text.parse_text("a\nb").is_err());
         assert_eq!(ValueKind::Count.check_int(-3), Err(ValueError::NotCount));
+        assert_eq!(
+            ValueKind::Count32.parse_text("2147483647"),
+            Ok(Value::Int(2_147_483_647))
+        );
+        assert_eq!(
+            ValueKind::Count32.parse_text("2147483648"),
+            Err(ValueError::NotCount32)
+        );
+        assert_eq!(
+            ValueKind::Count32.check_int(-1),
+            Err(ValueError::NotCount32)
+        );
+        for good in ["00:00:00", "01:59:59", "123:04:05"] {
+            assert_eq!(
+                ValueKind::Duration.parse_text(good),
+                Ok(Value::Text(good.into()))
+            );
+        }
+        for bad in [
+            "", "1:00:00", "00:60:00", "00:00:6", "PT1H", "00:00", "aa:00:00",
+        ] {
+            assert_eq!(
+                ValueKind::Duration.parse_text(bad),
+                Err(ValueError::NotDuration),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,18 +1,33 @@
-//! `$metadata`: the CSDL XML document of namespace `microsoft.graph`, generated from the
-//! registry: the `entity` base type, `reportRoot` with its report collections, every report
-//! type, the report functions bound to `reportRoot`, and the container.
+//! `$metadata`: the CSDL XML document of namespace `microsoft.graph` for one API version,
+//! generated from the registry: the `entity` base type, `reportRoot` with its report
+//! collections, every report type of the version, the report functions bound to `reportRoot`,
+//! and the container.
 
 use std::fmt::Write;
 
-use reportroot_model::{ReportType, REPORTS};
+use reportroot_model::{ReportType, V1Return, Version, REPORTS};
 
 /// What a report function's `ReturnType` promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionReturn {
-    /// `Edm.Stream`: the CSV (v1.0).
+    /// `Edm.Stream`: the CSV (v1.0, Email*, Mailbox*, M365App*, Teams*).
     Stream,
+    /// `microsoft.graph.report`, the complex type `{ content: Edm.Stream }`, from a composable
+    /// function (v1.0, Office365*, OneDrive*, SharePoint*, Skype*, Yammer*).
+    Report,
     /// `Collection(microsoft.graph.<type>)`: the JSON rows (beta).
     Collection,
+}
+
+impl FunctionReturn {
+    /// What `report`'s function returns on `version`, as Graph declares it on v1.0.
+    pub fn of(report: &ReportType, version: Version) -> FunctionReturn {
+        match (version, report.v1_return) {
+            (Version::Beta, _) => FunctionReturn::Collection,
+            (Version::V1, Some(V1Return::Report)) => FunctionReturn::Report,
+            (Version::V1, _) => FunctionReturn::Stream,
+        }
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -40,9 +55,13 @@ fn entity_type(out: &mut String, report: &ReportType) {
 }
 
 fn function(out: &mut String, report: &ReportType, returns: FunctionReturn) {
+    let composable = match returns {
+        FunctionReturn::Report => r#" IsComposable="true""#,
+        _ => "",
+    };
     let _ = writeln!(
         out,
-        r#"      <Function Name="{}" IsBound="true">"#,
+        r#"      <Function Name="{}" IsBound="true"{composable}>"#,
         escape(report.function.name)
     );
     out.push_str(
@@ -55,11 +74,12 @@ fn function(out: &mut String, report: &ReportType, returns: FunctionReturn) {
     }
     let return_type = match returns {
         FunctionReturn::Stream => "Edm.Stream".to_owned(),
+        FunctionReturn::Report => "microsoft.graph.report".to_owned(),
         FunctionReturn::Collection => format!("Collection({})", report.qualified_name()),
     };
     // CSDL forbids Nullable on a collection of entities (OASIS CSDL XML 4.01 §12.8).
     let nullable = match returns {
-        FunctionReturn::Stream => r#" Nullable="false""#,
+        FunctionReturn::Stream | FunctionReturn::Report => r#" Nullable="false""#,
         FunctionReturn::Collection => "",
     };
     let _ = writeln!(
@@ -70,8 +90,9 @@ fn function(out: &mut String, report: &ReportType, returns: FunctionReturn) {
     out.push_str("      </Function>\n");
 }
 
-/// The whole `$metadata` document.
-pub fn metadata_xml(returns: FunctionReturn) -> String {
+/// The whole `$metadata` document of `version`: only the reports that exist there.
+pub fn metadata_xml(version: Version) -> String {
+    let reports: Vec<&ReportType> = REPORTS.iter().filter(|r| r.exists_on(version)).collect();
     let mut out = String::with_capacity(8 * 1024);
     out.push_str(concat!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n",
@@ -84,7 +105,7 @@ pub fn metadata_xml(returns: FunctionReturn) -> String {
         "      </EntityType>\n",
         "      <EntityType Name=\"reportRoot\" BaseType=\"microsoft.graph.entity\">\n",
     ));
-    for report in REPORTS {
+    for report in &reports {
         let _ = writeln!(
             out,
             r#"        <NavigationProperty Name="{}" Type="Collection({})" ContainsTarget="true"/>"#,
@@ -93,15 +114,25 @@ pub fn metadata_xml(returns: FunctionReturn) -> String {
         );
     }
     out.push_str("      </EntityType>\n");
-    for report in REPORTS {
+    if reports
+        .iter()
+        .any(|r| FunctionReturn::of(r, version) == FunctionReturn::Report)
+    {
+        out.push_str(concat!(
+            "      <ComplexType Name=\"report\">\n",
+            "        <Property Name=\"content\" Type=\"Edm.Stream\"/>\n",
+            "      </ComplexType>\n",
+        ));
+    }
+    for report in &reports {
         entity_type(&mut out, report);
     }
-    for report in REPORTS {
-        function(&mut out, report, returns);
+    for report in &reports {
+        function(&mut out, report, FunctionReturn::of(report, version));
     }
     out.push_str("      <EntityContainer Name=\"GraphService\">\n");
     out.push_str("        <Singleton Name=\"reports\" Type=\"microsoft.graph.reportRoot\"/>\n");
-    for report in REPORTS {
+    for report in &reports {
         let _ = writeln!(
             out,
             r#"        <EntitySet Name="{}" EntityType="{}"/>"#,
@@ -119,7 +150,7 @@ mod tests {
 
     #[test]
     fn describes_every_registry_entry() {
-        let xml = metadata_xml(FunctionReturn::Collection);
+        let xml = metadata_xml(Version::Beta);
         for report in REPORTS {
             assert!(xml.contains(&format!("<EntityType Name=\"{}\"", report.entity)));
             assert!(xml.contains(&format!("<Function Name=\"{}\"", report.function.name)));
@@ -132,7 +163,7 @@ mod tests {
             }
         }
         assert!(xml.contains("<Property Name=\"chromeOS\" Type=\"Edm.Int64\""));
-        assert!(metadata_xml(FunctionReturn::Stream).contains("Edm.Stream"));
+        assert!(metadata_xml(Version::V1).contains("Edm.Stream"));
         // Balanced elements.
         assert_eq!(
             xml.matches("<EntityType").count(),

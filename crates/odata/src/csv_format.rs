@@ -1,7 +1,7 @@
 //! Graph's CSV: a UTF-8 byte order mark, the registry's column titles, CRLF line ends, values
 //! quoted only when needed.
 
-use reportroot_model::{Entity, ReportType, Value, ValueKind, REPORTS};
+use reportroot_model::{Entity, Period, ReportType, Value, ValueKind, REPORTS};
 
 /// The UTF-8 byte order mark Graph writes before the header.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -14,11 +14,18 @@ pub fn write_report_csv(report: &ReportType, rows: &[Entity], out: &mut Vec<u8>)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(out);
     // Writing into a Vec cannot fail, so the results are ignored.
-    let _ = writer.write_record(report.properties.iter().map(|p| p.csv_column));
+    // The union of the versions' columns; the few properties Graph's CSV lacks are left out.
+    let _ = writer.write_record(report.csv_properties().map(|p| p.csv_column));
     let mut fields = Vec::with_capacity(report.properties.len());
     for row in rows {
         fields.clear();
-        fields.extend(row.values.iter().map(ToString::to_string));
+        fields.extend(
+            row.values
+                .iter()
+                .zip(report.properties)
+                .filter(|(_, p)| p.in_csv)
+                .map(|(v, _)| v.to_string()),
+        );
         let _ = writer.write_record(&fields);
     }
     let _ = writer.flush();
@@ -60,8 +67,22 @@ pub struct ParsedCsv {
 /// Finds the report type whose CSV columns the header names, and where each property is.
 /// Columns match case-insensitively in any order; a count column missing from an older export
 /// (Teams' Chrome OS and Linux) reads as 0. Every other property must be present.
+///
+/// Several reports share a header (e.g. `oneDriveActivityFileCounts` and
+/// `oneDriveActivityUserCounts`); the first in registry order is taken. Callers that know the
+/// report use [`ReportCsvReader::for_report`].
 fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> {
-    REPORTS.iter().find_map(|report| {
+    detect_among(header, REPORTS.iter(), false)
+}
+
+/// `period_known`: the caller knows the period of the file's rows, so a period property that
+/// Graph's CSV lacks (`teamsTeamCounts`) need not be in the header.
+fn detect_among(
+    header: &[&str],
+    candidates: impl IntoIterator<Item = &'static ReportType>,
+    period_known: bool,
+) -> Option<(&'static ReportType, Vec<Option<usize>>)> {
+    candidates.into_iter().find_map(|report| {
         let positions: Vec<Option<usize>> = report
             .properties
             .iter()
@@ -77,11 +98,11 @@ fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> 
                 .iter()
                 .any(|p| h.trim().eq_ignore_ascii_case(p.csv_column))
         });
-        let required_present = report
-            .properties
-            .iter()
-            .zip(&positions)
-            .all(|(p, pos)| pos.is_some() || p.kind == ValueKind::Count);
+        let required_present = report.properties.iter().zip(&positions).all(|(p, pos)| {
+            pos.is_some()
+                || p.kind.is_count()
+                || (period_known && !p.in_csv && p.kind == ValueKind::Period)
+        });
         let present = positions.iter().filter(|p| p.is_some()).count();
         (all_known && required_present && present * 2 > report.properties.len())
             .then_some((report, positions))
@@ -92,7 +113,20 @@ fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> 
 /// fields. Fails as a whole (no report) only when the file is not UTF-8 or its header names no
 /// known report; bad rows are listed in [`ParsedCsv::problems`].
 pub fn read_report_csv(bytes: &[u8]) -> Result<ParsedCsv, CsvProblem> {
-    let reader = ReportCsvReader::new(bytes)?;
+    parse_all(ReportCsvReader::new(bytes)?)
+}
+
+/// [`read_report_csv`] for a file known to be a CSV of `report`, for `period` (see
+/// [`ReportCsvReader::for_report`]).
+pub fn read_csv_of(
+    bytes: &[u8],
+    report: &'static ReportType,
+    period: Option<Period>,
+) -> Result<ParsedCsv, CsvProblem> {
+    parse_all(ReportCsvReader::for_report(bytes, report, period)?)
+}
+
+fn parse_all(reader: ReportCsvReader<'_>) -> Result<ParsedCsv, CsvProblem> {
     let mut parsed = ParsedCsv {
         report: reader.report(),
         rows: Vec::new(),
@@ -113,6 +147,8 @@ pub struct ReportCsvReader<'a> {
     report: &'static ReportType,
     fields: usize,
     positions: Vec<Option<usize>>,
+    /// The period of every row, when the caller knows it.
+    period: Option<Period>,
     reader: csv::Reader<&'a [u8]>,
     record: csv::StringRecord,
     lines: LineCounter<'a>,
@@ -129,6 +165,24 @@ impl std::fmt::Debug for ReportCsvReader<'_> {
 impl<'a> ReportCsvReader<'a> {
     /// Checks that `bytes` are UTF-8 and reads the header line, which names the report.
     pub fn new(bytes: &'a [u8]) -> Result<Self, CsvProblem> {
+        Self::among(bytes, None)
+    }
+
+    /// Like [`ReportCsvReader::new`], for a file known to be a CSV of `report` (for `period`,
+    /// when the report takes one): the header must be one of `report`'s. A period property
+    /// Graph's CSV lacks is filled with `period`.
+    pub fn for_report(
+        bytes: &'a [u8],
+        report: &'static ReportType,
+        period: Option<Period>,
+    ) -> Result<Self, CsvProblem> {
+        Self::among(bytes, Some((report, period)))
+    }
+
+    fn among(
+        bytes: &'a [u8],
+        only: Option<(&'static ReportType, Option<Period>)>,
+    ) -> Result<Self, CsvProblem> {
         let text = std::str::from_utf8(bytes).map_err(|e| CsvProblem {
             line: Some(
                 1 + bytes[..e.valid_up_to()]
@@ -163,13 +217,18 @@ impl<'a> ReportCsvReader<'a> {
             }
         }
         let names: Vec<&str> = header.iter().collect();
-        let (report, positions) = detect(&names).ok_or_else(|| CsvProblem {
+        let detected = match only {
+            Some((report, period)) => detect_among(&names, [report], period.is_some()),
+            None => detect(&names),
+        };
+        let (report, positions) = detected.ok_or_else(|| CsvProblem {
             line: Some(1),
             column: None,
             message: format!(
                 "the header names no known report: expected one of: {}",
                 REPORTS
                     .iter()
+                    .filter(|r| only.is_none_or(|(only, _)| only == *r))
                     .map(|r| format!("'{}'", r.csv_header()))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -177,6 +236,7 @@ impl<'a> ReportCsvReader<'a> {
         })?;
         Ok(ReportCsvReader {
             report,
+            period: only.and_then(|(_, period)| period),
             fields: names.len(),
             positions,
             reader,
@@ -211,7 +271,10 @@ impl<'a> ReportCsvReader<'a> {
         let mut values = Vec::with_capacity(self.report.properties.len());
         for (property, position) in self.report.properties.iter().zip(&self.positions) {
             let Some(position) = *position else {
-                values.push(Value::Int(0));
+                values.push(match (property.kind, self.period) {
+                    (ValueKind::Period, Some(period)) => Value::Text(period.stored().to_owned()),
+                    _ => Value::Int(0),
+                });
                 continue;
             };
             let field = record.get(position).unwrap_or_default();
@@ -422,5 +485,36 @@ mod tests {
             assert!(shown[0].starts_with("6:2: "), "{what}: {shown:?}");
             assert!(shown[1].starts_with("8:3: "), "{what}: {shown:?}");
         }
+    }
+
+    #[test]
+    fn a_file_read_as_the_report_asked_for() {
+        // OneDrive's file and user activity reports share a header: detection takes the first,
+        // the caller who asked names the other.
+        let csv = b"Report Refresh Date,Viewed Or Edited,Synced,Shared Internally,Shared Externally,Report Date,Report Period\r\n2025-03-10,5,4,3,2,2025-03-09,7\r\n";
+        let users = find_report("oneDriveActivityUserCounts").expect("report");
+        assert_eq!(
+            read_report_csv(csv).expect("csv").report.entity,
+            "oneDriveActivityFileCounts"
+        );
+        let parsed = read_csv_of(csv, users, Some(Period::D7)).expect("csv");
+        assert_eq!(parsed.report, users);
+        assert_eq!(parsed.rows.len(), 1);
+        // getTeamsTeamCounts' CSV has no Report Period: the period asked for fills it.
+        let teams = find_report("teamsTeamCounts").expect("report");
+        let csv = b"Report Refresh Date,Report Date,Public Teams,Active Public Teams,Private Teams,Active Private Teams\r\n2025-03-10,2025-03-09,10,4,20,8\r\n";
+        let parsed = read_csv_of(csv, teams, Some(Period::D30)).expect("csv");
+        let period = teams.period_index().expect("period");
+        assert_eq!(parsed.rows[0].1[period], Value::Text("30".into()));
+        assert!(read_csv_of(csv, teams, None).is_err());
+        // Written back without it, as Graph writes it.
+        let entity = Entity {
+            id: Uuid::nil(),
+            version: 1,
+            values: parsed.rows[0].1.clone(),
+        };
+        let mut out = Vec::new();
+        write_report_csv(teams, &[entity], &mut out);
+        assert_eq!(out[BOM.len()..], csv[..]);
     }
 }

@@ -173,10 +173,16 @@ pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value,
             None => Err(ValueError::NotCount),
         },
         (ValueKind::Count, _) => Err(ValueError::NotCount),
+        (ValueKind::Count32, serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(i) => kind.check_int(i),
+            None => Err(ValueError::NotCount32),
+        },
+        (ValueKind::Count32, _) => Err(ValueError::NotCount32),
         (_, serde_json::Value::String(s)) => kind.parse_text(s),
         (ValueKind::Date, _) => Err(ValueError::NotDate),
         (ValueKind::Period, _) => Err(ValueError::NotPeriod),
         (ValueKind::Text, _) => Err(ValueError::WrongType("Edm.String")),
+        (ValueKind::Duration, _) => Err(ValueError::NotDuration),
     }
 }
 

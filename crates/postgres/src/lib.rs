@@ -122,8 +122,10 @@ fn read_entity(report: &ReportType, row: &Row) -> Result<Entity, StorageError> {
     for (i, property) in report.properties.iter().enumerate() {
         let column = i + 2;
         values.push(match property.kind {
-            ValueKind::Count => Value::Int(row.try_get(column).map_err(backend)?),
-            ValueKind::Text | ValueKind::Period => {
+            ValueKind::Count | ValueKind::Count32 => {
+                Value::Int(row.try_get(column).map_err(backend)?)
+            }
+            ValueKind::Text | ValueKind::Period | ValueKind::Duration => {
                 Value::Text(row.try_get(column).map_err(backend)?)
             }
             ValueKind::Date => Value::Date(Date::from_time(row.try_get(column).map_err(backend)?)),

@@ -592,8 +592,10 @@ fn read_entity(report: &ReportType, row: &rusqlite::Row<'_>) -> rusqlite::Result
     for (i, property) in report.properties.iter().enumerate() {
         let column = i + 2;
         values.push(match property.kind {
-            ValueKind::Count => Value::Int(row.get(column)?),
-            ValueKind::Text | ValueKind::Period => Value::Text(row.get(column)?),
+            ValueKind::Count | ValueKind::Count32 => Value::Int(row.get(column)?),
+            ValueKind::Text | ValueKind::Period | ValueKind::Duration => {
+                Value::Text(row.get(column)?)
+            }
             ValueKind::Date => {
                 let text = row.get_ref(column)?.as_str()?;
                 Value::Date(Date::parse(text).ok_or_else(|| {

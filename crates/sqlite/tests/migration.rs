@@ -52,12 +52,14 @@ fn as_row(tenant: Uuid, entity: &Entity) -> Row {
 async fn a_version_1_file_is_rebuilt_with_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
+    // Schema version 1 predates the whole family: it has the first three reports' tables.
+    let version_1_reports = &REPORTS[..3];
     let before: Vec<Vec<Row>> = {
         let connection = Connection::open(&path).unwrap();
         connection
             .execute_batch(include_str!("fixtures/schema-v1.sql"))
             .unwrap();
-        REPORTS
+        version_1_reports
             .iter()
             .map(|r| version_1_rows(&connection, &r.table_name()))
             .collect()
@@ -65,7 +67,7 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
     assert!(before.iter().all(|rows| !rows.is_empty()));
 
     let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
-    for (report, rows) in REPORTS.iter().zip(&before) {
+    for (report, rows) in version_1_reports.iter().zip(&before) {
         let mut tenants: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
         tenants.dedup();
         let mut after = Vec::new();

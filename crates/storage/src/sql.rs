@@ -24,9 +24,10 @@ impl Dialect {
 
     fn column_type(self, kind: ValueKind) -> &'static str {
         match (self, kind) {
-            (Dialect::Sqlite, ValueKind::Count) => "INTEGER",
+            (Dialect::Sqlite, ValueKind::Count | ValueKind::Count32) => "INTEGER",
             (Dialect::Sqlite, _) => "TEXT",
-            (Dialect::Postgres, ValueKind::Count) => "BIGINT",
+            // Int32 counts too: backends read every count as i64.
+            (Dialect::Postgres, ValueKind::Count | ValueKind::Count32) => "BIGINT",
             (Dialect::Postgres, ValueKind::Date) => "DATE",
             (Dialect::Postgres, _) => "TEXT",
         }

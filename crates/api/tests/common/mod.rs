@@ -195,6 +195,21 @@ impl TestApp {
         self.send_json(Method::POST, path, token, body).await
     }
 
+    /// The number of rows the tenant of `token` has in a set, on a version.
+    pub async fn count_rows_on(
+        &self,
+        version: reportroot_model::Version,
+        set: &str,
+        token: &str,
+    ) -> usize {
+        let response = self
+            .get(&format!("/{}/reports/{set}", version.segment()), token)
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["value"].as_array().expect("value").len()
+    }
+
     /// The number of rows the tenant of `token` has in a set.
     pub async fn count_rows(&self, set: &str, token: &str) -> usize {
         let response = self.get(&format!("/v1.0/reports/{set}"), token).await;

@@ -1,7 +1,7 @@
 //! `$filter`: a recursive-descent parser to an untyped tree with positions, then a binder that
 //! types the tree against the report type. Syntax errors win over type errors, as in ODL.
 
-use reportroot_model::{ReportType, Value};
+use reportroot_model::{ReportType, Value, ValueKind};
 
 use super::lexer::{describe_at, tokenize, Tok, Token};
 use super::{
@@ -482,6 +482,19 @@ impl Binder<'_> {
                 let property = PropertyRef::find(self.report, name).ok_or_else(|| {
                     QueryError::unknown_property(OPTION, node.pos, self.report, name)
                 })?;
+                if let PropertyRef::Index(i) = property {
+                    let kind = self.report.properties[i].kind;
+                    if kind == ValueKind::Duration {
+                        return Err(QueryError::at(
+                            OPTION,
+                            node.pos,
+                            format!(
+                                "The property '{name}' is of type {}, which $filter does not support",
+                                kind.edm_type()
+                            ),
+                        ));
+                    }
+                }
                 Bound::Value(Operand::Property(property), property.ty(self.report))
             }
             Kind::Literal(literal) => Bound::Value(Operand::Literal(literal.clone()), literal.ty()),

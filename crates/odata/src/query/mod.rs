@@ -153,8 +153,10 @@ impl Type {
     pub fn of_kind(kind: ValueKind) -> Type {
         match kind {
             ValueKind::Date => Type::Date,
-            ValueKind::Count => Type::Int,
-            ValueKind::Text | ValueKind::Period => Type::String,
+            ValueKind::Count | ValueKind::Count32 => Type::Int,
+            // Durations are kept as `hh:mm:ss` text; `$filter` refuses them (see the filter
+            // binder), `$orderby` sorts the text.
+            ValueKind::Text | ValueKind::Period | ValueKind::Duration => Type::String,
         }
     }
 

@@ -2,15 +2,19 @@
 
 use proptest::prelude::*;
 use proptest::sample::select;
-use reportroot_model::{Date, ReportType, Value, REPORTS};
+use reportroot_model::{Date, ReportType, Value, ValueKind, REPORTS};
 
 use super::*;
 
-/// The report's properties (and `id`) of type `ty`.
+/// The report's properties (and `id`) of type `ty` that `$filter` accepts (not durations).
 fn properties_of(report: &'static ReportType, ty: Type) -> Vec<PropertyRef> {
     PropertyRef::all(report)
         .into_iter()
         .filter(|p| p.ty(report) == ty)
+        .filter(|p| match p {
+            PropertyRef::Index(i) => report.properties[*i].kind != ValueKind::Duration,
+            PropertyRef::Id => true,
+        })
         .collect()
 }
 

@@ -986,3 +986,26 @@ fn types_of_operands() {
     assert_eq!(Operand::Literal(Literal::Null).ty(report), Type::Null);
     assert_eq!(PropertyRef::Index(99).name(report), "?");
 }
+
+#[test]
+fn durations_and_int32_counts() {
+    let teams = find_report("teamsUserActivityCounts").expect("report");
+    for text in [
+        "audioDuration eq '00:00:00'",
+        "audioDuration gt videoDuration",
+        "calls gt 1 and screenShareDuration ne null",
+    ] {
+        let error = parse_filter(teams, text).expect_err(text);
+        assert!(
+            error
+                .message
+                .contains("is of type Edm.Duration, which $filter does not support"),
+            "{text}: {}",
+            error.message
+        );
+    }
+    assert!(parse_filter(teams, "calls gt 1").is_ok());
+    // Edm.Int32 counts compare with integers like the Int64 ones.
+    let yammer = find_report("yammerDeviceUsageUserCounts").expect("report");
+    assert!(parse_filter(yammer, "iPhone ge 3 and web in (1, 2)").is_ok());
+}

@@ -1,0 +1,124 @@
+//! Every report of the registry over real HTTP, on the versions it exists on: its entity set
+//! takes a POST, its function answers the row as CSV (v1.0 and beta) and JSON (beta), and a
+//! beta-only report is an unknown segment on v1.0. This also shows every table is created.
+#![expect(clippy::unwrap_used)]
+
+mod common;
+
+on_both_backends!(every_report_end_to_end);
+
+use common::*;
+use reportroot_model::{ReportType, ValueKind, Version, REPORTS};
+use serde_json::{json, Map, Value};
+
+/// A valid body for `report`, and the CSV line its row gives.
+fn body(report: &ReportType, n: i64) -> (Value, String) {
+    let mut body = Map::new();
+    let mut fields = Vec::new();
+    for (i, property) in report.properties.iter().enumerate() {
+        let value = match (property.kind, property.name) {
+            (ValueKind::Date, "reportRefreshDate") => json!("2025-03-10"),
+            (ValueKind::Date, _) => json!("2025-03-09"),
+            (ValueKind::Period, _) => json!("7"),
+            (ValueKind::Text, _) => json!("All"),
+            (ValueKind::Count, _) => json!(n + i as i64),
+            (ValueKind::Count32, _) => json!(2_000_000_000 + i as i64),
+            (ValueKind::Duration, _) => json!(format!("{:02}:02:03", i)),
+        };
+        if property.in_csv {
+            fields.push(match &value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        }
+        body.insert(property.name.to_owned(), value);
+    }
+    (Value::Object(body), fields.join(","))
+}
+
+fn function_path(version: Version, report: &ReportType) -> String {
+    let args = if report.function.takes_period {
+        "period='D7'"
+    } else {
+        ""
+    };
+    format!(
+        "/{}/reports/{}({args})",
+        version.segment(),
+        report.function.name
+    )
+}
+
+async fn every_report_end_to_end(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let t = tenant();
+    for (n, report) in REPORTS.iter().enumerate() {
+        let what = report.entity;
+        let (body, line) = body(report, n as i64 * 100);
+        let first = report.versions[0];
+        let posted = app
+            .post(
+                &format!("/{}/reports/{}", first.segment(), report.entity),
+                &t.write,
+                &body,
+            )
+            .await;
+        assert_eq!(
+            posted.status(),
+            201,
+            "{what}: {}",
+            posted.text().await.unwrap()
+        );
+        for version in Version::ALL {
+            let function = function_path(version, report);
+            if !report.exists_on(version) {
+                for path in [
+                    function.clone(),
+                    format!("/{}/reports/{}", version.segment(), report.entity),
+                ] {
+                    let message =
+                        assert_error(app.get(&path, &t.read).await, 400, "BadRequest").await;
+                    assert!(
+                        message.starts_with("Resource not found for the segment"),
+                        "{path}: {message}"
+                    );
+                }
+                continue;
+            }
+            let response = app
+                .get(&format!("{function}?redirect=false"), &t.read)
+                .await;
+            assert_eq!(response.status(), 200, "{function}");
+            let csv = response.text().await.unwrap();
+            assert_eq!(
+                csv,
+                format!("\u{feff}{}\r\n{line}\r\n", report.csv_header()),
+                "{function}"
+            );
+            let rows = app.count_rows_on(version, report.entity, &t.read).await;
+            assert_eq!(rows, 1, "{what} on {version:?}");
+        }
+        let json: Value = app
+            .get(
+                &format!(
+                    "{}?$format=application/json",
+                    function_path(Version::Beta, report)
+                ),
+                &t.read,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let row = &json["value"][0];
+        for property in report.properties {
+            assert_eq!(
+                row[property.name], body[property.name],
+                "{what}.{}",
+                property.name
+            );
+        }
+    }
+}
