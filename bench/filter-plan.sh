@@ -11,7 +11,7 @@ cargo build --release --locked -q -p reportroot
 RR=$PWD/target/release/reportroot
 DB=$WORK/bench-1x3650-D7_D30_D90_D180.db
 if [ ! -f "$DB" ]; then
-  "$RR" seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --database "sqlite://$DB.tmp"
+  "$RR" seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts --database "sqlite://$DB.tmp"
   mv "$DB.tmp" "$DB"
 fi
 TOKEN=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)

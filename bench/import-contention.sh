@@ -23,7 +23,7 @@ if [ ! -f "$CSV" ]; then
   echo "generating $CSV from seeded data" >&2
   SOURCE=$WORK/import-source.db
   rm -f "$SOURCE" "$SOURCE-wal" "$SOURCE-shm"
-  "$RR" seed --tenants 1 --days "$DAYS" --database "sqlite://$SOURCE" >&2
+  "$RR" seed --tenants 1 --days "$DAYS" --reports office365ActiveUserCounts --database "sqlite://$SOURCE" >&2
   "$RR" export --tenant "$TENANT" --report office365ActiveUserCounts --database "sqlite://$SOURCE" -o "$CSV.tmp"
   mv "$CSV.tmp" "$CSV"
   rm -f "$SOURCE" "$SOURCE-wal" "$SOURCE-shm"

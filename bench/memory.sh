@@ -21,7 +21,7 @@ cargo build --release --locked -q -p reportroot
 RR=$ROOT/target/release/reportroot
 DB=$WORK/memory-${TENANTS}x${DAYS}.db
 if [ ! -f "$DB" ]; then
-  "$RR" seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30 --database "sqlite://$DB.tmp" >&2
+  "$RR" seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30 --reports office365ActiveUserCounts --database "sqlite://$DB.tmp" >&2
   mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
 fi
 : > "$WORK/memory-tokens.txt"

@@ -278,6 +278,11 @@ fn report_type(out: &mut String, report: &Value) {
         "        json_container: {:?},",
         opt_s(report, "json_container")
     );
+    let demo_days = report
+        .get("demo_days")
+        .and_then(Value::as_u64)
+        .map(|d| u32::try_from(d).unwrap_or_else(|_| panic!("{function}: demo_days")));
+    let _ = writeln!(out, "        demo_days: {demo_days:?},");
     let v1_return = match opt_s(report, "v1_return") {
         Some("graph.report") => "Some(V1Return::Report)",
         Some("Edm.Stream") => "Some(V1Return::Stream)",

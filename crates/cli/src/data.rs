@@ -60,6 +60,7 @@ pub async fn import(
     tenant: TenantId,
     paths: &[PathBuf],
     skip_bad_rows: bool,
+    only: Option<KnownReport>,
 ) -> Result<ImportSummary, String> {
     let files = csv_files(paths)?;
     let started = Instant::now();
@@ -85,7 +86,11 @@ pub async fn import(
         let shown = file.display();
         let bytes = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
         done_bytes += bytes.len() as u64;
-        let report = match ReportCsvReader::new(&bytes) {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let report = match open_reader(&bytes, &name, only) {
             Ok(reader) => reader.report(),
             Err(problem) => {
                 out(&format!("{shown}:{problem}"));
@@ -96,7 +101,8 @@ pub async fn import(
                 continue;
             }
         };
-        let (chunks, parser) = parse_in_background(bytes, skip_bad_rows, progress.clone());
+        let (chunks, parser) =
+            parse_in_background(bytes, name, only, skip_bad_rows, progress.clone());
         let written = storage.upsert_stream(tenant, report, chunks).await;
         let problems = parser
             .join()
@@ -220,8 +226,26 @@ impl Iterator for Received {
 /// Parses a CSV file on its own thread, handing good rows to the writer in chunks as they are
 /// read. Unless `skip_bad_rows`, the first bad row aborts the load (the writer rolls back) and
 /// parsing goes on only to list the problems.
+/// The report a file is known to be (`import --report`), with the period its rows are for.
+pub type KnownReport = (&'static ReportType, Option<Period>);
+
+/// A reader of one file: of the report named, or of the report its header (and, between
+/// reports that share a header, its name) says.
+fn open_reader<'a>(
+    bytes: &'a [u8],
+    file_name: &str,
+    only: Option<KnownReport>,
+) -> Result<ReportCsvReader<'a>, CsvProblem> {
+    match only {
+        Some((report, period)) => ReportCsvReader::for_report(bytes, report, period),
+        None => ReportCsvReader::named(bytes, file_name),
+    }
+}
+
 fn parse_in_background(
     bytes: Vec<u8>,
+    file_name: String,
+    only: Option<KnownReport>,
     skip_bad_rows: bool,
     progress: Option<indicatif::ProgressBar>,
 ) -> (RowChunks, std::thread::JoinHandle<Problems>) {
@@ -229,7 +253,7 @@ fn parse_in_background(
     let (sender, handoff) = std::sync::mpsc::sync_channel(4);
     let parser = std::thread::spawn(move || {
         let mut problems = Problems::default();
-        let mut rows = match ReportCsvReader::new(&bytes) {
+        let mut rows = match open_reader(&bytes, &file_name, only) {
             Ok(rows) => rows,
             Err(problem) => {
                 let _ = sender.send(Handoff::Abort(LoadAborted(problem.to_string())));
@@ -299,6 +323,14 @@ pub fn report_named(name: &str) -> Result<&'static ReportType, String> {
         })
 }
 
+/// The reports named (entity-set or function names); every report when none is.
+pub fn reports_named(names: &[String]) -> Result<Vec<&'static ReportType>, String> {
+    if names.is_empty() {
+        return Ok(REPORTS.iter().collect());
+    }
+    names.iter().map(|name| report_named(name.trim())).collect()
+}
+
 /// `reportroot export`: the entity set's rows (or, with a period, the function's latest
 /// report) as Graph's CSV or OData JSON.
 pub async fn export(
@@ -353,6 +385,7 @@ pub async fn seed(
     days: u32,
     seed: u64,
     periods: &[Period],
+    reports: &[&'static ReportType],
 ) -> Result<(), String> {
     let last = Date::today_utc().add_days(-2);
     let started = Instant::now();
@@ -362,7 +395,7 @@ pub async fn seed(
         let tenant = TenantId(seed_tenant(seed, index));
         // 20 to ~5,000 users, skewed towards small tenants as in real MSP fleets.
         let users = 20 + ((index.wrapping_mul(2_654_435_761) ^ seed) % 70).pow(2) as u32;
-        for report in REPORTS {
+        for &report in reports {
             let mut rows = demo_rows(
                 report,
                 DemoTenant {

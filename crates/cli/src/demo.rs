@@ -36,7 +36,8 @@ pub fn remove_database(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Fills the store with `days` days of every report for both tenants.
+/// Fills the store with `days` days of every report for both tenants (fewer where the registry
+/// caps a report's demo history: `demo_days`).
 pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, String> {
     let last_refresh = last_refresh();
     let mut tenants = Vec::new();
@@ -52,7 +53,7 @@ pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, Strin
                     users,
                 },
                 last_refresh,
-                days,
+                report.demo_days.map_or(days, |cap| cap.min(days)),
             );
             let counts = storage
                 .upsert_many(tenant, report, rows)

@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod data;
 mod demo;
+mod reports;
 mod sync;
 
 use std::io::Write;
@@ -75,6 +76,14 @@ enum Command {
         /// Write the good rows of a file that has bad ones (the bad ones are listed).
         #[arg(long)]
         skip_bad_rows: bool,
+        /// The report the files are (entity-set or function name): needed when a header is
+        /// that of several reports and the file is not named after one.
+        #[arg(long)]
+        report: Option<String>,
+        /// With --report: the period (D7, D30, D90, D180) of the rows, for a report whose CSV
+        /// has no Report Period column (teamsTeamCounts).
+        #[arg(long, requires = "report")]
+        period: Option<String>,
         /// CSV files or directories.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -104,7 +113,8 @@ enum Command {
         #[arg(long, env = "REPORTROOT_DATABASE")]
         database: Option<String>,
     },
-    /// Pull the three reports, every period, from a Graph endpoint and keep them.
+    /// Pull every report the endpoint's version has, every period, from a Graph endpoint and
+    /// keep them.
     Sync {
         /// Base URL with version: https://graph.microsoft.com/v1.0, or a reportroot's.
         #[arg(long)]
@@ -148,9 +158,18 @@ enum Command {
         /// Periods of the periodic reports to store.
         #[arg(long, default_value = "D7,D30,D90,D180")]
         periods: String,
+        /// Only these reports (entity-set or function names, comma separated) [default: all].
+        #[arg(long, value_delimiter = ',')]
+        reports: Vec<String>,
         /// Database URL [default: sqlite://reportroot.db].
         #[arg(long, env = "REPORTROOT_DATABASE")]
         database: Option<String>,
+    },
+    /// List every report served: entity set, function, versions, grain and CSV columns.
+    Reports {
+        /// One JSON array (with each version's CSV column titles) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the `$metadata` CSDL document of an API version (v1.0 or beta).
     Metadata {
@@ -246,6 +265,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let _ = writeln!(std::io::stdout(), "{token}");
             Ok(())
         }
+        Command::Reports { json } => reports::print(json),
         Command::Metadata { version } => {
             use reportroot_model::Version;
             use reportroot_odata::csdl::metadata_xml;
@@ -268,11 +288,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             tenant,
             database,
             skip_bad_rows,
+            report,
+            period,
             files,
         } => {
+            let only = match report {
+                Some(name) => Some((
+                    data::report_named(&name)?,
+                    period
+                        .map(|p| {
+                            reportroot_model::Period::from_param(&p).ok_or_else(|| {
+                                format!("--period must be D7, D30, D90 or D180, not '{p}'")
+                            })
+                        })
+                        .transpose()?,
+                )),
+                None => None,
+            };
             let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            let summary =
-                data::import(storage.as_ref(), TenantId(tenant), &files, skip_bad_rows).await?;
+            let summary = data::import(
+                storage.as_ref(),
+                TenantId(tenant),
+                &files,
+                skip_bad_rows,
+                only,
+            )
+            .await?;
             if summary.rejected_files > 0 {
                 return Err(format!("{} files rejected", summary.rejected_files));
             }
@@ -346,11 +387,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             days,
             seed,
             periods,
+            reports,
             database,
         } => {
             let periods = data::parse_periods(&periods)?;
+            let reports = data::reports_named(&reports)?;
             let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            data::seed(storage.as_ref(), tenants, days, seed, &periods).await
+            data::seed(storage.as_ref(), tenants, days, seed, &periods, &reports).await
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `reportroot sync`: pulls the three reports (every period) from a Graph endpoint — Microsoft
+//! `reportroot sync`: pulls every report of the endpoint's version (every period) from a Graph endpoint — Microsoft
 //! Graph itself or another reportroot — and upserts them, so that run daily it keeps every
 //! refresh date forever. Each report is parsed whole before anything of it is written.
 

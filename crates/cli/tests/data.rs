@@ -96,8 +96,10 @@ fn import_is_whole_file_idempotent_and_round_trips() {
     for (name, bytes) in [
         ("a.csv", ACTIVATIONS_CRLF),
         ("b.csv", ACTIVE_LF),
-        ("c.csv", TEAMS_NEW),
-        ("d.csv", TEAMS_OLD),
+        // The Teams distribution reports of all users and of active users share a header:
+        // these files are named as Graph names its downloads, which decides.
+        ("TeamsDeviceUsageDistributionUserCounts_D7.csv", TEAMS_NEW),
+        ("TeamsDeviceUsageDistributionUserCounts_D30.csv", TEAMS_OLD),
     ] {
         std::fs::write(good.join(name), bytes).unwrap();
     }
@@ -545,5 +547,80 @@ fn export_into_a_pipe_closed_early_succeeds() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A header several reports share is refused unless the file's name or `--report` says which.
+#[test]
+fn a_header_of_several_reports_needs_a_name_or_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let file = dir.path().join("teams.csv");
+    std::fs::write(&file, TEAMS_NEW).unwrap();
+    let output = run(
+        &["import", "--tenant", &tenant, file.to_str().unwrap()],
+        &db,
+    );
+    assert!(!output.status.success());
+    let text = stdout(&output);
+    assert!(
+        text.contains("teams.csv:1: the header is that of several reports (teamsDeviceUsageDistributionUserCounts, teamsDeviceUsageDistributionTotalUserCounts)"),
+        "{text}"
+    );
+    let output = run(
+        &[
+            "import",
+            "--tenant",
+            &tenant,
+            "--report",
+            "getTeamsDeviceUsageDistributionTotalUserCounts",
+            file.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    let total = export(&db, &tenant, "teamsDeviceUsageDistributionTotalUserCounts");
+    assert!(
+        total.contains("2025-01-31,3,12,12,3,3,7,1,2,7\r\n"),
+        "{total}"
+    );
+    let users = export(&db, &tenant, "teamsDeviceUsageDistributionUserCounts");
+    assert_eq!(users.lines().count(), 1, "{users}");
+}
+
+/// `reportroot reports` lists the registry: 61 reports, 11 of them only on beta.
+#[test]
+fn reports_lists_every_report() {
+    let output = Command::new(BIN)
+        .args(["reports", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), reportroot_model::REPORTS.len());
+    let beta_only = reports
+        .iter()
+        .filter(|r| r["versions"] == serde_json::json!(["beta"]))
+        .count();
+    assert_eq!((reports.len(), beta_only), (61, 11));
+    let table = Command::new(BIN).arg("reports").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains(
+        "| office365ActiveUserCounts | getOffice365ActiveUserCounts(period='D7') | v1.0, beta | per day | 10 / 10 |"
+    ), "{table}");
+}
+
+/// README's "Reports served" table is `reportroot reports`' output.
+#[test]
+fn readme_lists_the_reports_served() {
+    let table = Command::new(BIN).arg("reports").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(&table),
+        "README.md's table differs from `reportroot reports`: paste its output"
     );
 }

@@ -14,6 +14,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# Refresh dates of demo data kept for per-day reports other than those in DEMO.
+DEMO_RECENT_DAYS = 14
+
 # The three reports served before the whole family keep their demo figures exactly.
 DEMO = {
     "getOffice365ActivationsUserCounts": {
@@ -168,6 +171,12 @@ def main(path):
             "properties": props,
             "csv_columns": csv_columns,
         }
+        # Demo history: the reports served first keep every day `demo --days` asks for; the
+        # other per-day reports keep the latest DEMO_RECENT_DAYS refresh dates (each refresh of
+        # a per-day report holds 7 + 30 + 90 + 180 rows: 190 days of all 47 took the demo
+        # 23.7 s to start, 5.7M rows).
+        if grain == "per-day" and name not in DEMO:
+            entry["demo_days"] = DEMO_RECENT_DAYS
         if older:
             entry["older_csv_columns"] = older
         if notes:

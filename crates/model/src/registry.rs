@@ -174,6 +174,9 @@ pub struct ReportType {
     /// The array holding the per-row objects in the nested beta JSON shape (`userCounts`), or
     /// `None` for the flat `value[...]` shape.
     pub json_container: Option<&'static str>,
+    /// Most refresh dates of demo data (`None`: as many as asked): keeps `demo` quick with
+    /// dozens of per-day reports, each refresh of which holds 307 rows.
+    pub demo_days: Option<u32>,
     /// The v1.0 return type; `None` when the function is beta-only.
     pub v1_return: Option<V1Return>,
     /// The CSV and JSON columns of each version the report exists on.

@@ -69,10 +69,77 @@ pub struct ParsedCsv {
 /// (Teams' Chrome OS and Linux) reads as 0. Every other property must be present.
 ///
 /// Several reports share a header (e.g. `oneDriveActivityFileCounts` and
-/// `oneDriveActivityUserCounts`); the first in registry order is taken. Callers that know the
-/// report use [`ReportCsvReader::for_report`].
-fn detect(header: &[&str]) -> Option<(&'static ReportType, Vec<Option<usize>>)> {
-    detect_among(header, REPORTS.iter(), false)
+/// `oneDriveActivityUserCounts`): a header that names every column of exactly one report is
+/// that report's; among several that fit equally, the file's name decides when it starts with
+/// one report's name (Graph's downloads are named after the report, e.g.
+/// `TeamsDeviceUsageDistributionUserCounts_D7.csv`); otherwise the file is refused as
+/// ambiguous (reading it as the first would file one report's rows under another), and
+/// callers that know the report use [`ReportCsvReader::for_report`].
+fn detect(
+    header: &[&str],
+    file_name: Option<&str>,
+) -> Result<(&'static ReportType, Vec<Option<usize>>), CsvProblem> {
+    let fits: Vec<_> = REPORTS
+        .iter()
+        .filter_map(|report| detect_among(header, [report], false))
+        .collect();
+    let complete: Vec<_> = fits
+        .iter()
+        .filter(|(_, positions)| positions.iter().all(Option::is_some))
+        .collect();
+    match (fits.as_slice(), complete.as_slice()) {
+        ([], _) => Err(no_known_report(None)),
+        ([only], _) => Ok(only.clone()),
+        (_, [only]) => Ok((*only).clone()),
+        (several, _) => match named_in(several, file_name) {
+            Some(found) => Ok(found.clone()),
+            None => Err(ambiguous(several)),
+        },
+    }
+}
+
+/// The candidate whose report name the file name starts with (the longest such name).
+fn named_in<'c>(
+    candidates: &'c [(&'static ReportType, Vec<Option<usize>>)],
+    file_name: Option<&str>,
+) -> Option<&'c (&'static ReportType, Vec<Option<usize>>)> {
+    let name = file_name?.to_ascii_lowercase();
+    candidates
+        .iter()
+        .filter(|(report, _)| name.starts_with(&report.entity.to_ascii_lowercase()))
+        .max_by_key(|(report, _)| report.entity.len())
+}
+
+fn ambiguous(several: &[(&'static ReportType, Vec<Option<usize>>)]) -> CsvProblem {
+    CsvProblem {
+            line: Some(1),
+            column: None,
+        message: format!(
+            "the header is that of several reports ({}): name the one it is with --report, or name the file after it",
+            several
+                .iter()
+                .map(|(r, _)| r.entity)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The problem of a header that names no known report (or not `only`'s).
+fn no_known_report(only: Option<&'static ReportType>) -> CsvProblem {
+    CsvProblem {
+        line: Some(1),
+        column: None,
+        message: format!(
+            "the header names no known report: expected one of: {}",
+            REPORTS
+                .iter()
+                .filter(|r| only.is_none_or(|only| only == *r))
+                .map(|r| format!("'{}'", r.csv_header()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// `period_known`: the caller knows the period of the file's rows, so a period property that
@@ -165,7 +232,13 @@ impl std::fmt::Debug for ReportCsvReader<'_> {
 impl<'a> ReportCsvReader<'a> {
     /// Checks that `bytes` are UTF-8 and reads the header line, which names the report.
     pub fn new(bytes: &'a [u8]) -> Result<Self, CsvProblem> {
-        Self::among(bytes, None)
+        Self::among(bytes, None, None)
+    }
+
+    /// [`ReportCsvReader::new`] for a file of that name, which decides between reports that
+    /// share a header (see [`read_report_csv`]).
+    pub fn named(bytes: &'a [u8], file_name: &str) -> Result<Self, CsvProblem> {
+        Self::among(bytes, None, Some(file_name))
     }
 
     /// Like [`ReportCsvReader::new`], for a file known to be a CSV of `report` (for `period`,
@@ -176,12 +249,13 @@ impl<'a> ReportCsvReader<'a> {
         report: &'static ReportType,
         period: Option<Period>,
     ) -> Result<Self, CsvProblem> {
-        Self::among(bytes, Some((report, period)))
+        Self::among(bytes, Some((report, period)), None)
     }
 
     fn among(
         bytes: &'a [u8],
         only: Option<(&'static ReportType, Option<Period>)>,
+        file_name: Option<&str>,
     ) -> Result<Self, CsvProblem> {
         let text = std::str::from_utf8(bytes).map_err(|e| CsvProblem {
             line: Some(
@@ -217,23 +291,11 @@ impl<'a> ReportCsvReader<'a> {
             }
         }
         let names: Vec<&str> = header.iter().collect();
-        let detected = match only {
-            Some((report, period)) => detect_among(&names, [report], period.is_some()),
-            None => detect(&names),
+        let (report, positions) = match only {
+            Some((report, period)) => detect_among(&names, [report], period.is_some())
+                .ok_or_else(|| no_known_report(Some(report)))?,
+            None => detect(&names, file_name)?,
         };
-        let (report, positions) = detected.ok_or_else(|| CsvProblem {
-            line: Some(1),
-            column: None,
-            message: format!(
-                "the header names no known report: expected one of: {}",
-                REPORTS
-                    .iter()
-                    .filter(|r| only.is_none_or(|(only, _)| only == *r))
-                    .map(|r| format!("'{}'", r.csv_header()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
         Ok(ReportCsvReader {
             report,
             period: only.and_then(|(_, period)| period),
@@ -410,7 +472,20 @@ mod tests {
     #[test]
     fn reads_graph_exports_in_every_shape() {
         let crlf = b"\xEF\xBB\xBFReport Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Chrome OS,Linux,Report Period\r\n2025-01-31,3,12,12,3,3,7,1,2,7\r\n";
-        let parsed = read(crlf);
+        // The Teams distribution reports of all users and of active ones share this header:
+        // a file named after neither is refused, a file named after one is that one's.
+        let ambiguous = read_report_csv(crlf).expect_err("ambiguous").to_string();
+        assert!(ambiguous.contains("--report"), "{ambiguous}");
+        let named = |name: &str| {
+            parse_all(ReportCsvReader::named(crlf, name).expect("named")).expect("parsed")
+        };
+        assert_eq!(
+            named("TeamsDeviceUsageDistributionTotalUserCounts_D7.csv")
+                .report
+                .entity,
+            "teamsDeviceUsageDistributionTotalUserCounts"
+        );
+        let parsed = named("teamsDeviceUsageDistributionUserCounts7.csv");
         assert_eq!(
             parsed.report.entity,
             "teamsDeviceUsageDistributionUserCounts"
@@ -419,7 +494,11 @@ mod tests {
         assert!(parsed.problems.is_empty());
         // The older Teams header, LF line ends, no BOM: Chrome OS and Linux read as 0.
         let old = b"Report Refresh Date,Web,Windows Phone,Android Phone,iOS,Mac,Windows,Report Period\n2025-01-31,3,12,12,3,3,7,30\n";
-        let parsed = read(old);
+        let parsed = parse_all(
+            ReportCsvReader::named(old, "TeamsDeviceUsageDistributionUserCounts.csv")
+                .expect("named"),
+        )
+        .expect("parsed");
         assert_eq!(parsed.rows[0].1[7], Value::Int(0));
         assert_eq!(parsed.rows[0].1[9], Value::Text("30".into()));
         let quoted = b"Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n2025-01-31,\"PROJECT, \"\"PRO\"\"\",2,1,0\n";
@@ -489,13 +568,14 @@ mod tests {
 
     #[test]
     fn a_file_read_as_the_report_asked_for() {
-        // OneDrive's file and user activity reports share a header: detection takes the first,
-        // the caller who asked names the other.
+        // OneDrive's file and user activity reports share a header: it is refused as
+        // ambiguous, and read as the report the caller names.
         let csv = b"Report Refresh Date,Viewed Or Edited,Synced,Shared Internally,Shared Externally,Report Date,Report Period\r\n2025-03-10,5,4,3,2,2025-03-09,7\r\n";
         let users = find_report("oneDriveActivityUserCounts").expect("report");
-        assert_eq!(
-            read_report_csv(csv).expect("csv").report.entity,
-            "oneDriveActivityFileCounts"
+        let ambiguous = read_report_csv(csv).expect_err("ambiguous").to_string();
+        assert!(
+            ambiguous.contains("oneDriveActivityFileCounts, oneDriveActivityUserCounts"),
+            "{ambiguous}"
         );
         let parsed = read_csv_of(csv, users, Some(Period::D7)).expect("csv");
         assert_eq!(parsed.report, users);
