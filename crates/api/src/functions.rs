@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Period, ReportType};
 use reportroot_odata::csv_format::write_report_csv;
+use reportroot_odata::json::nested_collection_json;
 use reportroot_odata::query::parse_query_options;
 use reportroot_storage::Scope;
 use sha2::{Digest, Sha256};
@@ -188,8 +189,15 @@ async fn render_function(
             &link_base,
         )
         .await?;
-        let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
-        let body = page_body(report, &page, &context, false);
+        let body = match report.json_container {
+            Some(container) => {
+                nested_collection_json(report, &page.rows, container, page.next_link.as_deref())
+            }
+            None => {
+                let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
+                page_body(report, &page, &context, false)
+            }
+        };
         return Ok(with_etag(&call.headers, body, |body| {
             let mut response = json_response(StatusCode::OK, body);
             add_preference_applied(&mut response, &page);

@@ -306,6 +306,116 @@ pub struct CollectionMeta<'a> {
     pub next_link: Option<&'a str>,
 }
 
+/// Renders the nested shape Graph's newer beta reports answer with (M365 Apps, browser, Forms,
+/// TeamsTeam…): `{"value": [{"reportRefreshDate", "reportPeriod": 7, "<container>": [{…}]}]}`,
+/// one outer item per refresh date and period of `rows` (in their order), each inner item the
+/// row's other properties in registry order. `reportPeriod` is a number here, as in Graph's
+/// examples (the flat reports give the string `"7"`); there is no `@odata.context`, as the
+/// reports' types left Graph's beta metadata. `@odata.nextLink` follows `value` when given.
+pub fn nested_collection_json(
+    report: &ReportType,
+    rows: &[Entity],
+    container: &str,
+    next_link: Option<&str>,
+) -> Vec<u8> {
+    let refresh = report.refresh_date_index();
+    let period = report.period_index();
+    let inner: Vec<usize> = (0..report.properties.len())
+        .filter(|i| *i != refresh && Some(*i) != period)
+        .collect();
+    let mut groups: Vec<&[Entity]> = Vec::new();
+    let mut start = 0;
+    let key = |row: &Entity| {
+        (
+            row.values[refresh].clone(),
+            period.map(|p| row.values[p].clone()),
+        )
+    };
+    for end in 1..=rows.len() {
+        if end == rows.len() || key(&rows[end]) != key(&rows[start]) {
+            groups.push(&rows[start..end]);
+            start = end;
+        }
+    }
+    struct Group<'a> {
+        report: &'a ReportType,
+        rows: &'a [Entity],
+        container: &'a str,
+        refresh: usize,
+        period: Option<usize>,
+        inner: &'a [usize],
+    }
+    impl Serialize for Group<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let first = &self.rows[0];
+            let mut map = serializer.serialize_map(None)?;
+            let refresh = &first.values[self.refresh];
+            map.serialize_entry(
+                self.report.properties[self.refresh].name,
+                &DisplayStr(refresh),
+            )?;
+            if let Some(p) = self.period {
+                let days = first.values[p].to_string();
+                match days.parse::<u32>() {
+                    Ok(n) => map.serialize_entry(self.report.properties[p].name, &n)?,
+                    Err(_) => map.serialize_entry(self.report.properties[p].name, &days)?,
+                }
+            }
+            map.serialize_entry(
+                self.container,
+                &Rows {
+                    report: self.report,
+                    rows: self.rows,
+                    inner: self.inner,
+                },
+            )?;
+            map.end()
+        }
+    }
+    struct Rows<'a> {
+        report: &'a ReportType,
+        rows: &'a [Entity],
+        inner: &'a [usize],
+    }
+    impl Serialize for Rows<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.rows.iter().map(|entity| EntityJson {
+                report: self.report,
+                entity,
+                shape: EntityShape {
+                    select: Some(self.inner),
+                    ..EntityShape::default()
+                },
+            }))
+        }
+    }
+    let mut out = Vec::with_capacity(128 + rows.len() * 256);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let value: Vec<Group<'_>> = groups
+        .into_iter()
+        .map(|rows| Group {
+            report,
+            rows,
+            container,
+            refresh,
+            period,
+            inner: &inner,
+        })
+        .collect();
+    let result = (|| {
+        let mut outer = Serializer::serialize_map(&mut serializer, None)?;
+        outer.serialize_entry("value", &value)?;
+        if let Some(next) = next_link {
+            outer.serialize_entry("@odata.nextLink", next)?;
+        }
+        outer.end()
+    })();
+    if result.is_err() {
+        out.clear();
+    }
+    out
+}
+
 /// Renders `{"@odata.context": ..., "value": [...]}`.
 pub fn collection_json(
     report: &ReportType,
