@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use reportroot_model::{find_report, Period, ReportType, TenantId};
+use reportroot_model::{find_report, Period, ReportType, TenantId, Version};
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub struct Grant {
     pub period: Option<Period>,
     /// Unix time after which the URL is refused.
     pub expires: u64,
+    /// The API version whose CSV columns the download has.
+    pub version: Version,
 }
 
 /// Seals short texts with an HMAC so that they can travel through clients unaltered: download
@@ -79,11 +81,12 @@ impl DownloadSigner {
     /// The opaque token for a grant.
     pub fn sign(&self, grant: &Grant) -> String {
         self.0.seal(&format!(
-            "{}~{}~{}~{}",
+            "{}~{}~{}~{}~{}",
             grant.tenant.0.simple(),
             grant.report.entity,
             grant.period.map_or("-", Period::param),
-            grant.expires
+            grant.expires,
+            grant.version.segment()
         ))
     }
 
@@ -92,7 +95,8 @@ impl DownloadSigner {
         let forged = || ApiError::access_denied("The download URL is not valid.");
         let payload = self.0.open(token).ok_or_else(forged)?;
         let mut parts = payload.split('~');
-        let (Some(tenant), Some(report), Some(period), Some(expires), None) = (
+        let (Some(tenant), Some(report), Some(period), Some(expires), Some(version), None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -109,6 +113,10 @@ impl DownloadSigner {
                 other => Some(Period::from_param(other).ok_or_else(forged)?),
             },
             expires: expires.parse().map_err(|_| forged())?,
+            version: Version::ALL
+                .into_iter()
+                .find(|v| v.segment() == version)
+                .ok_or_else(forged)?,
         };
         if grant.expires < now {
             return Err(ApiError::unauthenticated("The download URL has expired."));
@@ -129,9 +137,18 @@ mod tests {
             report: find_report("office365ActiveUserCounts").expect("report"),
             period: Some(Period::D30),
             expires: 1000,
+            version: Version::V1,
         };
         let token = signer.sign(&grant);
         assert_eq!(signer.verify(&token, 999).expect("valid"), grant);
+        let beta = Grant {
+            version: Version::Beta,
+            ..grant
+        };
+        assert_eq!(
+            signer.verify(&signer.sign(&beta), 999).expect("valid"),
+            beta
+        );
         assert_eq!(
             signer.verify(&token, 1001).expect_err("expired").status,
             401

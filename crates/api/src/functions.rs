@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Period, ReportType};
-use reportroot_odata::csv_format::write_report_csv;
+use reportroot_odata::csv_format::write_report_csv_on;
 use reportroot_odata::json::nested_collection_json;
 use reportroot_odata::query::parse_query_options;
 use reportroot_storage::Scope;
@@ -209,7 +209,7 @@ async fn render_function(
         .latest_report(caller.tenant, report, period)
         .await?;
     let mut csv = Vec::with_capacity(256 + rows.len() * 96);
-    write_report_csv(report, &rows, &mut csv);
+    write_report_csv_on(report, Some(call.version.model()), &rows, &mut csv);
     if !redirect {
         return Ok(with_etag(&call.headers, csv, |body| {
             csv_response(report, period, body)
@@ -220,6 +220,7 @@ async fn render_function(
         report,
         period,
         expires: unix_now() + state.config.download_ttl_seconds,
+        version: call.version.model(),
     };
     let location = format!(
         "{}/reports/download/{}",
@@ -251,7 +252,7 @@ pub(crate) async fn download(
         .latest_report(grant.tenant, grant.report, grant.period)
         .await?;
     let mut csv = Vec::with_capacity(256 + rows.len() * 96);
-    write_report_csv(grant.report, &rows, &mut csv);
+    write_report_csv_on(grant.report, Some(grant.version), &rows, &mut csv);
     Ok(with_etag(headers, csv, |body| {
         csv_response(grant.report, grant.period, body)
     }))

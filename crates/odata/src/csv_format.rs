@@ -1,31 +1,47 @@
 //! Graph's CSV: a UTF-8 byte order mark, the registry's column titles, CRLF line ends, values
 //! quoted only when needed.
 
-use reportroot_model::{Entity, Period, ReportType, Value, ValueKind, REPORTS};
+use reportroot_model::{Entity, Period, ReportType, Value, ValueKind, Version, REPORTS};
 
 /// The UTF-8 byte order mark Graph writes before the header.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Writes a whole report as Graph's CSV.
+/// Writes a whole report as Graph's CSV, with the union of its versions' columns (what
+/// `export` writes: every stored value, re-importable).
 pub fn write_report_csv(report: &ReportType, rows: &[Entity], out: &mut Vec<u8>) {
+    write_report_csv_on(report, None, rows, out);
+}
+
+/// Writes a whole report as Graph's CSV of `version`: that version's columns in that
+/// version's order (e.g. getOffice365GroupsActivityCounts: 7 on v1.0, 9 on beta), or the
+/// union of the versions' columns for `None`.
+pub fn write_report_csv_on(
+    report: &ReportType,
+    version: Option<Version>,
+    rows: &[Entity],
+    out: &mut Vec<u8>,
+) {
+    let columns: Vec<usize> = match version.and_then(|v| report.columns_on(v)) {
+        Some(columns) => columns.csv.to_vec(),
+        None => report
+            .properties
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.in_csv)
+            .map(|(i, _)| i)
+            .collect(),
+    };
     out.extend_from_slice(BOM);
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(out);
     // Writing into a Vec cannot fail, so the results are ignored.
-    // The union of the versions' columns; the few properties Graph's CSV lacks are left out.
-    let _ = writer.write_record(report.csv_properties().map(|p| p.csv_column));
-    let mut fields = Vec::with_capacity(report.properties.len());
+    let _ = writer.write_record(columns.iter().map(|&i| report.properties[i].csv_column));
+    let mut fields = Vec::with_capacity(columns.len());
     for row in rows {
         fields.clear();
-        fields.extend(
-            row.values
-                .iter()
-                .zip(report.properties)
-                .filter(|(_, p)| p.in_csv)
-                .map(|(v, _)| v.to_string()),
-        );
+        fields.extend(columns.iter().map(|&i| row.values[i].to_string()));
         let _ = writer.write_record(&fields);
     }
     let _ = writer.flush();
