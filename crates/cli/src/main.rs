@@ -140,6 +140,10 @@ enum Command {
         /// Attempts per request on 429, 503 or network errors.
         #[arg(long, default_value_t = 6)]
         attempts: u32,
+        /// Only these reports (entity-set or function names, comma separated) [default: every
+        /// report of the endpoint's version].
+        #[arg(long, value_delimiter = ',')]
+        reports: Vec<String>,
         /// Database URL [default: sqlite://reportroot.db].
         #[arg(long, env = "REPORTROOT_DATABASE")]
         database: Option<String>,
@@ -366,8 +370,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             token_url,
             timeout,
             attempts,
+            reports,
             database,
         } => {
+            let reports = if reports.is_empty() {
+                Vec::new()
+            } else {
+                data::reports_named(&reports)?
+            };
             let (_, storage) = storage_for(database, &file, Missing::Create).await?;
             let source = sync::SyncSource {
                 base: from,
@@ -377,6 +387,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 token_url,
                 timeout: std::time::Duration::from_secs(timeout.max(1)),
                 attempts: attempts.max(1),
+                reports,
+                pace: sync::GRAPH_REPORT_PACE,
             };
             sync::sync(storage.as_ref(), TenantId(tenant), &source)
                 .await

@@ -3,7 +3,7 @@
 //! refresh date forever. Each report is parsed whole before anything of it is written.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reportroot_model::{Period, ReportType, TenantId, Version, REPORTS};
 use reportroot_odata::csv_format::read_csv_of;
@@ -27,6 +27,58 @@ pub struct SyncSource {
     pub timeout: Duration,
     /// Attempts per request before giving up on 429/503/network errors.
     pub attempts: u32,
+    /// Only these reports (those of the endpoint's version); empty: every one.
+    pub reports: Vec<&'static ReportType>,
+    /// Most calls of one report API per window: see [`Pacer`].
+    pub pace: (usize, Duration),
+}
+
+/// Graph's limit on CSV report requests: 14 per 10 minutes per app and tenant, for each report
+/// API separately (catalog: throttling). `sync` stays at it, so that a sync run again soon
+/// after waits instead of meeting 429s.
+pub const GRAPH_REPORT_PACE: (usize, Duration) = (14, Duration::from_secs(600));
+
+/// Keeps the calls of each report API under a sliding-window limit, waiting when needed.
+pub struct Pacer {
+    limit: usize,
+    window: Duration,
+    calls: std::collections::HashMap<&'static str, std::collections::VecDeque<Instant>>,
+}
+
+impl Pacer {
+    /// At most `limit` calls of one API per `window`.
+    pub fn new((limit, window): (usize, Duration)) -> Self {
+        Pacer {
+            limit: limit.max(1),
+            window,
+            calls: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Waits until `api` may be called again, and counts the call.
+    pub async fn ready(&mut self, api: &'static str) {
+        let calls = self.calls.entry(api).or_default();
+        let now = Instant::now();
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= self.limit {
+            if let Some(oldest) = calls.pop_front() {
+                let wait = self.window.saturating_sub(now.duration_since(oldest));
+                out(&format!(
+                    "pacing: {api} was called {} times in {} s; waiting {} s (Graph's report limit)",
+                    self.limit,
+                    self.window.as_secs(),
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+            }
+        }
+        calls.push_back(Instant::now());
+    }
 }
 
 fn out(line: &str) {
@@ -154,6 +206,41 @@ fn function_url(base: &str, report: &ReportType, period: Option<Period>) -> Stri
     }
 }
 
+/// The calls a sync makes: every report of `version` (or those asked for) × every period.
+fn jobs(
+    source: &SyncSource,
+    version: Version,
+) -> Result<Vec<(&'static ReportType, Option<Period>)>, String> {
+    let reports: Vec<&'static ReportType> = if source.reports.is_empty() {
+        REPORTS.iter().filter(|r| r.exists_on(version)).collect()
+    } else {
+        if let Some(missing) = source.reports.iter().find(|r| !r.exists_on(version)) {
+            return Err(format!(
+                "{} is not on {}: sync it from a {} endpoint",
+                missing.function.name,
+                version.segment(),
+                if version == Version::V1 {
+                    "beta"
+                } else {
+                    "v1.0"
+                }
+            ));
+        }
+        source.reports.clone()
+    };
+    Ok(reports
+        .into_iter()
+        .flat_map(|report| {
+            let periods: Vec<Option<Period>> = if report.function.takes_period {
+                Period::ALL.into_iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            periods.into_iter().map(move |period| (report, period))
+        })
+        .collect())
+}
+
 /// Pulls every report and period; returns the totals, or the first failure after trying all.
 pub async fn sync(
     storage: &dyn Storage,
@@ -178,46 +265,42 @@ pub async fn sync(
     };
     let mut total = UpsertCounts::default();
     let mut failures = Vec::new();
-    for report in REPORTS.iter().filter(|r| r.exists_on(version)) {
-        let periods: Vec<Option<Period>> = if report.function.takes_period {
-            Period::ALL.into_iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for period in periods {
-            let url = function_url(base, report, period);
-            let result = async {
-                let bytes = fetch_csv(&client, &url, &token, source.attempts).await?;
-                // Several reports share a header: the file is read as the report asked for.
-                let parsed =
-                    read_csv_of(&bytes, report, period).map_err(|p| format!("{url}: {p}"))?;
-                if let Some(problem) = parsed.problems.first() {
-                    return Err(format!(
-                        "{url}: {} bad rows, nothing written (first: {problem})",
-                        parsed.problems.len()
-                    ));
-                }
-                let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
-                storage
-                    .upsert_many(tenant, report, rows)
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))
+    let jobs = jobs(source, version)?;
+    let mut pacer = Pacer::new(source.pace);
+    for (done, (report, period)) in jobs.iter().copied().enumerate() {
+        let url = function_url(base, report, period);
+        let step = format!("[{}/{}]", done + 1, jobs.len());
+        pacer.ready(report.function.name).await;
+        let result = async {
+            let bytes = fetch_csv(&client, &url, &token, source.attempts).await?;
+            // Several reports share a header: the file is read as the report asked for.
+            let parsed = read_csv_of(&bytes, report, period).map_err(|p| format!("{url}: {p}"))?;
+            if let Some(problem) = parsed.problems.first() {
+                return Err(format!(
+                    "{url}: {} bad rows, nothing written (first: {problem})",
+                    parsed.problems.len()
+                ));
             }
-            .await;
-            match result {
-                Ok(counts) => {
-                    out(&format!(
-                        "{url}: {} inserted, {} updated, {} unchanged",
-                        counts.inserted, counts.updated, counts.unchanged
-                    ));
-                    total.inserted += counts.inserted;
-                    total.updated += counts.updated;
-                    total.unchanged += counts.unchanged;
-                }
-                Err(error) => {
-                    out(&format!("FAILED {error}"));
-                    failures.push(error);
-                }
+            let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
+            storage
+                .upsert_many(tenant, report, rows)
+                .await
+                .map_err(|e| format!("{url}: {e}"))
+        }
+        .await;
+        match result {
+            Ok(counts) => {
+                out(&format!(
+                    "{step} {url}: {} inserted, {} updated, {} unchanged",
+                    counts.inserted, counts.updated, counts.unchanged
+                ));
+                total.inserted += counts.inserted;
+                total.updated += counts.updated;
+                total.unchanged += counts.unchanged;
+            }
+            Err(error) => {
+                out(&format!("{step} FAILED {error}"));
+                failures.push(error);
             }
         }
     }
@@ -231,5 +314,24 @@ pub async fn sync(
     match failures.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(total),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A third call within the window waits for the first to leave it; other APIs do not.
+    #[tokio::test]
+    async fn pacer_keeps_each_api_under_its_limit() {
+        let window = Duration::from_secs(2);
+        let mut pacer = Pacer::new((2, window));
+        let started = Instant::now();
+        pacer.ready("getA").await;
+        pacer.ready("getA").await;
+        pacer.ready("getB").await;
+        assert!(started.elapsed() < window, "no wait below the limit");
+        pacer.ready("getA").await;
+        assert!(started.elapsed() >= window, "the third call waited");
     }
 }
