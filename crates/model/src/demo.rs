@@ -120,10 +120,19 @@ fn row(
     };
     let day_key = day_number(day);
     let row_noise = noise(&[tenant.seed, day_key, choice.len() as u64], 0.05);
-    specs
+    // Stocks: no weekend dip; their own day's size, whichever report splits them.
+    let stock = |share: f64| {
+        let stock_day = if daily { activity } else { refresh };
+        let grown = f64::from(tenant.users) * (1.0 + 0.0008 * stock_day.days_since(start) as f64);
+        (grown * share * weight).round() as i64
+    };
+    let mut values: Vec<Value> = specs
         .iter()
         .enumerate()
         .map(|(index, spec)| match spec {
+            DemoSpec::Stock(share) => Value::Int(stock(*share)),
+            // Filled below, once the counts it subtracts are known.
+            DemoSpec::Remainder { .. } => Value::Int(0),
             DemoSpec::RefreshDate => Value::Date(refresh),
             DemoSpec::ActivityDate => Value::Date(activity),
             DemoSpec::Period => Value::Text(period.unwrap_or(Period::D7).stored().to_owned()),
@@ -145,13 +154,26 @@ fn row(
                 ))
             }
         })
-        .collect()
+        .collect();
+    for (index, spec) in specs.iter().enumerate() {
+        if let DemoSpec::Remainder { total, minus } = spec {
+            let taken: i64 = minus
+                .iter()
+                .map(|&i| match values[i] {
+                    Value::Int(n) => n,
+                    _ => 0,
+                })
+                .sum();
+            values[index] = Value::Int((stock(*total) - taken).max(0));
+        }
+    }
+    values
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::find_report;
+    use crate::{find_report, ReportType};
 
     fn ints(row: &[Value]) -> Vec<i64> {
         row.iter()
@@ -187,6 +209,67 @@ mod tests {
                 .expect("row")
         };
         assert!(on("2025-03-29") * 2 < on("2025-03-28"));
+    }
+
+    /// Every report's demo rows: counts never negative, active never above total, each
+    /// service's active and inactive users adding up to the same licensed users, and the
+    /// mailbox quota states adding up to the mailbox count of the mailbox report.
+    #[test]
+    fn every_report_is_consistent() {
+        let tenant = DemoTenant {
+            seed: 3,
+            users: 800,
+        };
+        let last = Date::parse("2025-03-31").expect("date");
+        let int = |row: &[Value], report: &ReportType, name: &str| match report
+            .property_index(name)
+            .map(|i| &row[i])
+        {
+            Some(Value::Int(n)) => Some(*n),
+            _ => None,
+        };
+        for report in crate::REPORTS {
+            for row in demo_rows(report, tenant, last, 3) {
+                assert!(ints(&row).iter().all(|n| *n >= 0), "{}", report.entity);
+                if let (Some(total), Some(active)) =
+                    (int(&row, report, "total"), int(&row, report, "active"))
+                {
+                    assert!(active <= total, "{}: {row:?}", report.entity);
+                }
+                let licensed: Vec<i64> = report
+                    .properties
+                    .iter()
+                    .filter_map(|p| p.name.strip_suffix("Inactive"))
+                    .map(|stem| {
+                        int(&row, report, &format!("{stem}Active")).unwrap_or_default()
+                            + int(&row, report, &format!("{stem}Inactive")).unwrap_or_default()
+                    })
+                    .collect();
+                assert!(
+                    licensed.windows(2).all(|w| w[0] == w[1]),
+                    "{}",
+                    report.entity
+                );
+            }
+        }
+        let mailboxes = find_report("mailboxUsageMailboxCounts").expect("report");
+        let quota = find_report("mailboxUsageQuotaStatusMailboxCounts").expect("report");
+        let totals = demo_rows(mailboxes, tenant, last, 3);
+        let states = demo_rows(quota, tenant, last, 3);
+        assert_eq!(totals.len(), states.len());
+        for (total, split) in totals.iter().zip(&states) {
+            let sum: i64 = [
+                "underLimit",
+                "warningIssued",
+                "sendProhibited",
+                "sendReceiveProhibited",
+                "indeterminate",
+            ]
+            .iter()
+            .map(|n| int(split, quota, n).expect("count"))
+            .sum();
+            assert_eq!(Some(sum), int(total, mailboxes, "total"), "{split:?}");
+        }
     }
 
     #[test]

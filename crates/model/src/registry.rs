@@ -54,6 +54,18 @@ pub enum DemoSpec {
     Share(f64),
     /// A duration: about this many minutes per user of the tenant.
     Duration(f64),
+    /// A stock rather than activity (all mailboxes, sites, licensed users): this share of the
+    /// tenant's users, without the weekend dip or per-column jitter, so that reports that
+    /// split the same stock add up to it.
+    Stock(f64),
+    /// The stock `total` (a share, as [`DemoSpec::Stock`]) less the row's counts at `minus`:
+    /// inactive = licensed − active; mailboxes under quota = all − those in other states.
+    Remainder {
+        /// The stock, as a share of the tenant's users.
+        total: f64,
+        /// Positions of the counts taken off it.
+        minus: &'static [usize],
+    },
 }
 
 /// One property of a report type.
