@@ -277,6 +277,7 @@ impl Serialize for EntityJson<'_> {
                 continue;
             }
             match value {
+                Value::Null => map.serialize_entry(property.name, &())?,
                 Value::Int(i) => map.serialize_entry(property.name, i)?,
                 Value::Text(s) => map.serialize_entry(property.name, s)?,
                 Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d))?,

@@ -40,6 +40,7 @@ fn as_row(tenant: Uuid, entity: &Entity) -> Row {
         .values
         .iter()
         .map(|value| match value {
+            Value::Null => SqlValue::Null,
             Value::Int(i) => SqlValue::Integer(*i),
             Value::Text(text) => SqlValue::Text(text.clone()),
             Value::Date(date) => SqlValue::Text(date.to_string()),
