@@ -165,9 +165,12 @@ fn check_odata_type(report: &ReportType, value: &serde_json::Value) -> Result<()
     }
 }
 
-/// Decodes one JSON value for a property of the given kind.
+/// Decodes one JSON value for a property of the given kind. `null` is accepted for counts and
+/// durations (nullable in `$metadata`, as Graph's own JSON carries them) and refused for the
+/// required dates, periods and text.
 pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value, ValueError> {
     match (kind, value) {
+        (kind, serde_json::Value::Null) if kind.is_nullable() => Ok(Value::Null),
         (ValueKind::Count, serde_json::Value::Number(n)) => match n.as_i64() {
             Some(i) => kind.check_int(i),
             None => Err(ValueError::NotCount),
