@@ -313,7 +313,7 @@ mod tests {
         let sql = TableSql::new(report, Dialect::Postgres);
         assert!(sql.create[0].contains("report_refresh_date DATE NOT NULL"));
         assert!(
-            sql.create[0].contains("  word BIGINT,\n"),
+            sql.create[0].contains("  exchange BIGINT,\n"),
             "{}",
             sql.create[0]
         );
