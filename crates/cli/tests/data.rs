@@ -672,5 +672,11 @@ fn empty_cells_are_imported_empty_and_exported_byte_for_byte() {
             bytes,
             "{report}: Graph's own bytes come back out"
         );
+        // Again: an empty cell equals the stored null, so nothing changes.
+        let again = stdout(&run(
+            &["import", "--tenant", &tenant, file.to_str().unwrap()],
+            &db,
+        ));
+        assert!(again.contains("nothing changed"), "{report}: {again}");
     }
 }

@@ -470,16 +470,17 @@ mod tests {
                 Value::Date(Date::parse("2025-01-31").expect("date")),
                 Value::Text("PROJECT, \"PRO\" ü".into()),
                 Value::Int(-3),
+                Value::Null,
             ],
         };
         let mut bytes = Vec::new();
         encode_row(&row, &mut bytes);
         encode_row(&row, &mut bytes);
-        let rows = decode_rows(&bytes, 3).expect("decoded");
+        let rows = decode_rows(&bytes, 4).expect("decoded");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].id, row.id);
         assert_eq!(rows[1].version, 7);
         assert_eq!(rows[1].values, row.values);
-        assert!(decode_rows(&bytes[..bytes.len() - 1], 3).is_err());
+        assert!(decode_rows(&bytes[..bytes.len() - 1], 4).is_err());
     }
 }
