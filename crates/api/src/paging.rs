@@ -60,6 +60,7 @@ fn options_hash(report: &ReportType, scope: &Scope, options: &QueryOptions) -> S
 
 fn value_to_json(value: &Value) -> serde_json::Value {
     match value {
+        Value::Null => serde_json::Value::Null,
         Value::Int(i) => serde_json::Value::from(*i),
         other => serde_json::Value::from(other.to_string()),
     }
@@ -67,6 +68,7 @@ fn value_to_json(value: &Value) -> serde_json::Value {
 
 fn value_from_json(kind: ValueKind, json: &serde_json::Value) -> Option<Value> {
     match (kind, json) {
+        (kind, serde_json::Value::Null) if kind.is_nullable() => Some(Value::Null),
         (ValueKind::Count | ValueKind::Count32, serde_json::Value::Number(n)) => {
             n.as_i64().map(Value::Int)
         }

@@ -33,6 +33,16 @@ impl ValueKind {
         }
     }
 
+    /// Whether a property of this kind may hold [`crate::Value::Null`]: counts and durations,
+    /// which Graph's CSVs leave empty where it has no figure (`Nullable="true"` in its
+    /// `$metadata`). Dates, periods and dimension text are always required.
+    pub fn is_nullable(self) -> bool {
+        matches!(
+            self,
+            ValueKind::Count | ValueKind::Count32 | ValueKind::Duration
+        )
+    }
+
     /// Whether values are integers (`Edm.Int64` or `Edm.Int32`).
     pub fn is_count(self) -> bool {
         matches!(self, ValueKind::Count | ValueKind::Count32)

@@ -118,8 +118,14 @@ impl fmt::Display for Date {
 }
 
 /// One property value.
+///
+/// The derived order puts [`Value::Null`] before every other value, as OData orders nulls
+/// first ascending.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
+    /// No value: an empty cell of Graph's CSV, `null` in JSON, SQL `NULL`. Only properties
+    /// whose kind [`ValueKind::is_nullable`] (counts and durations) hold it.
+    Null,
     /// An `Edm.Date`.
     Date(Date),
     /// An `Edm.Int64`.
@@ -131,6 +137,7 @@ pub enum Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Value::Null => Ok(()),
             Value::Date(d) => d.fmt(f),
             Value::Int(i) => i.fmt(f),
             Value::Text(s) => f.write_str(s),

@@ -46,9 +46,11 @@ fn entity_type(out: &mut String, report: &ReportType) {
     for property in report.properties {
         let _ = writeln!(
             out,
-            r#"        <Property Name="{}" Type="{}" Nullable="false"/>"#,
+            r#"        <Property Name="{}" Type="{}" Nullable="{}"/>"#,
             escape(property.name),
-            property.kind.edm_type()
+            property.kind.edm_type(),
+            // Counts and durations may be empty, as in Graph's metadata.
+            property.kind.is_nullable()
         );
     }
     out.push_str("      </EntityType>\n");
@@ -151,14 +153,18 @@ mod tests {
     #[test]
     fn describes_every_registry_entry() {
         let xml = metadata_xml(Version::Beta);
+        assert!(xml.contains(r#"<Property Name="assigned" Type="Edm.Int64" Nullable="true"/>"#));
+        assert!(xml
+            .contains(r#"<Property Name="reportRefreshDate" Type="Edm.Date" Nullable="false"/>"#));
         for report in REPORTS {
             assert!(xml.contains(&format!("<EntityType Name=\"{}\"", report.entity)));
             assert!(xml.contains(&format!("<Function Name=\"{}\"", report.function.name)));
             for property in report.properties {
                 assert!(xml.contains(&format!(
-                    "<Property Name=\"{}\" Type=\"{}\"",
+                    "<Property Name=\"{}\" Type=\"{}\" Nullable=\"{}\"/>",
                     property.name,
-                    property.kind.edm_type()
+                    property.kind.edm_type(),
+                    property.kind.is_nullable()
                 )));
             }
         }

@@ -81,8 +81,11 @@ pub struct ParsedCsv {
 }
 
 /// Finds the report type whose CSV columns the header names, and where each property is.
-/// Columns match case-insensitively in any order; a count column missing from an older export
-/// (Teams' Chrome OS and Linux) reads as 0. Every other property must be present.
+/// Columns match case-insensitively in any order; a count column missing from one of the
+/// older column sets the registry lists for the report (`older_csv_columns`, e.g. Teams'
+/// headers before Chrome OS and Linux) reads as 0 (a duration column as empty). Every other
+/// property must be present: a header lacking a count column that no older set explains is
+/// refused.
 ///
 /// Several reports share a header (e.g. `oneDriveActivityFileCounts` and
 /// `oneDriveActivityUserCounts`): a header that names every column of exactly one report is
@@ -158,6 +161,16 @@ fn no_known_report(only: Option<&'static ReportType>) -> CsvProblem {
     }
 }
 
+/// Whether one of the older column sets Graph has written for `report` (the registry's
+/// `older_csv_columns`) has every title of `header` and lacks `column`: only such a header may
+/// leave a count (or duration) column out.
+fn older_set_lacks(report: &ReportType, header: &[&str], column: &str) -> bool {
+    report.older_csv_columns.iter().any(|set| {
+        let has = |title: &str| set.iter().any(|c| c.eq_ignore_ascii_case(title.trim()));
+        !has(column) && header.iter().all(|h| has(h))
+    })
+}
+
 /// `period_known`: the caller knows the period of the file's rows, so a period property that
 /// Graph's CSV lacks (`teamsTeamCounts`) need not be in the header.
 fn detect_among(
@@ -183,7 +196,7 @@ fn detect_among(
         });
         let required_present = report.properties.iter().zip(&positions).all(|(p, pos)| {
             pos.is_some()
-                || p.kind.is_count()
+                || (p.kind.is_nullable() && older_set_lacks(report, header, p.csv_column))
                 || (period_known && !p.in_csv && p.kind == ValueKind::Period)
         });
         let present = positions.iter().filter(|p| p.is_some()).count();
@@ -351,11 +364,17 @@ impl<'a> ReportCsvReader<'a> {
             let Some(position) = *position else {
                 values.push(match (property.kind, self.period) {
                     (ValueKind::Period, Some(period)) => Value::Text(period.stored().to_owned()),
+                    (ValueKind::Duration, _) => Value::Null,
                     _ => Value::Int(0),
                 });
                 continue;
             };
             let field = record.get(position).unwrap_or_default();
+            // Graph leaves a count or duration cell empty where it has no figure: kept empty.
+            if field.is_empty() && property.kind.is_nullable() {
+                values.push(Value::Null);
+                continue;
+            }
             let value = property
                 .kind
                 .parse_text(field)
@@ -612,5 +631,54 @@ mod tests {
         let mut out = Vec::new();
         write_report_csv(teams, &[entity], &mut out);
         assert_eq!(out[BOM.len()..], csv[..]);
+    }
+
+    #[test]
+    fn empty_count_cells_read_as_null_and_write_back_empty() {
+        // A row of Graph's getEmailActivityCounts export, empty where Graph has no figure.
+        let csv = b"\xEF\xBB\xBFReport Refresh Date,Send,Receive,Read,Meeting Created,Meeting Interacted,Report Date,Report Period\r\n2023-01-24,,2,,0,,2023-01-18,7\r\n";
+        let email = find_report("emailActivityCounts").expect("report");
+        let read_email = |bytes: &[u8]| read_csv_of(bytes, email, None).expect("parsed");
+        let parsed = read_email(csv);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let values = &parsed.rows[0].1;
+        assert_eq!(values[1], Value::Null);
+        assert_eq!(values[2], Value::Int(2));
+        assert_eq!(values[4], Value::Int(0));
+        let entity = Entity {
+            id: Uuid::nil(),
+            version: 1,
+            values: values.clone(),
+        };
+        let mut out = Vec::new();
+        write_report_csv(parsed.report, &[entity], &mut out);
+        assert_eq!(out, csv);
+        // Dates, periods and dimension text stay required.
+        for bad in [
+            &b"Report Refresh Date,Send,Receive,Read,Meeting Created,Meeting Interacted,Report Date,Report Period\n,1,2,3,0,0,2023-01-18,7\n"[..],
+            b"Report Refresh Date,Send,Receive,Read,Meeting Created,Meeting Interacted,Report Date,Report Period\n2023-01-24,1,2,3,0,0,2023-01-18,\n",
+        ] {
+            let parsed = read_email(bad);
+            assert!(parsed.rows.is_empty() && parsed.problems.len() == 1);
+        }
+        let parsed = read(b"Report Refresh Date,Product Type,Assigned,Activated,Shared Computer Activation\n2025-01-31,,1,1,0\n");
+        assert!(parsed.rows.is_empty() && parsed.problems.len() == 1);
+    }
+
+    #[test]
+    fn only_the_registrys_older_sets_may_leave_a_count_column_out() {
+        // getEmailActivityCounts before Meeting Created/Interacted: an older set of the
+        // registry, read with 0 for them.
+        let old = b"Report Refresh Date,Send,Receive,Read,Report Date,Report Period\n2021-01-24,1,2,3,2021-01-18,7\n";
+        let email = find_report("emailActivityCounts").expect("report");
+        let parsed = read_csv_of(old, email, Some(Period::D7)).expect("parsed");
+        assert_eq!(parsed.rows[0].1[4], Value::Int(0));
+        // Lacking a count column no older set lacks: refused (it used to read as 0).
+        let no_read = b"Report Refresh Date,Send,Receive,Meeting Created,Meeting Interacted,Report Date,Report Period\n2023-01-24,1,2,0,0,2023-01-18,7\n";
+        assert!(read_report_csv(no_read).is_err());
+        let activations =
+            b"Report Refresh Date,Product Type,Assigned,Activated\n2025-01-31,A,1,1\n";
+        assert!(read_report_csv(activations).is_err());
+        assert!(read_csv_of(no_read, email, Some(Period::D7)).is_err());
     }
 }

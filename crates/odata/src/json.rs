@@ -165,9 +165,12 @@ fn check_odata_type(report: &ReportType, value: &serde_json::Value) -> Result<()
     }
 }
 
-/// Decodes one JSON value for a property of the given kind.
+/// Decodes one JSON value for a property of the given kind. `null` is accepted for counts and
+/// durations (nullable in `$metadata`, as Graph's own JSON carries them) and refused for the
+/// required dates, periods and text.
 pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value, ValueError> {
     match (kind, value) {
+        (kind, serde_json::Value::Null) if kind.is_nullable() => Ok(Value::Null),
         (ValueKind::Count, serde_json::Value::Number(n)) => match n.as_i64() {
             Some(i) => kind.check_int(i),
             None => Err(ValueError::NotCount),
@@ -277,6 +280,7 @@ impl Serialize for EntityJson<'_> {
                 continue;
             }
             match value {
+                Value::Null => map.serialize_entry(property.name, &())?,
                 Value::Int(i) => map.serialize_entry(property.name, i)?,
                 Value::Text(s) => map.serialize_entry(property.name, s)?,
                 Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d))?,

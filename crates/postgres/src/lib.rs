@@ -21,8 +21,9 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 /// The newest schema version this binary knows (report tables are derived from the registry
-/// and created idempotently, as in SQLite).
-pub const SCHEMA_VERSION: i64 = 1;
+/// and created idempotently, as in SQLite). Version 2 lets counts and durations be `NULL`
+/// (Graph's empty CSV cells): a version 1 database drops their `NOT NULL`.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -91,8 +92,29 @@ fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
+/// SQL `NULL` for a parameter of any type (a `None::<i64>` would refuse a text column).
+#[derive(Debug)]
+struct SqlNull;
+
+impl ToSql for SqlNull {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        _: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(tokio_postgres::types::IsNull::Yes)
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 fn value_param(value: &Value) -> Box<dyn ToSql + Sync + Send> {
     match value {
+        Value::Null => Box::new(SqlNull),
         Value::Int(i) => Box::new(*i),
         Value::Text(s) => Box::new(s.clone()),
         Value::Date(d) => Box::new(d.as_time()),
@@ -122,10 +144,15 @@ fn read_entity(report: &ReportType, row: &Row) -> Result<Entity, StorageError> {
     for (i, property) in report.properties.iter().enumerate() {
         let column = i + 2;
         values.push(match property.kind {
-            ValueKind::Count | ValueKind::Count32 => {
-                Value::Int(row.try_get(column).map_err(backend)?)
-            }
-            ValueKind::Text | ValueKind::Period | ValueKind::Duration => {
+            ValueKind::Count | ValueKind::Count32 => row
+                .try_get::<_, Option<i64>>(column)
+                .map_err(backend)?
+                .map_or(Value::Null, Value::Int),
+            ValueKind::Duration => row
+                .try_get::<_, Option<String>>(column)
+                .map_err(backend)?
+                .map_or(Value::Null, Value::Text),
+            ValueKind::Text | ValueKind::Period => {
                 Value::Text(row.try_get(column).map_err(backend)?)
             }
             ValueKind::Date => Value::Date(Date::from_time(row.try_get(column).map_err(backend)?)),
@@ -236,6 +263,13 @@ impl PostgresStorage {
                 Ok(SchemaChange::Created(SCHEMA_VERSION))
             }
             Some(from) if from < SCHEMA_VERSION => {
+                if from < 2 {
+                    for report in REPORTS {
+                        if let Some(statement) = drop_not_null(report) {
+                            client.batch_execute(&statement).await.map_err(backend)?;
+                        }
+                    }
+                }
                 client
                     .execute(
                         "UPDATE reportroot_schema SET version = $1",
@@ -251,6 +285,19 @@ impl PostgresStorage {
             Some(_) => Ok(SchemaChange::UpToDate(SCHEMA_VERSION)),
         }
     }
+}
+
+/// `ALTER TABLE … ALTER COLUMN … DROP NOT NULL` for every count and duration column of
+/// `report` (idempotent: dropping an absent constraint does nothing), or `None` if it has none.
+fn drop_not_null(report: &ReportType) -> Option<String> {
+    let columns: Vec<String> = report
+        .properties
+        .iter()
+        .filter(|p| p.kind.is_nullable())
+        .map(|p| format!("ALTER COLUMN {} DROP NOT NULL", p.column_name()))
+        .collect();
+    (!columns.is_empty())
+        .then(|| format!("ALTER TABLE {} {}", report.table_name(), columns.join(", ")))
 }
 
 async fn select_one<C: GenericClient>(

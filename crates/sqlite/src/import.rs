@@ -158,12 +158,13 @@ impl Journal {
 }
 
 /// Appends `row` as: id (16 bytes), version (i64 LE), then each value: `i` and an i64 LE,
-/// `t` and a u32 LE length and UTF-8, or `d` and 10 bytes of ISO date.
+/// `t` and a u32 LE length and UTF-8, `d` and 10 bytes of ISO date, or `n` alone for null.
 fn encode_row(row: &Entity, out: &mut Vec<u8>) {
     out.extend_from_slice(row.id.as_bytes());
     out.extend_from_slice(&row.version.to_le_bytes());
     for value in &row.values {
         match value {
+            Value::Null => out.push(b'n'),
             Value::Int(i) => {
                 out.push(b'i');
                 out.extend_from_slice(&i.to_le_bytes());
@@ -226,6 +227,7 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Value, StorageError> {
         let corrupt = || StorageError::Backend("the import undo journal is corrupt".into());
         match self.array::<1>()? {
+            [b'n'] => Ok(Value::Null),
             [b'i'] => Ok(Value::Int(i64::from_le_bytes(self.array()?))),
             [b't'] => {
                 let length = u32::from_le_bytes(self.array()?) as usize;
@@ -468,16 +470,17 @@ mod tests {
                 Value::Date(Date::parse("2025-01-31").expect("date")),
                 Value::Text("PROJECT, \"PRO\" ü".into()),
                 Value::Int(-3),
+                Value::Null,
             ],
         };
         let mut bytes = Vec::new();
         encode_row(&row, &mut bytes);
         encode_row(&row, &mut bytes);
-        let rows = decode_rows(&bytes, 3).expect("decoded");
+        let rows = decode_rows(&bytes, 4).expect("decoded");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].id, row.id);
         assert_eq!(rows[1].version, 7);
         assert_eq!(rows[1].values, row.values);
-        assert!(decode_rows(&bytes[..bytes.len() - 1], 3).is_err());
+        assert!(decode_rows(&bytes[..bytes.len() - 1], 4).is_err());
     }
 }

@@ -31,7 +31,10 @@ use uuid::Uuid;
 /// rowid tables, and one more index); opening a version 1 file rebuilds its tables. Version 3
 /// adds the undo journal of imports (`import.rs`): a version 2 binary would neither undo an
 /// interrupted import nor know that readers see one in progress, so it must refuse the file.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4 lets counts and durations be `NULL` (Graph's empty CSV cells): SQLite cannot drop
+/// a `NOT NULL`, so opening an older file rebuilds the report tables that have one on such a
+/// column, as for version 2 (a version 3 binary would fail reading a `NULL` count).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
@@ -452,18 +455,26 @@ fn current_schema(connection: &Connection) -> Result<Option<SchemaChange>, Stora
 fn migration_script(connection: &Connection, version: i64) -> Result<String, StorageError> {
     let mut script = String::new();
     let mut rebuilt = Vec::new();
-    if version == 1 {
-        for report in REPORTS {
-            let table = report.table_name();
-            if table_exists(connection, &table)? {
-                tracing::info!(%table, "rebuilding for schema version 2");
-                script.push_str(&format!("ALTER TABLE {table} RENAME TO {table}_v1;\n"));
-                for index in named_indexes(connection, &table)? {
-                    script.push_str(&format!("DROP INDEX {index};\n"));
-                }
-                rebuilt.push(report);
-            }
+    // Version 1 tables are rebuilt for BLOB ids; tables of versions 2 and 3 for nullable counts
+    // (if one of their count or duration columns is `NOT NULL`).
+    for report in REPORTS {
+        let table = report.table_name();
+        if !table_exists(connection, &table)? {
+            continue;
         }
+        let suffix = match version {
+            1 => "v1",
+            2 | 3 if has_required_counts(connection, report)? => "v3",
+            _ => continue,
+        };
+        tracing::info!(%table, "rebuilding for schema version {SCHEMA_VERSION}");
+        script.push_str(&format!(
+            "ALTER TABLE {table} RENAME TO {table}_{suffix};\n"
+        ));
+        for index in named_indexes(connection, &table)? {
+            script.push_str(&format!("DROP INDEX {index};\n"));
+        }
+        rebuilt.push((report, suffix));
     }
     // Side tables derived from existing rows (a refresh-date table new to this file).
     let mut backfills = Vec::new();
@@ -482,7 +493,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
             script.push_str(";\n");
         }
     }
-    for report in rebuilt {
+    for (report, suffix) in rebuilt {
         let table = report.table_name();
         let columns = report
             .properties
@@ -492,10 +503,15 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
             .join(", ");
         // Hyphenated lower-case UUID text sorts as its bytes do: ids and keyset cursors keep
         // their order.
+        let ids = if suffix == "v1" {
+            "unhex(replace(tenant_id, '-', '')), unhex(replace(id, '-', ''))"
+        } else {
+            "tenant_id, id"
+        };
         script.push_str(&format!(
             "INSERT INTO {table} (tenant_id, id, version, {columns}) \
-             SELECT unhex(replace(tenant_id, '-', '')), unhex(replace(id, '-', '')), version, {columns} \
-             FROM {table}_v1 ORDER BY tenant_id, id;\nDROP TABLE {table}_v1;\n"
+             SELECT {ids}, version, {columns} \
+             FROM {table}_{suffix} ORDER BY tenant_id, id;\nDROP TABLE {table}_{suffix};\n"
         ));
     }
     for report in backfills {
@@ -530,6 +546,21 @@ fn table_exists(connection: &Connection, table: &str) -> Result<bool, StorageErr
         .map_err(backend)
 }
 
+/// Whether `report`'s table declares a count or duration column `NOT NULL` (before version 4).
+fn has_required_counts(connection: &Connection, report: &ReportType) -> Result<bool, StorageError> {
+    let mut statement = connection
+        .prepare("SELECT name FROM pragma_table_info(?1) WHERE \"notnull\" <> 0")
+        .map_err(backend)?;
+    let required: HashSet<String> = statement
+        .query_map([report.table_name()], |row| row.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)?;
+    Ok(report
+        .properties
+        .iter()
+        .any(|p| p.kind.is_nullable() && required.contains(&p.column_name())))
+}
+
 /// The indexes created by name (not those of constraints) on `table`.
 fn named_indexes(connection: &Connection, table: &str) -> Result<Vec<String>, StorageError> {
     let mut statement = connection
@@ -547,6 +578,7 @@ fn bind_all(params: &[SqlParam]) -> Vec<rusqlite::types::Value> {
         .iter()
         .map(|param| match param {
             SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
+            SqlParam::Value(Value::Null) => rusqlite::types::Value::Null,
             SqlParam::Int(i) | SqlParam::Value(Value::Int(i)) => {
                 rusqlite::types::Value::Integer(*i)
             }
@@ -578,6 +610,7 @@ impl<'a> Param<'a> {
 impl ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
+            Param::Value(Value::Null) => ToSqlOutput::Owned(rusqlite::types::Value::Null),
             Param::Value(Value::Int(i)) => ToSqlOutput::from(*i),
             Param::Value(Value::Text(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Param::Date(text) => ToSqlOutput::Borrowed(ValueRef::Text(text)),
@@ -591,6 +624,10 @@ fn read_entity(report: &ReportType, row: &rusqlite::Row<'_>) -> rusqlite::Result
     let mut values = Vec::with_capacity(report.properties.len());
     for (i, property) in report.properties.iter().enumerate() {
         let column = i + 2;
+        if property.kind.is_nullable() && row.get_ref(column)? == ValueRef::Null {
+            values.push(Value::Null);
+            continue;
+        }
         values.push(match property.kind {
             ValueKind::Count | ValueKind::Count32 => Value::Int(row.get(column)?),
             ValueKind::Text | ValueKind::Period | ValueKind::Duration => {

@@ -40,6 +40,7 @@ fn as_row(tenant: Uuid, entity: &Entity) -> Row {
         .values
         .iter()
         .map(|value| match value {
+            Value::Null => SqlValue::Null,
             Value::Int(i) => SqlValue::Integer(*i),
             Value::Text(text) => SqlValue::Text(text.clone()),
             Value::Date(date) => SqlValue::Text(date.to_string()),
@@ -161,4 +162,112 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
     // Opening again changes nothing.
     let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
     assert!(storage.get(tenant, report, id).await.unwrap().is_some());
+}
+
+/// A version 3 file, whose count and duration columns are `NOT NULL`, is rebuilt: every row
+/// stays, and an empty count (Graph's empty CSV cell) is accepted afterwards.
+#[tokio::test]
+async fn a_version_3_file_is_rebuilt_for_null_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let report = &REPORTS[0];
+    let tenant = TenantId(Uuid::new_v4());
+    let row = |day: &str| {
+        report
+            .properties
+            .iter()
+            .map(|p| match p.kind {
+                reportroot_model::ValueKind::Date => {
+                    Value::Date(reportroot_model::Date::parse(day).unwrap())
+                }
+                reportroot_model::ValueKind::Period => Value::Text("7".into()),
+                reportroot_model::ValueKind::Text => Value::Text("A".into()),
+                reportroot_model::ValueKind::Duration => Value::Text("00:01:00".into()),
+                _ => Value::Int(3),
+            })
+            .collect::<Vec<_>>()
+    };
+    {
+        let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+        storage
+            .upsert_many(tenant, report, vec![row("2025-01-01")])
+            .await
+            .unwrap();
+    }
+    // Rewrite every report table as version 3 declared it: counts NOT NULL.
+    {
+        let connection = Connection::open(&path).unwrap();
+        let mut script = String::from("BEGIN;\n");
+        for report in REPORTS {
+            let table = report.table_name();
+            let sql = TableSql::new(report, Dialect::Sqlite);
+            let old: Vec<String> = sql.create[0]
+                .lines()
+                .map(|line| {
+                    let column = line.starts_with("  ")
+                        && line.ends_with(',')
+                        && !line.contains("NOT NULL")
+                        && !line.contains('(');
+                    if column {
+                        format!("{} NOT NULL,", line.trim_end_matches(','))
+                    } else {
+                        line.to_owned()
+                    }
+                })
+                .collect();
+            script.push_str(&format!(
+                "ALTER TABLE {table} RENAME TO {table}_old;\n{};\nINSERT INTO {table} SELECT * FROM {table}_old;\nDROP TABLE {table}_old;\n",
+                old.join("\n")
+            ));
+            for index in &sql.create[1..] {
+                script.push_str(&format!("{index};\n"));
+            }
+        }
+        script.push_str("PRAGMA user_version = 3;\nCOMMIT;\n");
+        connection.execute_batch(&script).unwrap();
+        let required: i64 = connection
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM pragma_table_info('{}') WHERE \"notnull\" <> 0",
+                    report.table_name()
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(required as usize, report.properties.len() + 3);
+    }
+    let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+    let mut empty = row("2025-01-02");
+    let count = report
+        .properties
+        .iter()
+        .position(|p| p.kind.is_count())
+        .unwrap();
+    empty[count] = Value::Null;
+    storage
+        .upsert_many(tenant, report, vec![empty.clone()])
+        .await
+        .unwrap();
+    let all = storage
+        .list(tenant, report, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].values, row("2025-01-01"));
+    assert_eq!(all[1].values, empty);
+    drop(storage);
+    let connection = Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let leftovers: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v3' OR name LIKE '%_old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leftovers, 0);
 }

@@ -161,9 +161,30 @@ impl Builder<'_> {
             Expr::Or(a, b) => format!("({} OR {})", self.expr(a), self.expr(b)),
             Expr::Not(a) => format!("(NOT {})", self.expr(a)),
             Expr::In { operand, list } => {
+                // Null-aware, so that `not (x in (…))` keeps OData's meaning when x is null.
                 let left = self.operand(operand);
-                let items: Vec<String> = list.iter().map(|l| self.literal(l)).collect();
-                format!("({left} IN ({}))", items.join(", "))
+                let items: Vec<String> = list
+                    .iter()
+                    .filter(|l| **l != Literal::Null)
+                    .map(|l| self.literal(l))
+                    .collect();
+                let mut alternatives = Vec::new();
+                if list.contains(&Literal::Null) {
+                    alternatives.push(format!("{left} IS NULL"));
+                }
+                if !items.is_empty() {
+                    let guard = if self.nullable(operand) {
+                        format!(" AND {left} IS NOT NULL")
+                    } else {
+                        String::new()
+                    };
+                    alternatives.push(format!("({left} IN ({}){guard})", items.join(", ")));
+                }
+                if alternatives.is_empty() {
+                    "(1 = 0)".to_owned()
+                } else {
+                    format!("({})", alternatives.join(" OR "))
+                }
             }
             Expr::Match {
                 kind,
@@ -226,7 +247,59 @@ impl Builder<'_> {
         } else {
             self.collate(ty)
         };
-        format!("({l}{collate} {symbol} {r}{collate})")
+        let (left_null, right_null) = (self.nullable(left), self.nullable(right));
+        if !left_null && !right_null {
+            return format!("({l}{collate} {symbol} {r}{collate})");
+        }
+        // A count may be NULL. OData's null is equal to null only and neither greater nor less
+        // than anything; SQL's comparisons yield NULL instead, which `not` would keep NULL. So
+        // every comparison here is made two-valued: `ne` is the negation of `eq`.
+        let mut guard = String::new();
+        for (side, nullable) in [(&l, left_null), (&r, right_null)] {
+            if nullable {
+                guard.push_str(&format!(" AND {side} IS NOT NULL"));
+            }
+        }
+        let both_null =
+            (left_null && right_null).then(|| format!(" OR ({l} IS NULL AND {r} IS NULL)"));
+        let (symbol, negate) = match op {
+            CompareOp::Ne => ("=", true),
+            _ => (symbol, false),
+        };
+        let with_null_equal = matches!(
+            op,
+            CompareOp::Eq | CompareOp::Ne | CompareOp::Ge | CompareOp::Le
+        );
+        let test = format!(
+            "(({l}{collate} {symbol} {r}{collate}{guard}){})",
+            if with_null_equal {
+                both_null.unwrap_or_default()
+            } else {
+                String::new()
+            }
+        );
+        if negate {
+            format!("(NOT {test})")
+        } else {
+            test
+        }
+    }
+
+    /// Whether the operand is a property that may hold NULL (a count or a duration).
+    fn nullable(&self, operand: &Operand) -> bool {
+        matches!(operand, Operand::Property(PropertyRef::Index(i))
+            if self.report.properties[*i].kind.is_nullable())
+    }
+
+    /// `NULLS FIRST` ascending and `NULLS LAST` descending, as OData orders nulls (SQLite's
+    /// default; PostgreSQL's is the opposite).
+    fn nulls_order(&self, property: PropertyRef, descending: bool) -> &'static str {
+        let nullable = self.nullable(&Operand::Property(property));
+        match (self.dialect, nullable, descending) {
+            (Dialect::Postgres, true, false) => " NULLS FIRST",
+            (Dialect::Postgres, true, true) => " NULLS LAST",
+            _ => "",
+        }
     }
 
     fn where_clause(&mut self, tenant: Uuid, scope: &Scope, filter: Option<&Expr>) {
@@ -318,9 +391,10 @@ pub fn compile_list(
         .map(|k| {
             let collate = b.collate(k.property.ty(report));
             format!(
-                "{}{collate} {}",
+                "{}{collate} {}{}",
                 b.order_column(k.property),
-                if k.descending { "DESC" } else { "ASC" }
+                if k.descending { "DESC" } else { "ASC" },
+                b.nulls_order(k.property, k.descending)
             )
         })
         .collect();
@@ -360,18 +434,20 @@ pub fn compile_count(
 }
 
 /// Rows strictly after the cursor in the given order:
-/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR …`, with `<` for descending keys.
+/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR …`, with `<` for descending keys. A null cursor
+/// value (a count) follows the order's nulls: first ascending, last descending.
 fn keyset_condition(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) -> String {
     let mut values = cursor.values.iter();
-    let bound: Vec<(OrderKey, String)> = order
+    // `None`: the cursor's value is null.
+    let bound: Vec<(OrderKey, Option<String>)> = order
         .iter()
         .map(|key| {
             let param = match key.property {
-                PropertyRef::Id => b.id_param(cursor.id),
-                PropertyRef::Index(_) => {
-                    let value = values.next().cloned().unwrap_or(Value::Int(0));
-                    b.bind(SqlParam::Value(value))
-                }
+                PropertyRef::Id => Some(b.id_param(cursor.id)),
+                PropertyRef::Index(_) => match values.next().cloned().unwrap_or(Value::Int(0)) {
+                    Value::Null => None,
+                    value => Some(b.bind(SqlParam::Value(value))),
+                },
             };
             (*key, param)
         })
@@ -380,15 +456,30 @@ fn keyset_condition(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) ->
     for (i, (key, param)) in bound.iter().enumerate() {
         let mut parts: Vec<String> = bound[..i]
             .iter()
-            .map(|(k, p)| format!("{} = {p}", b.order_column(k.property)))
+            .map(|(k, p)| {
+                let column = b.order_column(k.property);
+                match p {
+                    Some(p) => format!("{column} = {p}"),
+                    None => format!("{column} IS NULL"),
+                }
+            })
             .collect();
+        let column = b.order_column(key.property);
         let collate = b.collate(key.property.ty(b.report));
-        let symbol = if key.descending { "<" } else { ">" };
-        parts.push(format!(
-            "{}{collate} {symbol} {param}{collate}",
-            b.order_column(key.property)
-        ));
+        let after = match (param, key.descending) {
+            (None, false) => format!("{column} IS NOT NULL"),
+            (None, true) => continue,
+            (Some(param), false) => format!("{column}{collate} > {param}{collate}"),
+            (Some(param), true) if b.nullable(&Operand::Property(key.property)) => {
+                format!("({column}{collate} < {param}{collate} OR {column} IS NULL)")
+            }
+            (Some(param), true) => format!("{column}{collate} < {param}{collate}"),
+        };
+        parts.push(after);
         alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    if alternatives.is_empty() {
+        return "(1 = 0)".to_owned();
     }
     format!("({})", alternatives.join(" OR "))
 }

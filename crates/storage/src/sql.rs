@@ -121,9 +121,15 @@ impl TableSql {
             id = dialect.id_type()
         );
         for (property, column) in report.properties.iter().zip(&property_columns) {
+            // Counts and durations may be empty (Graph's CSV leaves the cell empty).
             definition.push_str(&format!(
-                "  {column} {} NOT NULL,\n",
-                dialect.column_type(property.kind)
+                "  {column} {}{},\n",
+                dialect.column_type(property.kind),
+                if property.kind.is_nullable() {
+                    ""
+                } else {
+                    " NOT NULL"
+                }
             ));
         }
         // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.
@@ -306,6 +312,11 @@ mod tests {
         let report = find_report("office365ActiveUserCounts").expect("report");
         let sql = TableSql::new(report, Dialect::Postgres);
         assert!(sql.create[0].contains("report_refresh_date DATE NOT NULL"));
+        assert!(
+            sql.create[0].contains("  exchange BIGINT,\n"),
+            "{}",
+            sql.create[0]
+        );
         assert!(sql.create[0]
             .contains("UNIQUE (tenant_id, report_refresh_date, report_date, report_period)"));
         assert!(sql.latest.contains("report_period = $2"));

@@ -555,3 +555,192 @@ fn set_user_version(path: &std::path::Path) {
         .execute_batch("PRAGMA user_version = 99;")
         .unwrap();
 }
+
+/// Empty counts (Graph's empty CSV cells) are stored as NULL and read back as null; `$filter`
+/// treats them as OData's null (equal to null only, neither greater nor less than anything,
+/// `not` and `ne` two-valued); `$orderby` puts them first ascending and last descending on
+/// every backend, and keyset paging passes them.
+#[tokio::test]
+async fn null_counts_filter_order_and_page_alike() {
+    for (name, backend) in backends().await {
+        let s = &backend.storage;
+        let report = activations();
+        let t = TenantId(Uuid::new_v4());
+        let assigned = [None, Some(3), None, Some(1), Some(5), None];
+        let rows: Vec<Vec<Value>> = assigned
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut r = row("2025-01-01", &format!("P{i}"), 0);
+                r[2] = a.map_or(Value::Null, Value::Int);
+                // Shared computer activation: null where assigned is null, but for P5.
+                r[4] = if a.is_none() && i != 5 {
+                    Value::Null
+                } else {
+                    Value::Int(1)
+                };
+                r
+            })
+            .collect();
+        s.upsert_many(t, report, rows.clone()).await.unwrap();
+        // Loading the same rows again changes nothing: null equals null in the upsert.
+        let counts = s.upsert_many(t, report, rows.clone()).await.unwrap();
+        assert_eq!(counts.unchanged, 6, "{name}");
+
+        for (filter, expected) in [
+            ("assigned eq null", 3),
+            ("null eq assigned", 3),
+            ("assigned ne null", 3),
+            ("assigned gt 2", 2),
+            ("not (assigned gt 2)", 4),
+            ("assigned lt 100", 3),
+            ("assigned ne 3", 5),
+            ("not (assigned eq 3)", 5),
+            ("assigned in (1, 5)", 2),
+            ("not (assigned in (1, 5))", 4),
+            ("assigned eq sharedComputerActivation", 3),
+            ("assigned ne sharedComputerActivation", 3),
+            ("assigned ge sharedComputerActivation", 5),
+            ("assigned gt sharedComputerActivation", 2),
+        ] {
+            let expr = parse_filter(report, filter).unwrap();
+            assert_eq!(
+                s.count(t, report, Scope::All, Some(&expr)).await.unwrap(),
+                expected,
+                "{name}: {filter}"
+            );
+        }
+        let listed = s
+            .list(
+                t,
+                report,
+                &ListQuery {
+                    filter: Some(parse_filter(report, "productType eq 'P0'").unwrap()),
+                    ..ListQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed[0].values, rows[0], "{name}");
+
+        for (order, expected) in [
+            ("assigned,productType", ["P0", "P2", "P5", "P3", "P1", "P4"]),
+            (
+                "assigned desc,productType desc",
+                ["P4", "P1", "P3", "P5", "P2", "P0"],
+            ),
+            (
+                "sharedComputerActivation,assigned desc",
+                ["P0", "P2", "P4", "P1", "P3", "P5"],
+            ),
+        ] {
+            let order_by = parse_order_by(report, order).unwrap();
+            let products = |page: &[reportroot_model::Entity]| -> Vec<String> {
+                page.iter().map(|e| e.values[1].to_string()).collect()
+            };
+            let all = s
+                .list(
+                    t,
+                    report,
+                    &ListQuery {
+                        order_by: order_by.clone(),
+                        ..ListQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(products(&all), expected, "{name}: {order}");
+            // Pages of one and of two, each after the previous page's last row.
+            for size in [1, 2] {
+                let mut seen = Vec::new();
+                let mut after: Option<Cursor> = None;
+                for _ in 0..=rows.len() {
+                    let query = ListQuery {
+                        order_by: order_by.clone(),
+                        after: after.clone(),
+                        limit: Some(size),
+                        ..ListQuery::default()
+                    };
+                    let page = s.list(t, report, &query).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    after = Some(Cursor {
+                        values: order_by
+                            .iter()
+                            .map(|k| match k.property {
+                                reportroot_odata::query::PropertyRef::Index(i) => {
+                                    last.values[i].clone()
+                                }
+                                reportroot_odata::query::PropertyRef::Id => unreachable!(),
+                            })
+                            .collect(),
+                        id: last.id,
+                    });
+                    seen.extend(products(&page));
+                }
+                assert_eq!(seen, expected, "{name}: {order} by {size}");
+            }
+        }
+    }
+}
+
+/// A PostgreSQL database of schema version 1 (counts `NOT NULL`) is migrated: its rows stay
+/// and an empty count is accepted.
+#[tokio::test]
+async fn a_postgres_database_of_version_1_accepts_null_counts() {
+    let Some(url) = postgres_url() else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED PostgreSQL migration test: REPORTROOT_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = format!("reportroot_nullable_{}", Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let report = activations();
+    let t = TenantId(Uuid::new_v4());
+    let storage = PostgresStorage::connect(&own, 1).await.unwrap();
+    storage
+        .upsert_many(t, report, vec![row("2025-01-01", "A", 1)])
+        .await
+        .unwrap();
+    drop(storage);
+    // Back to version 1: its count columns were NOT NULL.
+    let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    old.batch_execute(
+        "ALTER TABLE office365_activations_user_counts ALTER COLUMN assigned SET NOT NULL, \
+         ALTER COLUMN activated SET NOT NULL, ALTER COLUMN shared_computer_activation SET NOT NULL; \
+         UPDATE reportroot_schema SET version = 1",
+    )
+    .await
+    .unwrap();
+    let storage = PostgresStorage::connect(&own, 1).await.unwrap();
+    let mut empty = row("2025-01-02", "A", 0);
+    empty[2] = Value::Null;
+    storage
+        .upsert_many(t, report, vec![empty.clone()])
+        .await
+        .unwrap();
+    let all = storage
+        .list(t, report, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].values, empty);
+    let version: i64 = old
+        .query_one("SELECT max(version) FROM reportroot_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, reportroot_postgres::SCHEMA_VERSION);
+}

@@ -266,7 +266,7 @@ impl Literal {
             Literal::Value(Value::Date(_)) => Type::Date,
             Literal::Value(Value::Int(_)) => Type::Int,
             Literal::Value(Value::Text(_)) => Type::String,
-            Literal::Null => Type::Null,
+            Literal::Null | Literal::Value(Value::Null) => Type::Null,
             Literal::Bool(_) => Type::Bool,
         }
     }

@@ -1,0 +1,40 @@
+//! Empty counts in JSON: written `null`, accepted as `null` in bodies for counts and durations
+//! only.
+#![expect(clippy::unwrap_used)]
+
+use reportroot_model::{find_report, Date, Entity, Value};
+use reportroot_odata::json::{decode_entity, entity_json, BodyMode, EntityShape};
+
+#[test]
+fn null_counts_are_json_null_both_ways() {
+    let report = find_report("office365ActivationsUserCounts").unwrap();
+    let entity = Entity {
+        id: uuid::Uuid::nil(),
+        version: 1,
+        values: vec![
+            Value::Date(Date::parse("2025-01-31").unwrap()),
+            Value::Text("PROJECT".into()),
+            Value::Null,
+            Value::Int(2),
+            Value::Null,
+        ],
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&entity_json(report, &entity, EntityShape::default())).unwrap();
+    assert_eq!(json["assigned"], serde_json::Value::Null);
+    assert!(json.as_object().unwrap().contains_key("assigned"));
+    assert_eq!(json["activated"], 2);
+
+    let body = br#"{"reportRefreshDate":"2025-01-31","productType":"PROJECT","assigned":null,"activated":2,"sharedComputerActivation":null}"#;
+    let decoded = decode_entity(report, body, BodyMode::Create).unwrap();
+    assert_eq!(decoded.values[2], (2, Value::Null));
+    let patch = decode_entity(report, br#"{"activated":null}"#, BodyMode::Update).unwrap();
+    assert_eq!(patch.values, [(3, Value::Null)]);
+    // Dates and dimension text stay required.
+    for refused in [
+        &br#"{"reportRefreshDate":null}"#[..],
+        br#"{"productType":null}"#,
+    ] {
+        assert!(decode_entity(report, refused, BodyMode::Update).is_err());
+    }
+}
