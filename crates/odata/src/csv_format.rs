@@ -168,7 +168,28 @@ fn older_set_lacks(report: &ReportType, header: &[&str], column: &str) -> bool {
     report.older_csv_columns.iter().any(|set| {
         let has = |title: &str| set.iter().any(|c| c.eq_ignore_ascii_case(title.trim()));
         !has(column) && header.iter().all(|h| has(h))
+    }) || version_lacks(report, header, column)
+}
+
+/// Whether one version's own CSV columns lack `column` and hold the whole header: v1.0's
+/// getOffice365GroupsActivityCounts has 7 of beta's 9, and a v1.0 file is that report's too.
+fn version_lacks(report: &ReportType, header: &[&str], column: &str) -> bool {
+    report.columns.iter().any(|columns| {
+        let has = |title: &str| {
+            columns.csv.iter().any(|&i| {
+                report.properties[i]
+                    .csv_column
+                    .eq_ignore_ascii_case(title.trim())
+            })
+        };
+        !has(column) && header.iter().all(|h| has(h))
     })
+}
+
+/// Whether every version's CSV has the property at `index` (otherwise a file of a version
+/// without it has no figure for it: null, not 0).
+fn in_every_version(report: &ReportType, index: usize) -> bool {
+    report.columns.iter().all(|c| c.csv.contains(&index))
 }
 
 /// `period_known`: the caller knows the period of the file's rows, so a period property that
@@ -360,11 +381,18 @@ impl<'a> ReportCsvReader<'a> {
             });
         }
         let mut values = Vec::with_capacity(self.report.properties.len());
-        for (property, position) in self.report.properties.iter().zip(&self.positions) {
+        for (index, (property, position)) in self
+            .report
+            .properties
+            .iter()
+            .zip(&self.positions)
+            .enumerate()
+        {
             let Some(position) = *position else {
                 values.push(match (property.kind, self.period) {
                     (ValueKind::Period, Some(period)) => Value::Text(period.stored().to_owned()),
                     (ValueKind::Duration, _) => Value::Null,
+                    _ if !in_every_version(self.report, index) => Value::Null,
                     _ => Value::Int(0),
                 });
                 continue;
@@ -599,6 +627,21 @@ mod tests {
             assert!(shown[0].starts_with("6:2: "), "{what}: {shown:?}");
             assert!(shown[1].starts_with("8:3: "), "{what}: {shown:?}");
         }
+    }
+
+    /// A v1.0 file has v1.0's columns: getOffice365GroupsActivityCounts lacks beta's two Teams
+    /// columns there, which read as null (no figure), not 0.
+    #[test]
+    fn a_version_with_fewer_columns_reads_as_its_report() {
+        let csv = b"Report Refresh Date,Exchange Emails Received,Yammer Messages Posted,Yammer Messages Read,Yammer Messages Liked,Report Date,Report Period\r\n2025-03-10,5,4,3,2,2025-03-09,7\r\n";
+        let parsed = read(csv);
+        assert_eq!(parsed.report.entity, "office365GroupsActivityCounts");
+        let teams = parsed
+            .report
+            .property_index("teamsChannelMessages")
+            .expect("property");
+        assert_eq!(parsed.rows[0].1[teams], Value::Null);
+        assert_eq!(parsed.rows[0].1[1], Value::Int(5));
     }
 
     #[test]
