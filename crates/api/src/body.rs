@@ -73,17 +73,16 @@ pub(crate) fn close_connection(response: &mut Response) {
 }
 
 fn too_large(limit: usize, drained: bool) -> ApiError {
-    let mut error = ApiError::new(
+    let error = ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "BadRequest",
         format!("The request body is larger than the limit of {limit} bytes."),
     );
-    if !drained {
+    if drained {
         error
-            .headers
-            .push((header::CONNECTION, HeaderValue::from_static("close")));
+    } else {
+        error.closing_connection()
     }
-    error
 }
 
 fn unreadable(error: axum::Error) -> ApiError {
@@ -94,9 +93,6 @@ fn unreadable(error: axum::Error) -> ApiError {
         why.push_str(&cause.to_string());
         source = cause.source();
     }
-    let mut error = ApiError::bad_request(format!("The request body could not be read: {why}."));
-    error
-        .headers
-        .push((header::CONNECTION, HeaderValue::from_static("close")));
-    error
+    ApiError::bad_request(format!("The request body could not be read: {why}."))
+        .closing_connection()
 }

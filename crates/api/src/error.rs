@@ -105,6 +105,13 @@ impl ApiError {
         error
     }
 
+    /// The same error, answered as the last on its connection (`Connection: close`).
+    pub fn closing_connection(mut self) -> Self {
+        self.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        self
+    }
+
     /// 500 `generalException`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(

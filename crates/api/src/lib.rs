@@ -179,12 +179,8 @@ async fn dispatch(State(state): State<Arc<AppState>>, mut request: Request) -> R
 }
 
 /// A timeout's answer ends its connection: what is left of the request on it is unknown.
-fn timed_out(mut error: ApiError) -> ApiError {
-    error.headers.push((
-        header::CONNECTION,
-        axum::http::HeaderValue::from_static("close"),
-    ));
-    error
+fn timed_out(error: ApiError) -> ApiError {
+    error.closing_connection()
 }
 
 /// Reads the body by the request's deadline, if it has one.

@@ -300,6 +300,19 @@ fn restore_sql(report: &ReportType) -> String {
     )
 }
 
+/// Whether load `id` is still registered (neither committed nor undone).
+fn is_registered(connection: &Connection, id: Uuid) -> Result<bool, StorageError> {
+    connection
+        .query_row(
+            "SELECT 1 FROM reportroot_imports WHERE import_id = ?1",
+            [id],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(backend)
+}
+
 /// Undoes the newest journal entry of load `id` and deletes it, in the caller's transaction;
 /// with no entry left, unregisters the load. Returns whether entries remain. Does nothing
 /// (false) for a load that is no longer registered: committed, or undone by another process.
@@ -309,15 +322,7 @@ pub(crate) fn undo_step(
     report: &ReportType,
     tenant: &Uuid,
 ) -> Result<bool, StorageError> {
-    let registered = tx
-        .query_row(
-            "SELECT 1 FROM reportroot_imports WHERE import_id = ?1",
-            [id],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(backend)?;
-    if registered.is_none() {
+    if !is_registered(tx, id)? {
         return Ok(false);
     }
     let entry: Option<(i64, Vec<u8>, Vec<u8>)> = tx
@@ -440,15 +445,7 @@ fn remove_stale_lock_files(connection: &Connection, database: &Path) -> Result<(
         else {
             continue;
         };
-        let registered = connection
-            .query_row(
-                "SELECT 1 FROM reportroot_imports WHERE import_id = ?1",
-                [id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(backend)?;
-        if registered.is_none() {
+        if !is_registered(connection, id)? {
             if let Some(lock) = ImportLock::take_if_abandoned(database, id)? {
                 lock.release();
             }
