@@ -4,15 +4,19 @@
 pub mod auth;
 mod batch;
 mod body;
+pub mod client_secrets;
 pub mod context;
 pub mod download;
 mod entities;
 pub mod error;
 mod functions;
+pub mod oauth;
 mod paging;
 mod report_cache;
 pub mod routes;
 pub mod server;
+pub mod signing;
+pub mod trusted_issuers;
 
 use std::sync::Arc;
 
@@ -51,6 +55,17 @@ pub struct ApiConfig {
     pub request_timeout: std::time::Duration,
     /// Connection limit and header-read and idle timeouts of the listener.
     pub connections: server::ConnectionLimits,
+    /// Resources the token endpoint issues tokens for besides Graph (App ID URIs such as
+    /// `api://reportroot`); tokens for them are accepted too.
+    pub app_id_uris: Vec<String>,
+    /// Whether HS256 tokens signed with `secret` are accepted (`reportroot token`).
+    pub accept_hs256: bool,
+    /// External issuers whose RS256 tokens are accepted (`--trust-issuer`), each checked with
+    /// [`trusted_issuers::check_url`].
+    pub trusted_issuers: Vec<String>,
+    /// A token naming a key a trusted issuer does not (yet) publish refetches its keys at
+    /// most this often.
+    pub jwks_refetch_interval: std::time::Duration,
 }
 
 impl ApiConfig {
@@ -69,7 +84,18 @@ impl ApiConfig {
             answer_cache_bytes: 32 * 1024 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
             connections: server::ConnectionLimits::default(),
+            app_id_uris: vec!["api://reportroot".to_owned()],
+            accept_hs256: true,
+            trusted_issuers: Vec::new(),
+            jwks_refetch_interval: std::time::Duration::from_secs(60),
         }
+    }
+
+    /// Every accepted `aud`: the configured audiences and the App ID URIs.
+    pub fn accepted_audiences(&self) -> Vec<String> {
+        let mut audiences = self.audiences.clone();
+        audiences.extend(self.app_id_uris.iter().cloned());
+        audiences
     }
 }
 
@@ -83,12 +109,36 @@ pub struct AppState {
     downloads: download::DownloadSigner,
     skiptokens: download::Signer,
     report_cache: report_cache::ReportCache,
+    keys: Arc<signing::KeyRing>,
+    failed_logins: oauth::failed_logins::FailedLogins,
+    /// Client-secret checks running at once (each is ~20 ms of a core and 19 MiB).
+    secret_checks: tokio::sync::Semaphore,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(storage: Arc<dyn Storage>, config: ApiConfig) -> Arc<Self> {
-        let verifier = TokenVerifier::new(&config.secret, &config.audiences);
+        let keys = Arc::new(signing::KeyRing::default());
+        let trusted = config
+            .trusted_issuers
+            .iter()
+            .filter_map(|issuer| {
+                trusted_issuers::TrustedIssuer::new(issuer, config.jwks_refetch_interval)
+                    .map_err(|error| {
+                        // Unreachable from the CLI, which checks the URLs first.
+                        tracing::error!(%issuer, error = %auth::error_chain(&error), "issuer not trusted");
+                    })
+                    .ok()
+            })
+            .collect();
+        let audiences = config.accepted_audiences();
+        let verifier = TokenVerifier::new(auth::VerifierSettings {
+            hs256_secret: config.accept_hs256.then_some(config.secret.as_slice()),
+            audiences: &audiences,
+            own_keys: Arc::clone(&keys),
+            storage: Arc::clone(&storage),
+            trusted,
+        });
         let downloads = download::DownloadSigner::new(&config.secret);
         let skiptokens = paging::skiptoken_signer(&config.secret);
         Arc::new(AppState {
@@ -97,8 +147,22 @@ impl AppState {
             downloads,
             skiptokens,
             report_cache: report_cache::ReportCache::new(config.answer_cache_bytes),
+            keys,
+            failed_logins: oauth::failed_logins::FailedLogins::default(),
+            secret_checks: tokio::sync::Semaphore::new(2),
             config,
         })
+    }
+
+    /// Creates the first token-signing key if there is none, and reads the keys: done at start
+    /// so that the first sign-in does not wait for RSA key generation.
+    pub async fn ensure_signing_key(&self) -> Result<(), signing::SigningError> {
+        self.keys.ensure(self.storage.as_ref()).await
+    }
+
+    /// The base URL (`scheme://host:port`) a request reached this server at.
+    pub(crate) fn base_url(&self, _parts: &axum::http::request::Parts) -> String {
+        self.config.public_url.clone()
     }
 }
 
@@ -273,6 +337,20 @@ async fn route(
             return functions::download(state, &parts.method, &parts.headers, token).await;
         }
     }
+    if nesting == Nesting::TopLevel {
+        if let Some((endpoint, tenant)) = oauth::match_path(&segments) {
+            let body = match body.take() {
+                Some(unread) => read_body_by_deadline(state, &parts, unread).await?,
+                None => bytes::Bytes::new(),
+            };
+            let source = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip());
+            let base = state.base_url(&parts);
+            return Ok(oauth::serve(state, endpoint, tenant, &parts, &body, source, base).await);
+        }
+    }
     let resolved = resolve(&segments)?;
     if resolved.target == Target::Batch && nesting == Nesting::InBatch {
         return Err(ApiError::bad_request("A batch cannot contain a batch."));
@@ -297,7 +375,7 @@ async fn route(
     if resolved.target == Target::Metadata {
         return metadata(&call);
     }
-    let caller = state.verifier.caller(&call.headers)?;
+    let caller = state.verifier.caller(&call.headers).await?;
     match resolved.target {
         Target::Metadata => metadata(&call),
         Target::Collection(report) => entities::collection(state, &call, caller, report).await,

@@ -57,6 +57,27 @@ pub struct ServerArgs {
     /// Bytes of rendered report answers kept for up to a second [default: 33554432].
     #[arg(long, env = "REPORTROOT_ANSWER_CACHE_BYTES")]
     pub answer_cache_bytes: Option<usize>,
+    /// Accept RS256 tokens from this external issuer (its discovery document and JWKS are
+    /// fetched over HTTPS), e.g. https://login.microsoftonline.com/<tenant>/v2.0; repeat for
+    /// several.
+    #[arg(
+        long = "trust-issuer",
+        env = "REPORTROOT_TRUST_ISSUER",
+        value_delimiter = ','
+    )]
+    pub trust_issuers: Vec<String>,
+    /// App ID URI the token endpoint issues tokens for besides Graph (and whose tokens are
+    /// accepted); repeat for several [default: api://reportroot].
+    #[arg(
+        long = "app-id-uri",
+        env = "REPORTROOT_APP_ID_URI",
+        value_delimiter = ','
+    )]
+    pub app_id_uris: Vec<String>,
+    /// Refuse HS256 tokens signed with the shared secret (`reportroot token`): only tokens of
+    /// the token endpoint and trusted issuers are accepted.
+    #[arg(long, env = "REPORTROOT_NO_HS256")]
+    pub no_hs256: bool,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -89,6 +110,9 @@ pub struct FileConfig {
     answer_cache_bytes: Option<usize>,
     key_file: Option<PathBuf>,
     jwt_secret: Option<String>,
+    trust_issuers: Option<Vec<String>>,
+    app_id_uris: Option<Vec<String>>,
+    no_hs256: Option<bool>,
 }
 
 impl FileConfig {
@@ -120,6 +144,9 @@ pub struct Settings {
     pub request_timeout: Option<u64>,
     pub max_connections: Option<usize>,
     pub answer_cache_bytes: Option<usize>,
+    pub trust_issuers: Vec<String>,
+    pub app_id_uris: Option<Vec<String>>,
+    pub no_hs256: bool,
     pub secret_source: SecretSource,
 }
 
@@ -171,6 +198,20 @@ impl SecretSource {
             },
         }
     }
+}
+
+/// The trusted issuers of flags or file, each checked (HTTPS, or HTTP on loopback).
+fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>, String> {
+    let issuers = if args.trust_issuers.is_empty() {
+        file.trust_issuers.clone().unwrap_or_default()
+    } else {
+        args.trust_issuers.clone()
+    };
+    for issuer in &issuers {
+        reportroot_api::trusted_issuers::check_url(issuer)
+            .map_err(|e| format!("--trust-issuer: {e}"))?;
+    }
+    Ok(issuers)
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -234,6 +275,11 @@ impl Settings {
             request_timeout: args.request_timeout.or(file.request_timeout),
             max_connections: args.max_connections.or(file.max_connections),
             answer_cache_bytes: args.answer_cache_bytes.or(file.answer_cache_bytes),
+            trust_issuers: trust_issuers(args, file)?,
+            app_id_uris: (!args.app_id_uris.is_empty())
+                .then(|| args.app_id_uris.clone())
+                .or_else(|| file.app_id_uris.clone()),
+            no_hs256: args.no_hs256 || file.no_hs256.unwrap_or(false),
             secret_source: SecretSource::resolve(&args.key, file),
         })
     }

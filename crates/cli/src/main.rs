@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod apps;
 mod config;
 mod data;
 mod demo;
@@ -181,6 +182,23 @@ enum Command {
         #[arg(default_value = "v1.0")]
         version: String,
     },
+    /// Register apps that sign in with client credentials at the token endpoint, and manage
+    /// their secrets.
+    App {
+        #[command(subcommand)]
+        command: apps::AppCommand,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE", global = true)]
+        database: Option<String>,
+    },
+    /// Rotate or list the keys that sign the token endpoint's access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: apps::KeysCommand,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE", global = true)]
+        database: Option<String>,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate {
         /// Database URL [default: sqlite://reportroot.db].
@@ -270,6 +288,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Reports { json } => reports::print(json),
+        Command::App { command, database } => {
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
+            apps::app(storage.as_ref(), command).await
+        }
+        Command::Keys { command, database } => {
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
+            apps::keys(storage.as_ref(), command).await
+        }
         Command::Metadata { version } => {
             use reportroot_model::Version;
             use reportroot_odata::csdl::metadata_xml;
@@ -529,12 +555,26 @@ async fn serve(
         config.page_size = size.max(1);
     }
     apply_limits(&settings, &mut config);
+    apply_sign_in(&settings, &mut config);
     tracing::info!(address = %bound, public_url = %config.public_url, database = %settings.database, "reportroot listening");
     on_ready(&config.public_url);
     let state = AppState::new(storage, config);
+    state
+        .ensure_signing_key()
+        .await
+        .map_err(|e| format!("cannot prepare the token-signing key: {e}"))?;
     reportroot_api::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Which tokens are accepted and issued.
+fn apply_sign_in(settings: &Settings, config: &mut ApiConfig) {
+    config.trusted_issuers = settings.trust_issuers.clone();
+    if let Some(uris) = settings.app_id_uris.clone() {
+        config.app_id_uris = uris;
+    }
+    config.accept_hs256 = !settings.no_hs256;
 }
 
 /// The connection and request bounds of `settings` over the defaults.

@@ -9,6 +9,7 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
 use reportroot_odata::query::Expr;
+use reportroot_storage::directory::{Directory, SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
@@ -22,8 +23,9 @@ use uuid::Uuid;
 
 /// The newest schema version this binary knows (report tables are derived from the registry
 /// and created idempotently, as in SQLite). Version 2 lets counts and durations be `NULL`
-/// (Graph's empty CSV cells): a version 1 database drops their `NOT NULL`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// (Graph's empty CSV cells): a version 1 database drops their `NOT NULL`. Version 3 adds the
+/// directory's tables (`reportroot_storage::directory`), created like the report tables.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -251,6 +253,9 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
+        for statement in DIRECTORY_TABLES {
+            client.batch_execute(statement).await.map_err(backend)?;
+        }
         match found {
             None => {
                 client
@@ -357,7 +362,59 @@ fn row_params(tenant: Uuid, id: Uuid, version: Option<i64>, values: &[Value]) ->
 }
 
 #[async_trait]
+impl SqlRunner for PostgresStorage {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let params: Params = params.into_iter().map(directory_param).collect();
+        client.execute(&sql, &refs(&params)).await.map_err(backend)
+    }
+
+    async fn query(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        use tokio_postgres::types::Type;
+        let client = self.client().await?;
+        let params: Params = params.into_iter().map(directory_param).collect();
+        let rows = client.query(&sql, &refs(&params)).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        let value = if *row.columns()[i].type_() == Type::INT8 {
+                            row.try_get::<_, Option<i64>>(i)
+                                .map(|n| n.map_or(SqlValue::Null, SqlValue::Int))
+                        } else {
+                            row.try_get::<_, Option<String>>(i)
+                                .map(|t| t.map_or(SqlValue::Null, SqlValue::Text))
+                        };
+                        value.map_err(backend)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn directory_param(value: SqlValue) -> Box<dyn ToSql + Sync + Send> {
+    match value {
+        SqlValue::Null => Box::new(SqlNull),
+        SqlValue::Int(n) => Box::new(n),
+        SqlValue::Text(text) => Box::new(text),
+    }
+}
+
+#[async_trait]
 impl Storage for PostgresStorage {
+    fn directory(&self) -> Directory<'_> {
+        Directory::new(self)
+    }
+
     async fn insert(
         &self,
         tenant: TenantId,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
 use reportroot_odata::query::Expr;
+use reportroot_storage::directory::{Directory, SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
 use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
 use reportroot_storage::{
@@ -34,7 +35,9 @@ use uuid::Uuid;
 /// Version 4 lets counts and durations be `NULL` (Graph's empty CSV cells): SQLite cannot drop
 /// a `NOT NULL`, so opening an older file rebuilds the report tables that have one on such a
 /// column, as for version 2 (a version 3 binary would fail reading a `NULL` count).
-pub const SCHEMA_VERSION: i64 = 4;
+/// Version 5 adds the directory (app registrations, secret hashes, signing keys:
+/// `reportroot_storage::directory`); a version 4 binary would serve without them.
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
@@ -422,6 +425,7 @@ fn schema_statements() -> impl Iterator<Item = String> {
         .iter()
         .flat_map(|report| TableSql::new(report, Dialect::Sqlite).create)
         .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
+        .chain(DIRECTORY_TABLES.iter().map(|s| (*s).to_owned()))
 }
 
 /// `UpToDate` if the file has this binary's version and every table and index (and not the
@@ -526,7 +530,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
              SELECT DISTINCT tenant_id, {period}, {refresh} FROM {table};\n"
         ));
     }
-    for statement in import::JOURNAL_TABLES {
+    for statement in import::JOURNAL_TABLES.iter().chain(&DIRECTORY_TABLES) {
         script.push_str(statement);
         script.push_str(";\n");
     }
@@ -1026,7 +1030,64 @@ fn load_step(
 }
 
 #[async_trait]
+impl SqlRunner for SqliteStorage {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
+        self.write(move |tx, _| {
+            let params = rusqlite::params_from_iter(params.iter().map(directory_param));
+            let changed = tx.execute(&sql, params).map_err(backend)?;
+            Ok(changed as u64)
+        })
+        .await
+    }
+
+    async fn query(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare(&sql).map_err(backend)?;
+            let width = statement.column_count();
+            let params = rusqlite::params_from_iter(params.iter().map(directory_param));
+            let rows = statement
+                .query_map(params, |row| {
+                    (0..width)
+                        .map(|i| {
+                            Ok(match row.get_ref(i)? {
+                                ValueRef::Integer(n) => SqlValue::Int(n),
+                                ValueRef::Text(t) => {
+                                    SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+                                }
+                                _ => SqlValue::Null,
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+}
+
+fn directory_param(value: &SqlValue) -> rusqlite::types::Value {
+    match value {
+        SqlValue::Null => rusqlite::types::Value::Null,
+        SqlValue::Int(n) => rusqlite::types::Value::Integer(*n),
+        SqlValue::Text(text) => rusqlite::types::Value::Text(text.clone()),
+    }
+}
+
+#[async_trait]
 impl Storage for SqliteStorage {
+    fn directory(&self) -> Directory<'_> {
+        Directory::new(self)
+    }
+
     async fn insert(
         &self,
         tenant: TenantId,

@@ -2,6 +2,7 @@
 //! the HTTP layer only ever sees `Arc<dyn Storage>`. Every operation is scoped to one tenant:
 //! no method can read or write another tenant's rows.
 
+pub mod directory;
 pub mod query_sql;
 pub mod sql;
 
@@ -140,6 +141,9 @@ pub struct UpsertCounts {
 /// The backend-independent contract of a report store.
 #[async_trait]
 pub trait Storage: Send + Sync {
+    /// The app registrations and signing keys kept in the same database.
+    fn directory(&self) -> directory::Directory<'_>;
+
     /// Creates an entity; the natural key and the id must be new for the tenant.
     async fn insert(
         &self,
