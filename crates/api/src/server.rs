@@ -64,9 +64,9 @@ pub async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait for connections to end.
                     tracing::warn!(%error, "accept failed");
@@ -83,7 +83,17 @@ pub async fn serve_connections(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true);
-        let connection = builder.serve_connection(io, TowerToHyperService::new(app.clone()));
+        // The client's address, for handlers that count by it (failed sign-ins).
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -71,6 +71,19 @@ struct LoadedKey {
     e: String,
 }
 
+impl LoadedKey {
+    fn jwk(&self) -> Jwk {
+        Jwk {
+            kty: "RSA",
+            usage: "sig",
+            kid: self.kid.clone(),
+            n: self.n.clone(),
+            e: self.e.clone(),
+            alg: "RS256",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Loaded {
     keys: Vec<Arc<LoadedKey>>,
@@ -170,18 +183,7 @@ impl KeyRing {
             self.reload(storage, true).await?;
         }
         let loaded = lock(&self.loaded);
-        Ok(loaded
-            .keys
-            .iter()
-            .map(|key| Jwk {
-                kty: "RSA",
-                usage: "sig",
-                kid: key.kid.clone(),
-                n: key.n.clone(),
-                e: key.e.clone(),
-                alg: "RS256",
-            })
-            .collect())
+        Ok(loaded.keys.iter().map(|key| key.jwk()).collect())
     }
 
     fn stale(&self) -> bool {
@@ -258,6 +260,11 @@ pub async fn generate_key() -> Result<SigningKey, SigningError> {
         created: unix_now() as i64,
         retired: None,
     })
+}
+
+/// The public half of a stored key as a JWK (for publishing it, or a test issuer's JWKS).
+pub fn public_jwk(key: &SigningKey) -> Result<Jwk, SigningError> {
+    Ok(load(key)?.jwk())
 }
 
 fn load(key: &SigningKey) -> Result<LoadedKey, SigningError> {
