@@ -282,6 +282,9 @@ async fn assert_entra_error(response: Response, status: u16, error: &str, code: 
     body
 }
 
+/// Path tenant, form, and the expected status, OAuth error and AADSTS code.
+type RefusalCase = (String, Vec<(String, String)>, u16, &'static str, u32);
+
 #[tokio::test]
 async fn every_refusal_has_entras_error() {
     let server = spawn_app_with(|_| {}).await;
@@ -304,7 +307,7 @@ async fn every_refusal_has_entras_error() {
         form.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         form
     };
-    let cases: Vec<(String, Vec<(String, String)>, u16, &str, u32)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         (
             Uuid::new_v4().to_string(),
             good(&[], &[]),
