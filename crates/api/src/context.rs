@@ -17,8 +17,14 @@ pub const ODATA_JSON: &str =
 /// Longest `client-request-id` echoed back.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
-/// The middleware itself.
+/// The middleware itself. Every request runs in a `request` span carrying its method, path,
+/// request-id and client-request-id, to which the router adds the matched route and the
+/// caller's tenant, and this adds the status and latency: every log line of a request (an
+/// error's internal cause, say) names its request-id. The span's closing event is at `debug`,
+/// so that the default `info` level logs no line per request.
 pub async fn request_context(request: Request, next: Next) -> Response {
+    use tracing::field::Empty;
+    use tracing::Instrument;
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = request
         .headers()
@@ -26,7 +32,23 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-    let mut response = render_error(next.run(request).await, &request_id, &client_request_id);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        client_request_id = %client_request_id,
+        route = Empty,
+        tenant = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    let started = std::time::Instant::now();
+    let answer = next.run(request).instrument(span.clone()).await;
+    span.record("status", answer.status().as_u16());
+    span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+    span.in_scope(|| tracing::debug!("request finished"));
+    let mut response = render_error(answer, &request_id, &client_request_id);
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("request-id", value);

@@ -348,6 +348,7 @@ async fn route(
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|info| info.0.ip());
             let base = state.base_url(&parts);
+            tracing::Span::current().record("route", format!("/{{tenant}}/{endpoint:?}"));
             return Ok(oauth::serve(state, endpoint, tenant, &parts, &body, source, base).await);
         }
     }
@@ -375,7 +376,10 @@ async fn route(
     if resolved.target == Target::Metadata {
         return metadata(&call);
     }
+    let span = tracing::Span::current();
+    span.record("route", resolved.target.route());
     let caller = state.verifier.caller(&call.headers).await?;
+    span.record("tenant", tracing::field::display(caller.tenant.0));
     match resolved.target {
         Target::Metadata => metadata(&call),
         Target::Collection(report) => entities::collection(state, &call, caller, report).await,

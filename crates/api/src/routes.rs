@@ -62,6 +62,21 @@ pub enum Target {
     Batch,
 }
 
+impl Target {
+    /// The route template it matched, for logs: `/reports/office365ActiveUserCounts/{id}`.
+    pub fn route(&self) -> String {
+        match self {
+            Target::ReportRoot => "/reports".to_owned(),
+            Target::Collection(report) => format!("/reports/{}", report.entity),
+            Target::Entity(report, _) => format!("/reports/{}/{{id}}", report.entity),
+            Target::Count(report) => format!("/reports/{}/$count", report.entity),
+            Target::Function(report, _) => format!("/reports/{}(…)", report.function.name),
+            Target::Metadata => "/$metadata".to_owned(),
+            Target::Batch => "/$batch".to_owned(),
+        }
+    }
+}
+
 /// A resolved path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

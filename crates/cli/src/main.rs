@@ -32,8 +32,40 @@ struct Cli {
     /// TOML config file with the same settings as the flags (snake_case names).
     #[arg(long, env = "REPORTROOT_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for log pipelines);
+    /// `RUST_LOG` sets the level [default: text].
+    #[arg(long, env = "REPORTROOT_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines, with the request span's fields as a prefix.
+    Text,
+    /// One JSON object per line, with the current span's fields.
+    Json,
+}
+
+/// Sends logs to standard error, filtered by `RUST_LOG` (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,14 +258,8 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     // Few blocking threads: SQLite work is bounded by its connection pool anyway, and every
     // extra thread keeps its own stack and allocator cache (peak RSS).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
