@@ -13,6 +13,7 @@ mod paging;
 mod report_cache;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -32,7 +33,8 @@ use crate::routes::{resolve, ApiVersion, Target};
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The base URL clients reach this server at, without a trailing slash; it prefixes
-    /// `@odata.context`, `Location` and links.
+    /// `@odata.context`, `Location` and links of requests that did not come through a
+    /// listener with a base URL of its own (see [`server::request_base_url`]).
     pub public_url: String,
     /// Accepted token audiences.
     pub audiences: Vec<String>,
@@ -117,12 +119,14 @@ pub(crate) struct Call {
     pub query: Vec<(String, String)>,
     pub body: bytes::Bytes,
     pub version: ApiVersion,
+    /// What absolute URLs start with: [`server::request_base_url`] of the request.
+    pub base_url: Arc<str>,
 }
 
 impl Call {
-    /// `<public url>/<version>`.
-    pub fn base(&self, state: &AppState) -> String {
-        format!("{}/{}", state.config.public_url, self.version.segment())
+    /// `<base url>/<version>`.
+    pub fn base(&self, _state: &AppState) -> String {
+        format!("{}/{}", self.base_url, self.version.segment())
     }
 }
 
@@ -145,6 +149,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
     server::serve_connections(listener, router(state), limits, shutdown).await
+}
+
+/// Serves every listener (plain HTTP or HTTPS) with one router and one shutdown.
+pub async fn serve_listeners(
+    listeners: Vec<server::Listener>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.connections.clone();
+    server::serve_listeners(listeners, router(state), limits, shutdown).await
 }
 
 /// When a request must be done by, set on each request from the wire.
@@ -292,6 +306,7 @@ async fn route(
         query,
         body,
         version: resolved.version,
+        base_url: server::request_base_url(&parts.extensions, &state.config).into(),
     };
     // $metadata is public, as in Graph; everything else needs a token.
     if resolved.target == Target::Metadata {
