@@ -264,6 +264,8 @@ fn build_item_request(call: &Call, item: &BatchItem) -> Result<Request<Body>, Ap
     if let Some(authorization) = call.headers.get(header::AUTHORIZATION) {
         request = request.header(header::AUTHORIZATION, authorization.clone());
     }
+    // Items answer with the batch's base URL (its listener's).
+    request = request.extension(crate::server::ListenerUrl(call.base_url.clone()));
     let body = match &item.body {
         Some(raw) => Body::from(raw.get().as_bytes().to_vec()),
         None => Body::empty(),

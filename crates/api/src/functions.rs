@@ -147,8 +147,11 @@ fn answer_key(
     format: Format,
     redirect: bool,
 ) -> Result<String, ApiError> {
+    // The base URL is part of the answer (links, the download's Location), and differs
+    // between the HTTP and HTTPS listeners.
     let mut key = format!(
-        "{}|{}|{period:?}|{format:?}|{redirect}",
+        "{}|{}|{}|{period:?}|{format:?}|{redirect}",
+        call.base_url,
         call.version.segment(),
         report.entity
     );
@@ -224,7 +227,7 @@ async fn render_function(
     };
     let location = format!(
         "{}/reports/download/{}",
-        state.config.public_url,
+        call.base_url,
         state.downloads.sign(&grant)
     );
     Ok(with_etag(&call.headers, csv, move |_| {

@@ -16,6 +16,7 @@ mod report_cache;
 pub mod routes;
 pub mod server;
 pub mod signing;
+pub mod tls;
 pub mod trusted_issuers;
 
 use std::sync::Arc;
@@ -36,7 +37,8 @@ use crate::routes::{resolve, ApiVersion, Target};
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The base URL clients reach this server at, without a trailing slash; it prefixes
-    /// `@odata.context`, `Location` and links.
+    /// `@odata.context`, `Location` and links of requests that did not come through a
+    /// listener with a base URL of its own (see [`server::request_base_url`]).
     pub public_url: String,
     /// Accepted token audiences.
     pub audiences: Vec<String>,
@@ -161,8 +163,8 @@ impl AppState {
     }
 
     /// The base URL (`scheme://host:port`) a request reached this server at.
-    pub(crate) fn base_url(&self, _parts: &axum::http::request::Parts) -> String {
-        self.config.public_url.clone()
+    pub(crate) fn base_url(&self, parts: &axum::http::request::Parts) -> String {
+        server::request_base_url(&parts.extensions, &self.config).to_owned()
     }
 }
 
@@ -181,12 +183,14 @@ pub(crate) struct Call {
     pub query: Vec<(String, String)>,
     pub body: bytes::Bytes,
     pub version: ApiVersion,
+    /// What absolute URLs start with: [`server::request_base_url`] of the request.
+    pub base_url: Arc<str>,
 }
 
 impl Call {
-    /// `<public url>/<version>`.
-    pub fn base(&self, state: &AppState) -> String {
-        format!("{}/{}", state.config.public_url, self.version.segment())
+    /// `<base url>/<version>`.
+    pub fn base(&self, _state: &AppState) -> String {
+        format!("{}/{}", self.base_url, self.version.segment())
     }
 }
 
@@ -209,6 +213,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
     server::serve_connections(listener, router(state), limits, shutdown).await
+}
+
+/// Serves every listener (plain HTTP or HTTPS) with one router and one shutdown.
+pub async fn serve_listeners(
+    listeners: Vec<server::Listener>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.connections.clone();
+    server::serve_listeners(listeners, router(state), limits, shutdown).await
 }
 
 /// When a request must be done by, set on each request from the wire.
@@ -371,6 +385,7 @@ async fn route(
         query,
         body,
         version: resolved.version,
+        base_url: server::request_base_url(&parts.extensions, &state.config).into(),
     };
     // $metadata is public, as in Graph; everything else needs a token.
     if resolved.target == Target::Metadata {

@@ -10,9 +10,23 @@ use serde::Deserialize;
 /// Settings shared by `serve` and `demo`.
 #[derive(Debug, Clone, Args, Default)]
 pub struct ServerArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
+    /// Address to serve plain HTTP on [default: 127.0.0.1:8080].
     #[arg(long, env = "REPORTROOT_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address to serve HTTPS on; needs --tls-cert and --tls-key, except for `demo`
+    /// [default with them, and for `demo`: 127.0.0.1:8443].
+    #[arg(long, env = "REPORTROOT_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the HTTPS certificate chain, the server's certificate first
+    /// [`demo`: one it creates, signed by a local CA, next to the key file].
+    #[arg(long, env = "REPORTROOT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of --tls-cert (PKCS#8, RSA or EC).
+    #[arg(long, env = "REPORTROOT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS only: no plain-HTTP listener on --listen.
+    #[arg(long, env = "REPORTROOT_NO_HTTP")]
+    pub no_http: bool,
     /// Database URL: sqlite://FILE (or a plain path) or postgres://USER:PASS@HOST:PORT/DB
     /// [default: sqlite://reportroot.db].
     #[arg(long, env = "REPORTROOT_DATABASE")]
@@ -95,6 +109,10 @@ pub struct KeyArgs {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     listen: Option<SocketAddr>,
+    tls_listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    no_http: Option<bool>,
     database: Option<String>,
     public_url: Option<String>,
     audiences: Option<Vec<String>>,
@@ -131,6 +149,13 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub no_http: bool,
+    /// The key file's path, also when the secret is given inline: the demo keeps its TLS
+    /// certificate next to it.
+    pub key_file: PathBuf,
     pub database: String,
     pub public_url: Option<String>,
     pub audiences: Option<Vec<String>>,
@@ -170,12 +195,7 @@ impl SecretSource {
         if let Some(secret) = &file.jwt_secret {
             return SecretSource::Inline(secret.clone());
         }
-        SecretSource::File(
-            key.key_file
-                .clone()
-                .or_else(|| file.key_file.clone())
-                .unwrap_or_else(|| PathBuf::from("reportroot.key")),
-        )
+        SecretSource::File(key_file(key, file))
     }
 
     /// The secret's bytes, creating the key file with a random secret when it is missing.
@@ -212,6 +232,14 @@ fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>, St
             .map_err(|e| format!("--trust-issuer: {e}"))?;
     }
     Ok(issuers)
+}
+
+/// The key file's path: flag or variable, then file, then `reportroot.key`.
+fn key_file(key: &KeyArgs, file: &FileConfig) -> PathBuf {
+    key.key_file
+        .clone()
+        .or_else(|| file.key_file.clone())
+        .unwrap_or_else(|| PathBuf::from("reportroot.key"))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -252,6 +280,11 @@ impl Settings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls_listen: args.tls_listen.or(file.tls_listen),
+            tls_cert: args.tls_cert.clone().or_else(|| file.tls_cert.clone()),
+            tls_key: args.tls_key.clone().or_else(|| file.tls_key.clone()),
+            no_http: args.no_http || file.no_http.unwrap_or(false),
+            key_file: key_file(&args.key, file),
             database: args
                 .database
                 .clone()
@@ -282,5 +315,162 @@ impl Settings {
             no_hs256: args.no_hs256 || file.no_hs256.unwrap_or(false),
             secret_source: SecretSource::resolve(&args.key, file),
         })
+    }
+}
+
+/// The HTTPS port when none is configured.
+pub const DEFAULT_TLS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8443);
+
+/// Where a server's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `--tls-cert` and `--tls-key`.
+    Files { cert: PathBuf, key: PathBuf },
+    /// The demo's own, created (or reused) in this directory.
+    Demo { dir: PathBuf },
+}
+
+/// The HTTPS listener to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Https {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Whether the address was configured; a default one may move to a free port.
+    pub listen_configured: bool,
+    /// The certificate.
+    pub cert: CertSource,
+}
+
+impl Settings {
+    /// The HTTPS listener `serve` (`demo: false`) or `demo` runs, if any: `serve` serves HTTPS
+    /// when given a certificate and key, `demo` always (with its own certificate unless given
+    /// one). Also checks that some listener is left when plain HTTP is turned off.
+    pub fn https(&self, demo: bool) -> Result<Option<Https>, String> {
+        let cert = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) if demo => Some(CertSource::Demo {
+                dir: directory_of(&self.key_file),
+            }),
+            (None, None) => None,
+            (Some(_), None) => return Err("--tls-cert needs --tls-key".to_owned()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert".to_owned()),
+        };
+        match cert {
+            Some(cert) => Ok(Some(Https {
+                listen: self.tls_listen.unwrap_or(DEFAULT_TLS_LISTEN),
+                listen_configured: self.tls_listen.is_some(),
+                cert,
+            })),
+            None if self.tls_listen.is_some() => Err(
+                "--tls-listen needs a certificate: give --tls-cert FILE and --tls-key FILE (PEM)"
+                    .to_owned(),
+            ),
+            None if self.no_http => Err(
+                "--no-http leaves nothing to serve: give --tls-cert FILE and --tls-key FILE to serve HTTPS"
+                    .to_owned(),
+            ),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The directory a file is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: ServerArgs) -> Settings {
+        Settings::resolve(&args, &FileConfig::default(), "sqlite://x.db").expect("settings")
+    }
+
+    fn with_cert(args: ServerArgs) -> ServerArgs {
+        ServerArgs {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..args
+        }
+    }
+
+    #[test]
+    fn serve_is_plain_http_without_a_certificate() {
+        assert_eq!(settings(ServerArgs::default()).https(false), Ok(None));
+    }
+
+    #[test]
+    fn cert_and_key_serve_https_on_8443_by_default() {
+        let https = settings(with_cert(ServerArgs::default()))
+            .https(false)
+            .expect("ok")
+            .expect("https");
+        assert_eq!(https.listen, DEFAULT_TLS_LISTEN);
+        assert!(!https.listen_configured);
+        assert_eq!(
+            https.cert,
+            CertSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            }
+        );
+    }
+
+    #[test]
+    fn tls_listen_without_a_certificate_is_an_error() {
+        let args = ServerArgs {
+            tls_listen: Some(DEFAULT_TLS_LISTEN),
+            ..ServerArgs::default()
+        };
+        let error = settings(args).https(false).expect_err("refused");
+        assert!(error.contains("--tls-cert"), "{error}");
+    }
+
+    #[test]
+    fn a_cert_without_its_key_is_an_error() {
+        let args = ServerArgs {
+            tls_cert: Some("c.pem".into()),
+            ..ServerArgs::default()
+        };
+        assert!(settings(args).https(false).is_err());
+    }
+
+    #[test]
+    fn no_http_needs_https() {
+        let args = ServerArgs {
+            no_http: true,
+            ..ServerArgs::default()
+        };
+        assert!(settings(args).https(false).is_err());
+    }
+
+    #[test]
+    fn demo_creates_its_certificate_next_to_the_key_file() {
+        let args = ServerArgs {
+            key: KeyArgs {
+                key_file: Some("/srv/rr/reportroot.key".into()),
+            },
+            ..ServerArgs::default()
+        };
+        let https = settings(args).https(true).expect("ok").expect("https");
+        assert_eq!(
+            https.cert,
+            CertSource::Demo {
+                dir: "/srv/rr".into()
+            }
+        );
+        let bare = settings(ServerArgs::default())
+            .https(true)
+            .expect("ok")
+            .expect("https");
+        assert_eq!(bare.cert, CertSource::Demo { dir: ".".into() });
     }
 }

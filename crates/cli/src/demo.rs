@@ -7,6 +7,8 @@ use reportroot_model::{Date, TenantId, REPORTS};
 use reportroot_storage::Storage;
 use uuid::Uuid;
 
+use crate::Served;
+
 /// A demo tenant.
 pub struct Tenant {
     pub name: &'static str,
@@ -76,12 +78,15 @@ fn last_refresh() -> Date {
     Date::today_utc().add_days(-2)
 }
 
-/// Prints, for each tenant, a read token, a write token and four curl commands. The POST adds
-/// a row one day before the demo's first refresh date, so it never shadows the latest report
-/// (which a newer refresh date would replace).
-pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant], days: u32) {
+/// Prints how to reach the demo over HTTPS and trust its CA, then, for each tenant, a read
+/// token, a write token and curl commands. The POST adds a row one day before the demo's first
+/// refresh date, so it never shadows the latest report (which a newer refresh date would
+/// replace). Every command works as printed: paths are absolute and quoted for the shell.
+pub fn print_welcome(served: &Served, secret: &[u8], tenants: &[Tenant], days: u32) {
+    let base = &served.base;
     let mut out = String::new();
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
+    out.push_str(&https_welcome(served));
     let day = 24 * 3600;
     for tenant in tenants {
         let token = |roles: &[&str]| {
@@ -117,7 +122,62 @@ pub fn print_welcome(base: &str, secret: &[u8], tenants: &[Tenant], days: u32) {
             name = tenant.name,
             id = tenant.id,
         ));
+        if let Some(https) = &served.https {
+            let cacert = served
+                .ca
+                .as_ref()
+                .map(|ca| format!("--cacert {} ", shell_quote(ca)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "\n# the same over HTTPS\n\
+                 curl -s {cacert}-H \"Authorization: Bearer {read}\" \"{https}/v1.0/reports/office365ActivationsUserCounts\"\n"
+            ));
+        }
     }
     out.push_str("\nPress Ctrl-C to stop.\n");
     let _ = std::io::stdout().write_all(out.as_bytes());
+}
+
+/// The HTTPS part of the welcome: the URL and how to trust the demo's CA.
+fn https_welcome(served: &Served) -> String {
+    let Some(https) = &served.https else {
+        return String::new();
+    };
+    let Some(ca) = &served.ca else {
+        return format!("and over HTTPS at {https}\n");
+    };
+    let ca = shell_quote(ca);
+    format!(
+        "and over HTTPS at {https}, with a certificate for 127.0.0.1, ::1 and localhost signed by\n\
+         a local CA this demo created (kept, and reused while valid, next to the key file).\n\
+         Trust that CA in the clients you try:\n\n\
+         curl --cacert {ca} {https}/healthz\n\
+         export SSL_CERT_FILE={ca}        # OpenSSL-based clients, Python's ssl module (in place of the system's CAs)\n\
+         export REQUESTS_CA_BUNDLE={ca}   # Python requests (in place of its CAs)\n\
+         export NODE_EXTRA_CA_CERTS={ca}  # Node.js (in addition to its CAs)\n"
+    )
+}
+
+/// `path` as one shell word: as it is when that is safe, else in single quotes.
+fn shell_quote(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_paths_and_quotes_the_rest() {
+        use std::path::Path;
+        assert_eq!(shell_quote(Path::new("/srv/rr/ca.pem")), "/srv/rr/ca.pem");
+        assert_eq!(shell_quote(Path::new("/a b/ca.pem")), "'/a b/ca.pem'");
+        assert_eq!(shell_quote(Path::new("/it's/ca.pem")), r"'/it'\''s/ca.pem'");
+    }
 }

@@ -6,6 +6,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod apps;
+mod certs;
 mod config;
 mod data;
 mod demo;
@@ -24,7 +25,7 @@ use reportroot_sqlite::SqliteStorage;
 use reportroot_storage::{SchemaChange, Storage};
 use uuid::Uuid;
 
-use crate::config::{FileConfig, KeyArgs, SecretSource, ServerArgs, Settings};
+use crate::config::{CertSource, FileConfig, Https, KeyArgs, SecretSource, ServerArgs, Settings};
 
 #[derive(Debug, Parser)]
 #[command(name = "reportroot", version, about)]
@@ -286,17 +287,19 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
+            let https = settings.https(false)?;
             let storage = open_storage(&settings).await?;
-            serve(settings, storage, |_| {}).await
+            serve(settings, https, storage, |_| {}).await
         }
         Command::Demo { server, days } => {
             let settings = Settings::resolve(&server, &file, "sqlite://reportroot-demo.db")?;
+            let https = settings.https(true)?;
             demo::remove_database(&settings.database)?;
             let storage = open_storage(&settings).await?;
             let secret = settings.secret_source.load()?;
             let tenants = demo::fill(storage.as_ref(), days).await?;
-            serve(settings, storage, move |base| {
-                demo::print_welcome(base, &secret, &tenants, days);
+            serve(settings, https, storage, move |served| {
+                demo::print_welcome(served, &secret, &tenants, days);
             })
             .await
         }
@@ -554,19 +557,47 @@ async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
     Ok(Arc::new(storage))
 }
 
+/// What a server listens on, for the demo's welcome.
+pub struct Served {
+    /// The base URL of the printed commands: the public URL, else the plain-HTTP listener's,
+    /// else the HTTPS listener's.
+    pub base: String,
+    /// The HTTPS listener's URL.
+    pub https: Option<String>,
+    /// The CA to trust for it, when the demo created the certificate.
+    pub ca: Option<PathBuf>,
+}
+
 async fn serve(
     settings: Settings,
+    https: Option<Https>,
     storage: Arc<dyn Storage>,
-    on_ready: impl FnOnce(&str),
+    on_ready: impl FnOnce(&Served),
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut listeners = Vec::new();
+    if !settings.no_http {
+        listeners.push(bind(settings.listen, None).await?);
+    }
+    let mut ca = None;
+    if let Some(https) = &https {
+        let (listener, demo_ca) = https_listener(https).await?;
+        listeners.push(listener);
+        ca = demo_ca;
+    }
+    let own_urls = listeners
+        .iter()
+        .map(reportroot_api::server::Listener::own_url)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    // A configured public URL is what every listener's answers link to; otherwise each
+    // listener's own scheme and address.
+    for (listener, own) in listeners.iter_mut().zip(&own_urls) {
+        listener.base_url = Some(settings.public_url.clone().unwrap_or_else(|| own.clone()));
+    }
     let public_url = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+        .unwrap_or_else(|| own_urls[0].clone());
     let mut config = ApiConfig::new(public_url, settings.secret_source.load()?);
     if let Some(audiences) = settings.audiences.clone() {
         config.audiences = audiences;
@@ -582,14 +613,22 @@ async fn serve(
     }
     apply_limits(&settings, &mut config);
     apply_sign_in(&settings, &mut config);
-    tracing::info!(address = %bound, public_url = %config.public_url, database = %settings.database, "reportroot listening");
-    on_ready(&config.public_url);
+    for url in &own_urls {
+        tracing::info!(url = %url, public_url = ?settings.public_url, database = %settings.database, "reportroot listening");
+    }
+    on_ready(&Served {
+        base: config.public_url.clone(),
+        https: https
+            .is_some()
+            .then(|| own_urls[own_urls.len() - 1].clone()),
+        ca,
+    });
     let state = AppState::new(storage, config);
     state
         .ensure_signing_key()
         .await
         .map_err(|e| format!("cannot prepare the token-signing key: {e}"))?;
-    reportroot_api::serve(listener, state, shutdown_signal())
+    reportroot_api::serve_listeners(listeners, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }
@@ -601,6 +640,55 @@ fn apply_sign_in(settings: &Settings, config: &mut ApiConfig) {
         config.app_id_uris = uris;
     }
     config.accept_hs256 = !settings.no_hs256;
+}
+
+/// A listener on `address`, HTTPS when given a TLS configuration.
+async fn bind(
+    address: std::net::SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<reportroot_api::server::Listener, String> {
+    let tcp = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    Ok(reportroot_api::server::Listener {
+        tcp,
+        tls,
+        base_url: None,
+    })
+}
+
+/// The HTTPS listener, and the CA to trust when the certificate is the demo's own.
+async fn https_listener(
+    https: &Https,
+) -> Result<(reportroot_api::server::Listener, Option<PathBuf>), String> {
+    let (config, ca) = match &https.cert {
+        CertSource::Files { cert, key } => (
+            reportroot_api::tls::server_config(cert, key).map_err(|e| e.to_string())?,
+            None,
+        ),
+        CertSource::Demo { dir } => {
+            let files = certs::DemoCertificate::in_dir(dir)?;
+            files.ensure()?;
+            let config = reportroot_api::tls::server_config(&files.chain, &files.key)
+                .map_err(|e| e.to_string())?;
+            (config, Some(files.ca))
+        }
+    };
+    match bind(https.listen, Some(Arc::clone(&config))).await {
+        Ok(listener) => Ok((listener, ca)),
+        // Why: the demo's HTTPS port is a convenience; two demos (or a demo beside other
+        // software on 8443) must still start. What it prints names the port it got.
+        Err(error) if is_demo_default(https) => {
+            tracing::warn!(%error, "the default HTTPS port is taken; using a free one");
+            let any_port = std::net::SocketAddr::new(https.listen.ip(), 0);
+            Ok((bind(any_port, Some(config)).await?, ca))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn is_demo_default(https: &Https) -> bool {
+    !https.listen_configured && matches!(https.cert, CertSource::Demo { .. })
 }
 
 /// The connection and request bounds of `settings` over the defaults.
