@@ -26,15 +26,15 @@ fn null_counts_are_json_null_both_ways() {
     assert_eq!(json["activated"], 2);
 
     let body = br#"{"reportRefreshDate":"2025-01-31","productType":"PROJECT","assigned":null,"activated":2,"sharedComputerActivation":null}"#;
-    let decoded = decode_entity(report, body, BodyMode::Create).unwrap();
+    let decoded = decode_entity(report, None, body, BodyMode::Create).unwrap();
     assert_eq!(decoded.values[2], (2, Value::Null));
-    let patch = decode_entity(report, br#"{"activated":null}"#, BodyMode::Update).unwrap();
+    let patch = decode_entity(report, None, br#"{"activated":null}"#, BodyMode::Update).unwrap();
     assert_eq!(patch.values, [(3, Value::Null)]);
     // Dates and dimension text stay required.
     for refused in [
         &br#"{"reportRefreshDate":null}"#[..],
         br#"{"productType":null}"#,
     ] {
-        assert!(decode_entity(report, refused, BodyMode::Update).is_err());
+        assert!(decode_entity(report, None, refused, BodyMode::Update).is_err());
     }
 }
