@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use reportroot_model::{Entity, ReportType, Value, ValueError, ValueKind, Version};
+use reportroot_model::{
+    duration_from_iso, duration_to_iso, Entity, ReportType, Value, ValueError, ValueKind, Version,
+};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -180,7 +182,14 @@ fn check_odata_type(report: &ReportType, value: &serde_json::Value) -> Result<()
 
 /// Decodes one JSON value for a property of the given kind. `null` is accepted for counts and
 /// durations (nullable in `$metadata`, as Graph's own JSON carries them) and refused for the
-/// required dates, periods and text.
+/// required dates, periods and text. A duration is OData JSON's `Edm.Duration`, ISO 8601
+/// (`"PT1H2M3S"`), stored as Graph's CSV writes it (`01:02:03`).
+///
+/// Durations: the catalog gives `Edm.Duration` for the Teams user-activity durations (its
+/// EDM type is inferred, no entity type of Graph's defines them) and Graph's doc examples
+/// show them as an unquoted `00:00:00`, which is not JSON at all (catalog §6: not copied).
+/// OData JSON writes `Edm.Duration` as ISO 8601, so reportroot's JSON does; its CSV keeps
+/// Graph's `hh:mm:ss` byte for byte.
 pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value, ValueError> {
     match (kind, value) {
         (kind, serde_json::Value::Null) if kind.is_nullable() => Ok(Value::Null),
@@ -194,11 +203,14 @@ pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value,
             None => Err(ValueError::NotCount32),
         },
         (ValueKind::Count32, _) => Err(ValueError::NotCount32),
+        (ValueKind::Duration, serde_json::Value::String(s)) => duration_from_iso(s)
+            .map(Value::Text)
+            .ok_or(ValueError::NotIsoDuration),
         (_, serde_json::Value::String(s)) => kind.parse_text(s),
         (ValueKind::Date, _) => Err(ValueError::NotDate),
         (ValueKind::Period, _) => Err(ValueError::NotPeriod),
         (ValueKind::Text, _) => Err(ValueError::WrongType("Edm.String")),
-        (ValueKind::Duration, _) => Err(ValueError::NotDuration),
+        (ValueKind::Duration, _) => Err(ValueError::NotIsoDuration),
     }
 }
 
@@ -299,6 +311,13 @@ impl Serialize for EntityJson<'_> {
             result = match value {
                 Value::Null => map.serialize_entry(property.name, &()),
                 Value::Int(i) => map.serialize_entry(property.name, i),
+                Value::Text(s) if property.kind == ValueKind::Duration => {
+                    // Stored as Graph's CSV writes it; JSON's form is ISO 8601.
+                    match duration_to_iso(s) {
+                        Some(iso) => map.serialize_entry(property.name, &iso),
+                        None => map.serialize_entry(property.name, s),
+                    }
+                }
                 Value::Text(s) => map.serialize_entry(property.name, s),
                 Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d)),
             };
