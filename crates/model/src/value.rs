@@ -438,8 +438,8 @@ mod tests {
             ("00:00:59", "PT59S"),
             ("123:00:05", "PT123H5S"),
         ] {
-            assert_eq!(super::duration_to_iso(csv).as_deref(), Some(iso));
-            assert_eq!(super::duration_from_iso(iso).as_deref(), Some(csv));
+            assert_eq!(duration_to_iso(csv).as_deref(), Some(iso));
+            assert_eq!(duration_from_iso(iso).as_deref(), Some(csv));
         }
         for (iso, csv) in [
             ("PT90M", "01:30:00"),
@@ -448,7 +448,7 @@ mod tests {
             ("PT3600S", "01:00:00"),
             ("PT0H0M0S", "00:00:00"),
         ] {
-            assert_eq!(super::duration_from_iso(iso).as_deref(), Some(csv), "{iso}");
+            assert_eq!(duration_from_iso(iso).as_deref(), Some(csv), "{iso}");
         }
         for bad in [
             "",
@@ -469,9 +469,9 @@ mod tests {
             "PT99999999999999H",
             "01:02:03",
         ] {
-            assert_eq!(super::duration_from_iso(bad), None, "{bad}");
+            assert_eq!(duration_from_iso(bad), None, "{bad}");
         }
-        assert_eq!(super::duration_to_iso("PT1H"), None);
+        assert_eq!(duration_to_iso("PT1H"), None);
         for bad in [
             "", "1:00:00", "00:60:00", "00:00:6", "PT1H", "00:00", "aa:00:00",
         ] {
