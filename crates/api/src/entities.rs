@@ -87,7 +87,12 @@ pub(crate) async fn entity(
         }
         Method::PATCH => {
             require_json_content_type(&call.headers)?;
-            let body = decode_entity(report, &call.body, BodyMode::Update)?;
+            let body = decode_entity(
+                report,
+                Some(call.version.model()),
+                &call.body,
+                BodyMode::Update,
+            )?;
             if body.id.is_some_and(|given| given != id) {
                 return Err(ApiError::bad_request(
                     "The property 'id' cannot be changed.",
@@ -125,7 +130,12 @@ async fn create(
     report: &'static ReportType,
 ) -> Result<Response, ApiError> {
     require_json_content_type(&call.headers)?;
-    let body = decode_entity(report, &call.body, BodyMode::Create)?;
+    let body = decode_entity(
+        report,
+        Some(call.version.model()),
+        &call.body,
+        BodyMode::Create,
+    )?;
     let new = NewEntity {
         id: body.id,
         values: body.values.into_iter().map(|(_, value)| value).collect(),
@@ -176,6 +186,7 @@ pub(crate) fn page_body(
         EntityShape {
             with_identity,
             select: page.select.as_deref(),
+            version: Some(page.version),
             ..EntityShape::default()
         },
     )
@@ -208,7 +219,7 @@ pub(crate) async fn count(
         return Err(ApiError::method_not_allowed("GET"));
     }
     caller.require_read()?;
-    let options = parse_query_options(report, &call.query)
+    let options = parse_query_options(report, Some(call.version.model()), &call.query)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let count = state
         .storage
@@ -229,7 +240,7 @@ pub(crate) async fn count(
 /// entity; the others (`$filter`, `$orderby`, `$top`, `$skip`, `$count`) are refused, as is
 /// anything malformed.
 fn entity_select(report: &ReportType, call: &Call) -> Result<Option<Vec<usize>>, ApiError> {
-    let options = parse_query_options(report, &call.query)
+    let options = parse_query_options(report, Some(call.version.model()), &call.query)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let not_applicable = [
         ("$filter", options.filter.is_some()),
@@ -286,6 +297,7 @@ fn single_selected(
             with_type: true,
             with_identity: true,
             select,
+            version: Some(call.version.model()),
         },
     );
     let mut response = json_response(status, body);

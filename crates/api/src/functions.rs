@@ -156,7 +156,7 @@ fn answer_key(
         report.entity
     );
     if format == Format::Json {
-        let options = parse_query_options(report, &call.query)
+        let options = parse_query_options(report, Some(call.version.model()), &call.query)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         for (name, value) in options.to_query_pairs(report) {
             key.push_str(&format!("|{name}={value}"));
@@ -193,9 +193,13 @@ async fn render_function(
         )
         .await?;
         let body = match report.json_container {
-            Some(container) => {
-                nested_collection_json(report, &page.rows, container, page.next_link.as_deref())
-            }
+            Some(container) => nested_collection_json(
+                report,
+                Some(page.version),
+                &page.rows,
+                container,
+                page.next_link.as_deref(),
+            ),
             None => {
                 let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
                 page_body(report, &page, &context, false)

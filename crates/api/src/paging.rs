@@ -3,7 +3,7 @@
 //! next page is `WHERE (order keys) > (last row)`: correct when rows are inserted between pages,
 //! and answerable by any instance sharing the secret.
 
-use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind};
+use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind, Version};
 use reportroot_odata::json::ID_INDEX;
 use reportroot_odata::query::{parse_query_options, PropertyRef, QueryOptions};
 use reportroot_storage::query_sql::effective_order;
@@ -23,6 +23,8 @@ pub(crate) struct Page {
     pub next_link: Option<String>,
     pub select: Option<Vec<usize>>,
     pub applied_page_size: Option<u64>,
+    /// The API version asked on: its properties are the ones written.
+    pub version: Version,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,7 +111,7 @@ pub(crate) async fn query_page(
     scope: Scope,
     link_base: &str,
 ) -> Result<Page, ApiError> {
-    let options = parse_query_options(report, &call.query)
+    let options = parse_query_options(report, Some(call.version.model()), &call.query)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let signer = &state.skiptokens;
     let hash = options_hash(report, &scope, &options);
@@ -237,6 +239,7 @@ pub(crate) async fn query_page(
         next_link,
         select,
         applied_page_size: applied,
+        version: call.version.model(),
     })
 }
 

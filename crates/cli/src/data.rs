@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use reportroot_model::demo::{demo_rows, DemoTenant};
 use reportroot_model::{
-    find_report, report_by_function, Date, Period, ReportType, TenantId, Value, REPORTS,
+    find_report, report_by_function, Date, Period, ReportType, TenantId, Value, Version, REPORTS,
 };
-use reportroot_odata::csv_format::{write_report_csv, CsvProblem, ReportCsvReader};
+use reportroot_odata::csv_format::{write_report_csv_on, CsvProblem, ReportCsvReader};
 use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
-use reportroot_odata::query::parse_filter;
+use reportroot_odata::query::parse_filter_on;
 use reportroot_storage::{
     ListQuery, LoadAborted, RowChunks, Scope, Storage, StorageError, UpsertCounts,
 };
@@ -331,19 +331,43 @@ pub fn reports_named(names: &[String]) -> Result<Vec<&'static ReportType>, Strin
     names.iter().map(|name| report_named(name.trim())).collect()
 }
 
+/// The API version named `v1.0` or `beta`, when `report` exists there.
+pub fn version_named(report: &ReportType, text: &str) -> Result<Version, String> {
+    let version = Version::ALL
+        .into_iter()
+        .find(|v| v.segment() == text)
+        .ok_or_else(|| format!("--version must be v1.0 or beta, not '{text}'"))?;
+    if report.exists_on(version) {
+        Ok(version)
+    } else {
+        Err(format!("{} does not exist on {text}", report.function.name))
+    }
+}
+
+/// What `export` writes: CSV or JSON, and whose columns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportShape {
+    /// OData JSON rather than Graph's CSV.
+    pub json: bool,
+    /// That version's columns in its order (a `$filter` may name only those); `None`: every
+    /// stored column, in registry order.
+    pub version: Option<Version>,
+}
+
 /// `reportroot export`: the entity set's rows (or, with a period, the function's latest
 /// report) as Graph's CSV or OData JSON.
 pub async fn export(
     storage: &dyn Storage,
     tenant: TenantId,
     report: &'static ReportType,
-    json: bool,
+    shape: ExportShape,
     filter: Option<&str>,
     latest: Option<Option<Period>>,
     output: &mut dyn Write,
 ) -> Result<(), String> {
+    let ExportShape { json, version } = shape;
     let filter = filter
-        .map(|text| parse_filter(report, text).map_err(|e| e.to_string()))
+        .map(|text| parse_filter_on(report, version, text).map_err(|e| e.to_string()))
         .transpose()?;
     let query = ListQuery {
         scope: latest.map_or(Scope::All, |period| Scope::Latest { period }),
@@ -363,11 +387,14 @@ pub async fn export(
                 context: &context,
                 ..CollectionMeta::default()
             },
-            EntityShape::default(),
+            EntityShape {
+                version,
+                ..EntityShape::default()
+            },
         )
     } else {
         let mut csv = Vec::new();
-        write_report_csv(report, &rows, &mut csv);
+        write_report_csv_on(report, version, &rows, &mut csv);
         csv
     };
     output.write_all(&bytes).map_err(|e| e.to_string())

@@ -140,6 +140,11 @@ enum Command {
         /// reports without one) instead of every stored row.
         #[arg(long)]
         period: Option<String>,
+        /// Write that API version's columns, in its order, as its CSV and JSON do (v1.0 or
+        /// beta) [default: every stored column, which is beta's set for every report today;
+        /// re-importable either way].
+        #[arg(long)]
+        version: Option<String>,
         /// Output file [default: standard output].
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -384,10 +389,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             format,
             filter,
             period,
+            version,
             output,
             database,
         } => {
             let report = data::report_named(&report)?;
+            let version = version
+                .as_deref()
+                .map(|text| data::version_named(report, text))
+                .transpose()?;
             let json = match format.as_str() {
                 "csv" => false,
                 "json" => true,
@@ -408,7 +418,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 storage.as_ref(),
                 TenantId(tenant),
                 report,
-                json,
+                data::ExportShape { json, version },
                 filter.as_deref(),
                 latest,
                 &mut output,

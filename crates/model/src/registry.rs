@@ -297,6 +297,40 @@ impl ReportType {
         self.columns.iter().find(|c| c.version == version)
     }
 
+    /// The JSON properties of `version`, in that version's order (`None` when the report does
+    /// not exist there). Properties another version adds are absent: a stored row holds the
+    /// union, each version shows its own (e.g. getOffice365GroupsActivityCounts: 7 on v1.0,
+    /// 9 on beta). The natural key is in every version's list.
+    pub fn json_on(&self, version: Version) -> Option<&'static [usize]> {
+        self.columns_on(version).map(|c| c.json)
+    }
+
+    /// Whether the property at `index` is one of `version`'s JSON properties; every property
+    /// is for `None` (the union: what the CLI exports without `--version`) and for a version
+    /// the report does not exist on.
+    pub fn has_on(&self, version: Option<Version>, index: usize) -> bool {
+        match version.and_then(|v| self.json_on(v)) {
+            Some(json) => json.contains(&index),
+            None => index < self.properties.len(),
+        }
+    }
+
+    /// Calls `each` with the position of every JSON property of `version` in its order, or
+    /// of every property in registry order for `None`.
+    pub fn for_each_json_on(&self, version: Option<Version>, mut each: impl FnMut(usize)) {
+        match version.and_then(|v| self.json_on(v)) {
+            Some(json) => json.iter().for_each(|&i| each(i)),
+            None => (0..self.properties.len()).for_each(each),
+        }
+    }
+
+    /// Positions of the JSON properties of `version` in its order (every property for `None`).
+    pub fn json_indexes_on(&self, version: Option<Version>) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.properties.len());
+        self.for_each_json_on(version, |i| out.push(i));
+        out
+    }
+
     /// The CSV header line of `version` (no BOM, no line end), when the report exists there.
     pub fn csv_header_on(&self, version: Version) -> Option<String> {
         self.columns_on(version).map(|c| {
@@ -373,6 +407,27 @@ mod tests {
             }
             let columns: HashSet<_> = report.properties.iter().map(|p| p.column_name()).collect();
             assert_eq!(columns.len(), report.properties.len());
+            // A property some version lacks is stored null for rows written on that version:
+            // it must be nullable, and never part of the key or the function's order.
+            for version in report.versions {
+                let json = report.json_on(*version).expect("columns of each version");
+                for (i, property) in report.properties.iter().enumerate() {
+                    if !json.contains(&i) {
+                        assert!(
+                            property.kind.is_nullable(),
+                            "{} {}",
+                            report.entity,
+                            property.name
+                        );
+                        assert!(!report.natural_key.contains(&property.name));
+                        assert!(report
+                            .function
+                            .order_by
+                            .iter()
+                            .all(|k| k.property != property.name));
+                    }
+                }
+            }
         }
     }
 

@@ -154,9 +154,12 @@ pub enum ValueError {
     /// Not an integer, or out of the `Edm.Int32` range.
     #[error("must be a non-negative integer of at most 2147483647 (Edm.Int32)")]
     NotCount32,
-    /// Not a duration written `hh:mm:ss`.
+    /// Not a duration written `hh:mm:ss` (Graph's CSV).
     #[error("must be a duration written hh:mm:ss, e.g. \"01:02:03\" (Edm.Duration)")]
     NotDuration,
+    /// Not an ISO 8601 duration of whole seconds (OData JSON).
+    #[error("must be an ISO 8601 duration of whole seconds, e.g. \"PT1H2M3S\" or \"PT0S\" (Edm.Duration)")]
+    NotIsoDuration,
     /// Not a `YYYY-MM-DD` calendar date.
     #[error("must be a calendar date written YYYY-MM-DD (Edm.Date)")]
     NotDate,
@@ -239,6 +242,94 @@ fn is_duration(text: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Seconds in a duration written as Graph's CSV does (`hh:mm:ss`), when it is one.
+fn duration_seconds(text: &str) -> Option<u64> {
+    if !is_duration(text) {
+        return None;
+    }
+    let mut parts = text.split(':').map(|p| p.parse::<u64>().ok());
+    let (hours, minutes, seconds) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(hours * 3600 + minutes * 60 + seconds)
+}
+
+/// An `Edm.Duration` stored as Graph's CSV writes it (`hh:mm:ss`, e.g. `01:02:03`) in OData
+/// JSON's form, ISO 8601 (`PT1H2M3S`; zero is `PT0S`; hours are not folded into days, as
+/// OData allows). `None` for text that is not `hh:mm:ss`.
+pub fn duration_to_iso(text: &str) -> Option<String> {
+    let total = duration_seconds(text)?;
+    if total == 0 {
+        return Some("PT0S".to_owned());
+    }
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    let mut out = String::from("PT");
+    for (n, unit) in [(hours, 'H'), (minutes, 'M'), (seconds, 'S')] {
+        if n > 0 {
+            out.push_str(&n.to_string());
+            out.push(unit);
+        }
+    }
+    Some(out)
+}
+
+/// An ISO 8601 duration of OData JSON (`P[nD][T[nH][nM][nS]]`, e.g. `PT1H2M3S`, `P1DT2H`,
+/// `PT90M`, `PT0S`) as Graph's CSV writes it, `hh:mm:ss` with at least two hour digits
+/// (`01:02:03`, `26:00:00`, `01:30:00`). Whole seconds only, as Graph's reports count them;
+/// negative, fractional, year/month/week and over-long durations are `None`.
+pub fn duration_from_iso(text: &str) -> Option<String> {
+    let rest = text.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) => (date, Some(time)),
+        None => (rest, None),
+    };
+    // Components in order, each digits then its unit, each at most once.
+    fn components(text: &str, units: &[char]) -> Option<Vec<(char, u64)>> {
+        let mut out = Vec::new();
+        let mut digits = String::new();
+        let mut next_unit = 0;
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let position = units.iter().position(|u| *u == c)?;
+            if digits.is_empty() || digits.len() > 12 || position < next_unit {
+                return None;
+            }
+            out.push((c, digits.parse().ok()?));
+            digits.clear();
+            next_unit = position + 1;
+        }
+        digits.is_empty().then_some(out)
+    }
+    let date = components(date, &['D'])?;
+    let time = match time {
+        Some(time) => {
+            let parts = components(time, &['H', 'M', 'S'])?;
+            if parts.is_empty() {
+                return None; // `PT` alone
+            }
+            parts
+        }
+        None => Vec::new(),
+    };
+    if date.is_empty() && time.is_empty() {
+        return None; // `P` alone
+    }
+    let mut total: u64 = 0;
+    for (unit, n) in date.into_iter().chain(time) {
+        let factor = match unit {
+            'D' => 86_400,
+            'H' => 3_600,
+            'M' => 60,
+            _ => 1,
+        };
+        total = total.checked_add(n.checked_mul(factor)?)?;
+    }
+    let hours = total / 3600;
+    let text = format!("{hours:02}:{:02}:{:02}", total / 60 % 60, total % 60);
+    is_duration(&text).then_some(text)
 }
 
 /// The tenant a row belongs to: the `tid` claim of the caller's token.
@@ -340,6 +431,47 @@ mod tests {
                 Ok(Value::Text(good.into()))
             );
         }
+        for (csv, iso) in [
+            ("00:00:00", "PT0S"),
+            ("01:02:03", "PT1H2M3S"),
+            ("00:04:00", "PT4M"),
+            ("00:00:59", "PT59S"),
+            ("123:00:05", "PT123H5S"),
+        ] {
+            assert_eq!(duration_to_iso(csv).as_deref(), Some(iso));
+            assert_eq!(duration_from_iso(iso).as_deref(), Some(csv));
+        }
+        for (iso, csv) in [
+            ("PT90M", "01:30:00"),
+            ("P1DT2H", "26:00:00"),
+            ("P2D", "48:00:00"),
+            ("PT3600S", "01:00:00"),
+            ("PT0H0M0S", "00:00:00"),
+        ] {
+            assert_eq!(duration_from_iso(iso).as_deref(), Some(csv), "{iso}");
+        }
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "PT1.5S",
+            "-PT1H",
+            "P1Y",
+            "P1M",
+            "P1W",
+            "PT1M1H",
+            "PT1H1H",
+            "1H",
+            "PTH",
+            "PT1H ",
+            "pt1h",
+            "P1DT",
+            "PT99999999999999H",
+            "01:02:03",
+        ] {
+            assert_eq!(duration_from_iso(bad), None, "{bad}");
+        }
+        assert_eq!(duration_to_iso("PT1H"), None);
         for bad in [
             "", "1:00:00", "00:60:00", "00:00:6", "PT1H", "00:00", "aa:00:00",
         ] {

@@ -37,13 +37,16 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn entity_type(out: &mut String, report: &ReportType) {
+/// The entity type of `report` on `version`: that version's properties in its order (a
+/// property only beta has is not part of the v1.0 type).
+fn entity_type(out: &mut String, report: &ReportType, version: Version) {
     let _ = writeln!(
         out,
         r#"      <EntityType Name="{}" BaseType="microsoft.graph.entity">"#,
         escape(report.entity)
     );
-    for property in report.properties {
+    for index in report.json_indexes_on(Some(version)) {
+        let property = &report.properties[index];
         let _ = writeln!(
             out,
             r#"        <Property Name="{}" Type="{}" Nullable="{}"/>"#,
@@ -127,7 +130,7 @@ pub fn metadata_xml(version: Version) -> String {
         ));
     }
     for report in &reports {
-        entity_type(&mut out, report);
+        entity_type(&mut out, report, version);
     }
     for report in &reports {
         function(&mut out, report, FunctionReturn::of(report, version));

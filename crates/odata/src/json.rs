@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use reportroot_model::{Entity, ReportType, Value, ValueError, ValueKind};
+use reportroot_model::{
+    duration_from_iso, duration_to_iso, Entity, ReportType, Value, ValueError, ValueKind, Version,
+};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -77,9 +79,16 @@ pub struct DecodedBody {
 /// Annotations a client may send back unchanged from a read; they are ignored.
 const IGNORED_ANNOTATIONS: &[&str] = &["@odata.context", "@odata.etag", "@odata.id"];
 
-/// Decodes a request body for `report`, checking every rule of the registry.
+/// Decodes a request body for `report` on `version`, checking every rule of the registry.
+///
+/// A property another version has but `version` lacks (e.g. `teamsChannelMessages` of
+/// getOffice365GroupsActivityCounts on v1.0) is unknown there, as on Graph, where each
+/// version's type is its own: the body is refused and nothing is written. On create, such
+/// properties are stored null (they are always nullable counts). `None` decodes against every
+/// stored property.
 pub fn decode_entity(
     report: &ReportType,
+    version: Option<Version>,
     body: &[u8],
     mode: BodyMode,
 ) -> Result<DecodedBody, BodyError> {
@@ -112,6 +121,7 @@ pub fn decode_entity(
         }
         let index = report
             .property_index(name)
+            .filter(|&i| report.has_on(version, i))
             .ok_or_else(|| BodyError::UnknownProperty {
                 property: name.clone(),
                 entity: report.qualified_name(),
@@ -125,18 +135,22 @@ pub fn decode_entity(
         seen[index] = true;
         decoded.values.push((index, value));
     }
-    decoded.values.sort_by_key(|(index, _)| *index);
     match mode {
         BodyMode::Create => {
             let missing: Vec<_> = report
                 .properties
                 .iter()
                 .zip(&seen)
-                .filter(|(_, seen)| !**seen)
-                .map(|(p, _)| p.name)
+                .enumerate()
+                .filter(|(i, (_, seen))| !**seen && report.has_on(version, *i))
+                .map(|(_, (p, _))| p.name)
                 .collect();
             if !missing.is_empty() {
                 return Err(BodyError::Missing(missing));
+            }
+            // The properties `version` does not show are stored null.
+            for (index, _) in seen.iter().enumerate().filter(|(_, seen)| !**seen) {
+                decoded.values.push((index, Value::Null));
             }
         }
         BodyMode::Update => {
@@ -145,6 +159,7 @@ pub fn decode_entity(
             }
         }
     }
+    decoded.values.sort_by_key(|(index, _)| *index);
     Ok(decoded)
 }
 
@@ -167,7 +182,14 @@ fn check_odata_type(report: &ReportType, value: &serde_json::Value) -> Result<()
 
 /// Decodes one JSON value for a property of the given kind. `null` is accepted for counts and
 /// durations (nullable in `$metadata`, as Graph's own JSON carries them) and refused for the
-/// required dates, periods and text.
+/// required dates, periods and text. A duration is OData JSON's `Edm.Duration`, ISO 8601
+/// (`"PT1H2M3S"`), stored as Graph's CSV writes it (`01:02:03`).
+///
+/// Durations: the catalog gives `Edm.Duration` for the Teams user-activity durations (its
+/// EDM type is inferred, no entity type of Graph's defines them) and Graph's doc examples
+/// show them as an unquoted `00:00:00`, which is not JSON at all (catalog §6: not copied).
+/// OData JSON writes `Edm.Duration` as ISO 8601, so reportroot's JSON does; its CSV keeps
+/// Graph's `hh:mm:ss` byte for byte.
 pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value, ValueError> {
     match (kind, value) {
         (kind, serde_json::Value::Null) if kind.is_nullable() => Ok(Value::Null),
@@ -181,11 +203,14 @@ pub fn decode_value(kind: ValueKind, value: &serde_json::Value) -> Result<Value,
             None => Err(ValueError::NotCount32),
         },
         (ValueKind::Count32, _) => Err(ValueError::NotCount32),
+        (ValueKind::Duration, serde_json::Value::String(s)) => duration_from_iso(s)
+            .map(Value::Text)
+            .ok_or(ValueError::NotIsoDuration),
         (_, serde_json::Value::String(s)) => kind.parse_text(s),
         (ValueKind::Date, _) => Err(ValueError::NotDate),
         (ValueKind::Period, _) => Err(ValueError::NotPeriod),
         (ValueKind::Text, _) => Err(ValueError::WrongType("Edm.String")),
-        (ValueKind::Duration, _) => Err(ValueError::NotDuration),
+        (ValueKind::Duration, _) => Err(ValueError::NotIsoDuration),
     }
 }
 
@@ -237,6 +262,9 @@ pub struct EntityShape<'a> {
     pub with_identity: bool,
     /// Only these properties (`None` = all); index [`usize::MAX`] stands for `id`.
     pub select: Option<&'a [usize]>,
+    /// The API version whose properties are written, in its order
+    /// ([`ReportType::json_on`]); `None`: every stored property in registry order.
+    pub version: Option<Version>,
 }
 
 /// Index standing for the `id` property in a selection.
@@ -269,23 +297,32 @@ impl Serialize for EntityJson<'_> {
                 map.serialize_entry("id", &self.entity.id)?;
             }
         }
-        for (index, (property, value)) in self
-            .report
-            .properties
-            .iter()
-            .zip(&self.entity.values)
-            .enumerate()
-        {
-            if !selected(index) {
-                continue;
+        let mut result = Ok(());
+        self.report.for_each_json_on(shape.version, |index| {
+            if result.is_err() || !selected(index) {
+                return;
             }
-            match value {
-                Value::Null => map.serialize_entry(property.name, &())?,
-                Value::Int(i) => map.serialize_entry(property.name, i)?,
-                Value::Text(s) => map.serialize_entry(property.name, s)?,
-                Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d))?,
-            }
-        }
+            let (Some(property), Some(value)) = (
+                self.report.properties.get(index),
+                self.entity.values.get(index),
+            ) else {
+                return;
+            };
+            result = match value {
+                Value::Null => map.serialize_entry(property.name, &()),
+                Value::Int(i) => map.serialize_entry(property.name, i),
+                Value::Text(s) if property.kind == ValueKind::Duration => {
+                    // Stored as Graph's CSV writes it; JSON's form is ISO 8601.
+                    match duration_to_iso(s) {
+                        Some(iso) => map.serialize_entry(property.name, &iso),
+                        None => map.serialize_entry(property.name, s),
+                    }
+                }
+                Value::Text(s) => map.serialize_entry(property.name, s),
+                Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d)),
+            };
+        });
+        result?;
         map.end()
     }
 }
@@ -313,18 +350,21 @@ pub struct CollectionMeta<'a> {
 /// Renders the nested shape Graph's newer beta reports answer with (M365 Apps, browser, Forms,
 /// TeamsTeam…): `{"value": [{"reportRefreshDate", "reportPeriod": 7, "<container>": [{…}]}]}`,
 /// one outer item per refresh date and period of `rows` (in their order), each inner item the
-/// row's other properties in registry order. `reportPeriod` is a number here, as in Graph's
+/// row's other properties of `version` in that version's order. `reportPeriod` is a number here, as in Graph's
 /// examples (the flat reports give the string `"7"`); there is no `@odata.context`, as the
 /// reports' types left Graph's beta metadata. `@odata.nextLink` follows `value` when given.
 pub fn nested_collection_json(
     report: &ReportType,
+    version: Option<Version>,
     rows: &[Entity],
     container: &str,
     next_link: Option<&str>,
 ) -> Vec<u8> {
     let refresh = report.refresh_date_index();
     let period = report.period_index();
-    let inner: Vec<usize> = (0..report.properties.len())
+    let inner: Vec<usize> = report
+        .json_indexes_on(version)
+        .into_iter()
         .filter(|i| *i != refresh && Some(*i) != period)
         .collect();
     let mut groups: Vec<&[Entity]> = Vec::new();
@@ -343,6 +383,7 @@ pub fn nested_collection_json(
     }
     struct Group<'a> {
         report: &'a ReportType,
+        version: Option<Version>,
         rows: &'a [Entity],
         container: &'a str,
         refresh: usize,
@@ -369,6 +410,7 @@ pub fn nested_collection_json(
                 self.container,
                 &Rows {
                     report: self.report,
+                    version: self.version,
                     rows: self.rows,
                     inner: self.inner,
                 },
@@ -378,6 +420,7 @@ pub fn nested_collection_json(
     }
     struct Rows<'a> {
         report: &'a ReportType,
+        version: Option<Version>,
         rows: &'a [Entity],
         inner: &'a [usize],
     }
@@ -388,6 +431,7 @@ pub fn nested_collection_json(
                 entity,
                 shape: EntityShape {
                     select: Some(self.inner),
+                    version: self.version,
                     ..EntityShape::default()
                 },
             }))
@@ -399,6 +443,7 @@ pub fn nested_collection_json(
         .into_iter()
         .map(|rows| Group {
             report,
+            version,
             rows,
             container,
             refresh,
@@ -493,7 +538,8 @@ mod tests {
 
     #[test]
     fn decodes_a_valid_create_body() {
-        let body = decode_entity(activations(), VALID.as_bytes(), BodyMode::Create).expect("ok");
+        let body =
+            decode_entity(activations(), None, VALID.as_bytes(), BodyMode::Create).expect("ok");
         assert_eq!(body.values.len(), 5);
         assert_eq!(
             body.values[0].1,
@@ -540,11 +586,12 @@ mod tests {
             ("{}", |e| matches!(e, BodyError::Empty)),
         ];
         for (body, is_expected) in cases {
-            let error = decode_entity(report, body.as_bytes(), BodyMode::Update).expect_err(body);
+            let error =
+                decode_entity(report, None, body.as_bytes(), BodyMode::Update).expect_err(body);
             assert!(is_expected(&error), "{body}: {error:?}");
         }
-        let missing =
-            decode_entity(report, br#"{"assigned":1}"#, BodyMode::Create).expect_err("missing");
+        let missing = decode_entity(report, None, br#"{"assigned":1}"#, BodyMode::Create)
+            .expect_err("missing");
         assert_eq!(
             missing.to_string(),
             "Missing required properties: reportRefreshDate, productType, activated, sharedComputerActivation."
@@ -554,7 +601,7 @@ mod tests {
     #[test]
     fn renders_entities_in_registry_order() {
         let report = activations();
-        let body = decode_entity(report, VALID.as_bytes(), BodyMode::Create).expect("ok");
+        let body = decode_entity(report, None, VALID.as_bytes(), BodyMode::Create).expect("ok");
         let entity = Entity {
             id: Uuid::nil(),
             version: 2,

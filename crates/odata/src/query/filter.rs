@@ -1,7 +1,7 @@
 //! `$filter`: a recursive-descent parser to an untyped tree with positions, then a binder that
 //! types the tree against the report type. Syntax errors win over type errors, as in ODL.
 
-use reportroot_model::{ReportType, Value, ValueKind};
+use reportroot_model::{ReportType, Value, ValueKind, Version};
 
 use super::lexer::{describe_at, tokenize, Tok, Token};
 use super::{
@@ -26,7 +26,11 @@ const INFIX_WORDS: &[&str] = &["and", "or", "eq", "ne", "gt", "ge", "lt", "le", 
 const SUPPORTED_FUNCTIONS: &str =
     "contains, startswith, endswith, tolower, toupper, year, month and day";
 
-pub(super) fn parse(report: &ReportType, text: &str) -> Result<Expr, QueryError> {
+pub(super) fn parse(
+    report: &ReportType,
+    version: Option<Version>,
+    text: &str,
+) -> Result<Expr, QueryError> {
     if text.len() > MAX_OPTION_LEN {
         return Err(QueryError::too_long(OPTION, text.len()));
     }
@@ -44,7 +48,7 @@ pub(super) fn parse(report: &ReportType, text: &str) -> Result<Expr, QueryError>
             parser.unexpected("an operator such as 'eq', 'and' or 'or', or the end of the text")
         );
     }
-    Binder { report }.boolean(&tree)
+    Binder { report, version }.boolean(&tree)
 }
 
 /// The untyped tree.
@@ -418,6 +422,8 @@ impl Bound {
 
 struct Binder<'r> {
     report: &'r ReportType,
+    /// The version whose type the properties are looked up in (`None`: every property).
+    version: Option<Version>,
 }
 
 impl Binder<'_> {
@@ -479,7 +485,7 @@ impl Binder<'_> {
             Kind::In(operand, list) => self.in_list(operand, list)?,
             Kind::Call(name, args) => self.call(name, node.pos, args)?,
             Kind::Property(name) => {
-                let property = PropertyRef::find(self.report, name).ok_or_else(|| {
+                let property = PropertyRef::find_on(self.report, self.version, name).ok_or_else(|| {
                     QueryError::unknown_property(OPTION, node.pos, self.report, name)
                 })?;
                 if let PropertyRef::Index(i) = property {

@@ -24,7 +24,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-use reportroot_model::{ReportType, Value, ValueKind};
+use reportroot_model::{ReportType, Value, ValueKind, Version};
 
 pub use display::ExprDisplay;
 pub use options::{parse_order_by, parse_query_options, parse_select, CALLER_OPTIONS};
@@ -72,10 +72,23 @@ impl PropertyRef {
 
     /// Looks a property up by its case-sensitive OData name (`id` included).
     pub fn find(report: &ReportType, name: &str) -> Option<PropertyRef> {
+        PropertyRef::find_on(report, None, name)
+    }
+
+    /// [`PropertyRef::find`] among the properties of `version`'s type: a property only
+    /// another version has is unknown there, as on Graph (`None`: every stored property).
+    pub fn find_on(
+        report: &ReportType,
+        version: Option<Version>,
+        name: &str,
+    ) -> Option<PropertyRef> {
         if name == "id" {
             Some(PropertyRef::Id)
         } else {
-            report.property_index(name).map(PropertyRef::Index)
+            report
+                .property_index(name)
+                .filter(|&i| report.has_on(version, i))
+                .map(PropertyRef::Index)
         }
     }
 
@@ -461,7 +474,20 @@ impl QueryError {
 /// type mismatch, a literal out of range, nesting deeper than [`MAX_DEPTH`] or text longer than
 /// [`MAX_OPTION_LEN`].
 pub fn parse_filter(report: &ReportType, text: &str) -> Result<Expr, QueryError> {
-    filter::parse(report, text)
+    filter::parse(report, None, text)
+}
+
+/// [`parse_filter`] against `version`'s type: a property only another version has is unknown
+/// (`None`: every stored property, as [`parse_filter`]).
+///
+/// # Errors
+/// As [`parse_filter`].
+pub fn parse_filter_on(
+    report: &ReportType,
+    version: Option<Version>,
+    text: &str,
+) -> Result<Expr, QueryError> {
+    filter::parse(report, version, text)
 }
 
 /// At most 40 characters of user text, for quoting in a message.

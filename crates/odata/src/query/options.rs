@@ -1,10 +1,10 @@
 //! `$select`, `$orderby`, `$top`, `$skip`, `$count`, and the request's options as a whole.
 
-use reportroot_model::ReportType;
+use reportroot_model::{ReportType, Version};
 
 use super::lexer::{describe_at, tokenize, Tok, Token};
 use super::{
-    parse_filter, shorten, OrderKey, PropertyRef, QueryError, QueryOptions, MAX_OPTION_LEN,
+    parse_filter_on, shorten, OrderKey, PropertyRef, QueryError, QueryOptions, MAX_OPTION_LEN,
     MAX_ORDER_BY_KEYS,
 };
 
@@ -19,6 +19,15 @@ pub const CALLER_OPTIONS: &[&str] = &["$format", "$skiptoken"];
 /// A [`QueryError`] for option `$orderby` on a syntax error, an unknown or repeated property,
 /// too many keys or text longer than [`MAX_OPTION_LEN`].
 pub fn parse_order_by(report: &ReportType, text: &str) -> Result<Vec<OrderKey>, QueryError> {
+    order_by(report, None, text)
+}
+
+/// [`parse_order_by`] against `version`'s properties.
+fn order_by(
+    report: &ReportType,
+    version: Option<Version>,
+    text: &str,
+) -> Result<Vec<OrderKey>, QueryError> {
     const OPTION: &str = "$orderby";
     let (tokens, end) = tokens(OPTION, text)?;
     let mut keys: Vec<OrderKey> = Vec::new();
@@ -31,7 +40,7 @@ pub fn parse_order_by(report: &ReportType, text: &str) -> Result<Vec<OrderKey>, 
             i,
             "only property names can be sorted on; functions and expressions are not supported",
         )?;
-        let property = PropertyRef::find(report, name)
+        let property = PropertyRef::find_on(report, version, name)
             .ok_or_else(|| QueryError::unknown_property(OPTION, pos, report, name))?;
         if keys.iter().any(|k| k.property == property) {
             return Err(QueryError::at(
@@ -88,7 +97,7 @@ pub fn parse_order_by(report: &ReportType, text: &str) -> Result<Vec<OrderKey>, 
 /// A [`QueryError`] for option `$select` on a syntax error, an unknown property or text longer
 /// than [`MAX_OPTION_LEN`].
 pub fn parse_select(report: &ReportType, text: &str) -> Result<Vec<PropertyRef>, QueryError> {
-    select(report, text).map(|(properties, star)| {
+    select(report, None, text).map(|(properties, star)| {
         if star {
             PropertyRef::all(report)
         } else {
@@ -98,7 +107,11 @@ pub fn parse_select(report: &ReportType, text: &str) -> Result<Vec<PropertyRef>,
 }
 
 /// The named properties, and whether `*` was among them.
-fn select(report: &ReportType, text: &str) -> Result<(Vec<PropertyRef>, bool), QueryError> {
+fn select(
+    report: &ReportType,
+    version: Option<Version>,
+    text: &str,
+) -> Result<(Vec<PropertyRef>, bool), QueryError> {
     const OPTION: &str = "$select";
     let (tokens, end) = tokens(OPTION, text)?;
     let mut properties = Vec::new();
@@ -115,7 +128,7 @@ fn select(report: &ReportType, text: &str) -> Result<(Vec<PropertyRef>, bool), Q
                 i,
                 "only property names can be selected; functions and nested options are not supported",
             )?;
-            let property = PropertyRef::find(report, name)
+            let property = PropertyRef::find_on(report, version, name)
                 .ok_or_else(|| QueryError::unknown_property(OPTION, pos, report, name))?;
             if !properties.contains(&property) {
                 properties.push(property);
@@ -253,10 +266,14 @@ impl Name {
 /// Each may be given once. Other `$`-options are refused, except [`CALLER_OPTIONS`]; options
 /// without `$` that are not query options (`redirect`, …) are left to the caller.
 ///
+/// Properties are those of `version`'s type: one only another version has is unknown, as any
+/// unknown property (`None`: every stored property).
+///
 /// # Errors
 /// The first [`QueryError`] among the options, in the order given.
 pub fn parse_query_options(
     report: &ReportType,
+    version: Option<Version>,
     pairs: &[(String, String)],
 ) -> Result<QueryOptions, QueryError> {
     let mut options = QueryOptions::default();
@@ -277,12 +294,12 @@ pub fn parse_query_options(
         }
         seen.push(kind);
         match kind {
-            Name::Filter => options.filter = Some(parse_filter(report, value)?),
+            Name::Filter => options.filter = Some(parse_filter_on(report, version, value)?),
             Name::Select => {
-                let (properties, star) = select(report, value)?;
+                let (properties, star) = select(report, version, value)?;
                 options.select = (!star).then_some(properties);
             }
-            Name::OrderBy => options.order_by = parse_order_by(report, value)?,
+            Name::OrderBy => options.order_by = order_by(report, version, value)?,
             Name::Top => options.top = Some(non_negative(kind.option(), value)?),
             Name::Skip => options.skip = Some(non_negative(kind.option(), value)?),
             Name::Count => options.count = boolean(kind.option(), value)?,

@@ -258,7 +258,7 @@ proptest! {
             .map(|(name, value)| (name.to_owned(), value))
             .collect();
         prop_assume!(pairs.iter().all(|(_, value)| value.len() <= MAX_OPTION_LEN));
-        prop_assert_eq!(parse_query_options(report, &pairs), Ok(options));
+        prop_assert_eq!(parse_query_options(report, None, &pairs), Ok(options));
     }
 
     #[test]

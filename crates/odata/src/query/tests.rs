@@ -843,6 +843,7 @@ fn query_options() {
     let report = active();
     let parsed = parse_query_options(
         report,
+        None,
         &pairs(&[
             ("$filter", "teams eq 1"),
             ("$SELECT", "teams,id"),
@@ -871,15 +872,19 @@ fn query_options() {
         })
     );
     assert_eq!(
-        parse_query_options(report, &[]),
+        parse_query_options(report, None, &[]),
         Ok(QueryOptions::default())
     );
     assert_eq!(
-        parse_query_options(report, &pairs(&[("$select", "*"), ("$count", "false")])),
+        parse_query_options(
+            report,
+            None,
+            &pairs(&[("$select", "*"), ("$count", "false")])
+        ),
         Ok(QueryOptions::default())
     );
     let error =
-        |list: &[(&str, &str)]| parse_query_options(report, &pairs(list)).expect_err("error");
+        |list: &[(&str, &str)]| parse_query_options(report, None, &pairs(list)).expect_err("error");
     let e = error(&[("$expand", "x")]);
     assert_eq!((e.option, e.position), ("query", None));
     assert_eq!(e.message, "The query option '$expand' is not supported; the supported options are $filter, $select, $orderby, $top, $skip, $count and $format.");
@@ -913,7 +918,8 @@ fn query_options() {
         "The value '9223372036854775808' is not valid: the largest accepted value is 9223372036854775807 at position 0 in $top."
     );
     assert_eq!(
-        parse_query_options(report, &pairs(&[("$top", "9223372036854775807")])).map(|o| o.top),
+        parse_query_options(report, None, &pairs(&[("$top", "9223372036854775807")]))
+            .map(|o| o.top),
         Ok(Some(i64::MAX as u64))
     );
     let e = error(&[("$count", "yes")]);
@@ -936,6 +942,7 @@ fn query_pairs_round_trip() {
     let report = active();
     let options = parse_query_options(
         report,
+        None,
         &pairs(&[
             ("$filter", "reportPeriod in ('7','30') and not (teams lt 3)"),
             ("$select", "id,teams"),
@@ -965,7 +972,7 @@ fn query_pairs_round_trip() {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    assert_eq!(parse_query_options(report, &again), Ok(options));
+    assert_eq!(parse_query_options(report, None, &again), Ok(options));
 }
 
 #[test]
