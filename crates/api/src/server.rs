@@ -158,13 +158,6 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = stop_requested(&mut stopped) => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -174,6 +167,17 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            },
+            () = stop_requested(&mut stopped) => break,
+        };
+        // Why the slot after `accept`: listeners share the limit, and a loop that held a slot
+        // while it waited in `accept` would keep it from the other listeners' clients. So
+        // each loop holds at most one accepted socket beyond the limit; the rest wait in the
+        // listen backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
             },
             () = stop_requested(&mut stopped) => break,
         };
