@@ -4,7 +4,9 @@
 //! Why not `axum::serve`: it has no header-read or idle timeout and no connection limit, so
 //! partial-header or idle connections stayed open forever and 1,100 of them used up a 1,024
 //! file limit, locking every client out. hyper's own connection builder has the header-read
-//! timeout; the idle timeout wraps the socket; the limit is a semaphore around `accept`.
+//! timeout; the idle timeout wraps the socket; the limit is a semaphore shared by the
+//! listeners, a slot taken as a connection is accepted and held until it closes. Over TLS the
+//! handshake comes first, within the header-read timeout, holding its slot.
 
 use std::future::Future;
 use std::io;
