@@ -8,7 +8,7 @@
 #
 # What it does, following README's "Run it with demo data":
 #   1. builds the release binary (what `cargo run --release -- demo` builds);
-#   2. refuses to run if 127.0.0.1:8080 is taken (README hard-codes that port);
+#   2. refuses to run if 127.0.0.1:8080 or 8443 is taken (README hard-codes those ports);
 #   3. starts `target/release/reportroot demo` from the repository root, in its own session
 #      (setsid), and waits until it answers;
 #   4. runs every marked block, in README order, in ONE bash process (so TENANT, TOKEN, ID ...
@@ -27,6 +27,7 @@ ROOT=$PWD
 README=${README_CHECK_README:-README.md}
 MARK='<!-- readme-check -->'
 PORT=8080
+TLS_PORT=8443   # the demo's HTTPS port, which README's HTTPS example hard-codes
 TIMEOUT=${README_CHECK_TIMEOUT:-300}
 
 say() { printf '== readme-check: %s\n' "$*" >&2; }
@@ -83,7 +84,7 @@ awk -v mark="$MARK" -v dir="$WORK" '
 nblocks=$(wc -l <"$WORK/blocks")
 
 # --- files the demo and the examples create (removed at exit unless they existed before) --------
-created_candidates=(reportroot.key reportroot-demo.db reportroot-demo.db-wal reportroot-demo.db-shm
+created_candidates=(reportroot.key reportroot-ca.pem reportroot-tls.pem reportroot-tls.key reportroot-demo.db reportroot-demo.db-wal reportroot-demo.db-shm
     active.csv mine.db mine.db-wal mine.db-shm bench.db bench.db-wal bench.db-shm
     reportroot.db reportroot.db-wal reportroot.db-shm)
 preexisting=()
@@ -124,10 +125,12 @@ fi
 [ -x target/release/reportroot ] || die "target/release/reportroot is missing"
 
 # --- start the demo as README says --------------------------------------------------------------
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
-if port_taken; then
-    die "127.0.0.1:$PORT is already in use; README's examples hard-code that port, so stop whatever listens there and run again"
-fi
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$PORT" "$TLS_PORT"; do
+    if port_taken "$p"; then
+        die "127.0.0.1:$p is already in use; README's examples hard-code that port, so stop whatever listens there and run again"
+    fi
+done
 # A fresh machine has none of the caller's reportroot settings, and README's own `export PATH=`
 # is what must put target/release on PATH.
 for v in $(compgen -e | grep '^REPORTROOT_' || true); do unset "$v"; done

@@ -4,7 +4,9 @@
 //! Why not `axum::serve`: it has no header-read or idle timeout and no connection limit, so
 //! partial-header or idle connections stayed open forever and 1,100 of them used up a 1,024
 //! file limit, locking every client out. hyper's own connection builder has the header-read
-//! timeout; the idle timeout wraps the socket; the limit is a semaphore around `accept`.
+//! timeout; the idle timeout wraps the socket; the limit is a semaphore shared by the
+//! listeners, a slot taken as a connection is accepted and held until it closes. Over TLS the
+//! handshake comes first, within the header-read timeout, holding its slot.
 
 use std::future::Future;
 use std::io;
@@ -158,13 +160,6 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = stop_requested(&mut stopped) => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -174,6 +169,17 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            },
+            () = stop_requested(&mut stopped) => break,
+        };
+        // Why the slot after `accept`: listeners share the limit, and a loop that held a slot
+        // while it waited in `accept` would keep it from the other listeners' clients. So
+        // each loop holds at most one accepted socket beyond the limit; the rest wait in the
+        // listen backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
             },
             () = stop_requested(&mut stopped) => break,
         };

@@ -15,8 +15,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {what} {}: {source}", path.display())]
     Read {
+        /// What the file should hold.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
@@ -67,8 +69,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
         path: path.to_owned(),
         source,
     })
@@ -83,7 +86,7 @@ fn pem_error(path: &Path, problem: impl std::fmt::Display) -> TlsError {
 
 /// Every certificate of a PEM file, in order.
 pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
+    let bytes = read(path, "TLS certificate")?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(path, format!("invalid PEM: {e}")))?;
@@ -95,7 +98,7 @@ pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// The first private key of a PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
+    let bytes = read(path, "TLS private key")?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => pem_error(
             path,

@@ -179,3 +179,44 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), String> 
         .and_then(|mut file| file.write_all(contents.as_bytes()))
         .map_err(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_then_reuses_then_replaces_a_broken_certificate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = DemoCertificate::in_dir(dir.path()).expect("paths");
+        assert!(files.ca.is_absolute());
+        assert_eq!(files.ensure(), Ok(true));
+        let ca = std::fs::read(&files.ca).expect("ca");
+        // Still valid: kept as it is, so a client's trust in the CA survives a restart.
+        assert_eq!(files.ensure(), Ok(false));
+        assert_eq!(std::fs::read(&files.ca).expect("ca"), ca);
+        // A key that is not the certificate's: everything is made anew.
+        let other = tempfile::tempdir().expect("temp dir");
+        let other_files = DemoCertificate::in_dir(other.path()).expect("paths");
+        other_files.ensure().expect("other");
+        std::fs::copy(&other_files.key, &files.key).expect("copy");
+        assert!(files.check().is_err());
+        assert_eq!(files.ensure(), Ok(true));
+        assert_ne!(std::fs::read(&files.ca).expect("ca"), ca);
+        files.check().expect("valid again");
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_not_valid() {
+        let one = tempfile::tempdir().expect("temp dir");
+        let two = tempfile::tempdir().expect("temp dir");
+        let (one, two) = (
+            DemoCertificate::in_dir(one.path()).expect("paths"),
+            DemoCertificate::in_dir(two.path()).expect("paths"),
+        );
+        one.ensure().expect("one");
+        two.ensure().expect("two");
+        std::fs::copy(&two.ca, &one.ca).expect("copy");
+        let error = one.check().expect_err("another CA");
+        assert!(error.contains("reportroot-tls.pem"), "{error}");
+    }
+}

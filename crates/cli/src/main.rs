@@ -292,13 +292,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args, &file, "sqlite://reportroot.db")?;
-            let https = settings.https(false)?;
+            let https = prepare_https(settings.https(false)?)?;
             let storage = open_storage(&settings).await?;
             serve(settings, https, storage, |_| {}).await
         }
         Command::Demo { server, days } => {
             let settings = Settings::resolve(&server, &file, "sqlite://reportroot-demo.db")?;
-            let https = settings.https(true)?;
+            let https = prepare_https(settings.https(true)?)?;
             demo::remove_database(&settings.database)?;
             let storage = open_storage(&settings).await?;
             let secret = settings.secret_source.load()?;
@@ -580,7 +580,7 @@ pub struct Served {
 
 async fn serve(
     settings: Settings,
-    https: Option<Https>,
+    https: Option<ReadyHttps>,
     storage: Arc<dyn Storage>,
     on_ready: impl FnOnce(&Served),
 ) -> Result<(), String> {
@@ -590,9 +590,8 @@ async fn serve(
     }
     let mut ca = None;
     if let Some(https) = &https {
-        let (listener, demo_ca) = https_listener(https).await?;
-        listeners.push(listener);
-        ca = demo_ca;
+        listeners.push(https_listener(https).await?);
+        ca.clone_from(&https.ca);
     }
     let own_urls = listeners
         .iter()
@@ -667,11 +666,21 @@ async fn bind(
     })
 }
 
-/// The HTTPS listener, and the CA to trust when the certificate is the demo's own.
-async fn https_listener(
-    https: &Https,
-) -> Result<(reportroot_api::server::Listener, Option<PathBuf>), String> {
-    let (config, ca) = match &https.cert {
+/// The HTTPS listener's settings with its certificate loaded.
+struct ReadyHttps {
+    settings: Https,
+    config: Arc<rustls::ServerConfig>,
+    /// The CA to trust, when the certificate is the demo's own.
+    ca: Option<PathBuf>,
+}
+
+/// Loads (or, for the demo, creates) the certificate, before anything else is opened, so that
+/// a bad certificate stops the server at once.
+fn prepare_https(https: Option<Https>) -> Result<Option<ReadyHttps>, String> {
+    let Some(settings) = https else {
+        return Ok(None);
+    };
+    let (config, ca) = match &settings.cert {
         CertSource::Files { cert, key } => (
             reportroot_api::tls::server_config(cert, key).map_err(|e| e.to_string())?,
             None,
@@ -684,14 +693,24 @@ async fn https_listener(
             (config, Some(files.ca))
         }
     };
-    match bind(https.listen, Some(Arc::clone(&config))).await {
-        Ok(listener) => Ok((listener, ca)),
+    Ok(Some(ReadyHttps {
+        settings,
+        config,
+        ca,
+    }))
+}
+
+/// The HTTPS listener.
+async fn https_listener(https: &ReadyHttps) -> Result<reportroot_api::server::Listener, String> {
+    let address = https.settings.listen;
+    match bind(address, Some(Arc::clone(&https.config))).await {
+        Ok(listener) => Ok(listener),
         // Why: the demo's HTTPS port is a convenience; two demos (or a demo beside other
         // software on 8443) must still start. What it prints names the port it got.
-        Err(error) if is_demo_default(https) => {
+        Err(error) if is_demo_default(&https.settings) => {
             tracing::warn!(%error, "the default HTTPS port is taken; using a free one");
-            let any_port = std::net::SocketAddr::new(https.listen.ip(), 0);
-            Ok((bind(any_port, Some(config)).await?, ca))
+            let any_port = std::net::SocketAddr::new(address.ip(), 0);
+            bind(any_port, Some(Arc::clone(&https.config))).await
         }
         Err(error) => Err(error),
     }
