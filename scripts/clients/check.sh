@@ -42,3 +42,13 @@ CA="$WORK/reportroot-ca.pem"
 export HTTPS_BASE="https://127.0.0.1:$TLS_PORT" APP_JSON="$WORK/app.json"
 SSL_CERT_FILE=$CA REQUESTS_CA_BUNDLE=$CA .venv/bin/python "$HERE/sdk-signin.py"
 NODE_EXTRA_CA_CERTS=$CA node "$HERE/js-signin.mjs"
+
+# README's SDK snippet, literally: the ```python block after the line <!-- sdk-check -->, run
+# where app.json and the demo's CA are, as README says to run it.
+awk '/^<!-- sdk-check -->$/ {armed = 1; next} armed && /^```python/ {inblock = 1; next}
+     inblock && /^```/ {exit} inblock {print}' "$ROOT/README.md" > "$WORK/sdk.py"
+[ -s "$WORK/sdk.py" ] || { echo "README has no <!-- sdk-check --> python block" >&2; exit 1; }
+(cd "$WORK" && REPORTROOT_URL=$HTTPS_BASE SSL_CERT_FILE=$CA REQUESTS_CA_BUNDLE=$CA \
+  "$HERE/.venv/bin/python" sdk.py > sdk.out)
+head -c 20 "$WORK/sdk.out" | grep -q "Report Refresh Date" || { echo "README's SDK snippet printed:" >&2; cat "$WORK/sdk.out" >&2; exit 1; }
+echo "README's SDK snippet (ClientSecretCredential + msgraph-sdk over HTTPS): ok"

@@ -82,7 +82,13 @@ fn last_refresh() -> Date {
 /// token, a write token and curl commands. The POST adds a row one day before the demo's first
 /// refresh date, so it never shadows the latest report (which a newer refresh date would
 /// replace). Every command works as printed: paths are absolute and quoted for the shell.
-pub fn print_welcome(served: &Served, secret: &[u8], tenants: &[Tenant], days: u32) {
+pub fn print_welcome(
+    served: &Served,
+    secret: &[u8],
+    tenants: &[Tenant],
+    days: u32,
+    apps: &[DemoApp],
+) {
     let base = &served.base;
     let mut out = String::new();
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
@@ -134,8 +140,79 @@ pub fn print_welcome(served: &Served, secret: &[u8], tenants: &[Tenant], days: u
             ));
         }
     }
+    out.push_str(&sign_in_welcome(served, apps));
     out.push_str("\nPress Ctrl-C to stop.\n");
     let _ = std::io::stdout().write_all(out.as_bytes());
+}
+
+/// An app the demo registers in a tenant, with its secret, for the welcome.
+pub struct DemoApp {
+    /// The tenant it signs in to.
+    pub tenant: TenantId,
+    /// Its client id.
+    pub client_id: Uuid,
+    /// Its secret (the database holds only the hash).
+    pub secret: String,
+}
+
+/// Registers a read-only app in each demo tenant, as `reportroot app add` would.
+pub async fn register_apps(
+    storage: &dyn Storage,
+    tenants: &[Tenant],
+) -> Result<Vec<DemoApp>, String> {
+    let mut apps = Vec::new();
+    for tenant in tenants {
+        let now = reportroot_api::auth::unix_now() as i64;
+        let app = reportroot_storage::directory::AppRegistration {
+            client_id: Uuid::new_v4(),
+            tenant: tenant.id,
+            object_id: Uuid::new_v4(),
+            name: "demo app".to_owned(),
+            roles: vec![reportroot_api::auth::READ.to_owned()],
+            created: now,
+        };
+        let (secret, stored) =
+            reportroot_api::client_secrets::new_secret(app.client_id, now, now + 30 * 24 * 3600);
+        let directory = storage.directory();
+        directory.add_app(&app).await.map_err(|e| e.to_string())?;
+        directory
+            .add_secret(&stored)
+            .await
+            .map_err(|e| e.to_string())?;
+        apps.push(DemoApp {
+            tenant: tenant.id,
+            client_id: app.client_id,
+            secret,
+        });
+    }
+    Ok(apps)
+}
+
+/// How each demo app signs in (client credentials over HTTPS, as with Entra ID).
+fn sign_in_welcome(served: &Served, apps: &[DemoApp]) -> String {
+    let Some(https) = &served.https else {
+        return String::new();
+    };
+    let cacert = served
+        .ca
+        .as_ref()
+        .map(|ca| format!("--cacert {} ", shell_quote(ca)))
+        .unwrap_or_default();
+    let mut out = String::from(
+        "\n== Sign in as an app, as with Entra ID (README: \"Sign in as Entra ID\"; `reportroot app add` registers more)\n",
+    );
+    for app in apps {
+        out.push_str(&format!(
+            "tenant {tenant}: client id {client}, client secret {secret}\n\
+             curl -s {cacert}\"{https}/{tenant}/oauth2/v2.0/token\" -d grant_type=client_credentials \
+             -d client_id={client} --data-urlencode 'client_secret={secret}' \
+             --data-urlencode scope=https://graph.microsoft.com/.default\n",
+            tenant = app.tenant,
+            client = app.client_id,
+            secret = app.secret,
+        ));
+    }
+    out
 }
 
 /// The HTTPS part of the welcome: the URL and how to trust the demo's CA.

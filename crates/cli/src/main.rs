@@ -303,8 +303,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let storage = open_storage(&settings).await?;
             let secret = settings.secret_source.load()?;
             let tenants = demo::fill(storage.as_ref(), days).await?;
+            let apps = demo::register_apps(storage.as_ref(), &tenants).await?;
             serve(settings, https, storage, move |served| {
-                demo::print_welcome(served, &secret, &tenants, days);
+                demo::print_welcome(served, &secret, &tenants, days, &apps);
             })
             .await
         }
