@@ -64,18 +64,27 @@ fn query_value<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
+/// The format asked for: `$format` (checked on both versions: v1.0's functions return the
+/// CSV stream only, so JSON there is refused rather than silently ignored), else, on beta, the
+/// `Accept` header.
 fn wanted_format(call: &Call) -> Result<Format, ApiError> {
-    if call.version == ApiVersion::V1 {
-        return Ok(Format::Csv);
-    }
     if let Some(format) = query_value(call, "$format") {
-        return match format.to_ascii_lowercase().as_str() {
-            "text/csv" | "csv" => Ok(Format::Csv),
-            "application/json" | "json" => Ok(Format::Json),
-            _ => Err(ApiError::bad_request(format!(
+        return match (format.to_ascii_lowercase().as_str(), call.version) {
+            ("text/csv" | "csv", _) => Ok(Format::Csv),
+            ("application/json" | "json", ApiVersion::Beta) => Ok(Format::Json),
+            ("application/json" | "json", ApiVersion::V1) => Err(ApiError::bad_request(format!(
+                "$format '{format}' is not supported on v1.0, whose report functions return CSV (Edm.Stream); use beta for JSON."
+            ))),
+            (_, ApiVersion::V1) => Err(ApiError::bad_request(format!(
+                "Unsupported $format '{format}': use text/csv."
+            ))),
+            (_, ApiVersion::Beta) => Err(ApiError::bad_request(format!(
                 "Unsupported $format '{format}': use text/csv or application/json."
             ))),
         };
+    }
+    if call.version == ApiVersion::V1 {
+        return Ok(Format::Csv);
     }
     // Microsoft's beta SDK asks for JSON with the Accept header alone.
     let accept = call

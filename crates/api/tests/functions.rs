@@ -372,3 +372,32 @@ async fn etags_and_not_modified(backend: Backend) {
         .await;
     assert!(redirect.headers().contains_key("etag"));
 }
+
+/// `$format` is checked on v1.0 too: CSV is what its functions return, JSON is refused (beta
+/// has it), anything else is refused on both versions.
+#[tokio::test]
+async fn format_is_checked_on_both_versions() {
+    let app = spawn_app().await;
+    let t = tenant();
+    let path = |version: &str, format: &str| {
+        format!("/{version}/reports/getOffice365ActiveUserCounts(period='D7')?redirect=false&$format={format}")
+    };
+    let csv = app.get(&path("v1.0", "text/csv"), &t.read).await;
+    assert_eq!(csv.status(), 200);
+    let json = app.get(&path("beta", "application/json"), &t.read).await;
+    assert_eq!(json.status(), 200);
+    for (version, format) in [
+        ("v1.0", "application/json"),
+        ("v1.0", "xml"),
+        ("beta", "xml"),
+    ] {
+        let message = assert_error(
+            app.get(&path(version, format), &t.read).await,
+            400,
+            "BadRequest",
+        )
+        .await;
+        assert!(message.contains("$format"), "{version} {format}: {message}");
+    }
+    app.stop().await;
+}
