@@ -246,7 +246,9 @@ pub async fn generate_key() -> Result<SigningKey, SigningError> {
         RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS).map_err(SigningError::Generate)
     })
     .await
-    .map_err(|e| SigningError::Storage(StorageError::Backend(e.to_string())))??;
+    .map_err(|e| {
+        SigningError::Storage(StorageError::backend("the key generation task failed", e))
+    })??;
     let der = private
         .to_pkcs1_der()
         .map_err(|e| SigningError::Malformed {

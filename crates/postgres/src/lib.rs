@@ -3,23 +3,27 @@
 //! be distributed by tenant on Citus and every query touches one shard (see docs/citus.md).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
-use reportroot_odata::query::Expr;
-use reportroot_storage::directory::{Directory, SqlRunner, SqlValue, DIRECTORY_TABLES};
-use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
-use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
-use reportroot_storage::{
-    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, SchemaChange, Scope, Storage,
-    StorageError, UpsertCounts,
+use reportroot_model::{Date, Entity, ReportType, REPORTS};
+use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
+use reportroot_storage::engine::{
+    decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
+    WritePlan, WriteRequest,
 };
+use reportroot_storage::query_sql::CompiledSql;
+use reportroot_storage::sql::Dialect;
+use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
+
+/// Kept here too: the CLI and older callers named it from this crate.
+pub use reportroot_storage::error_chain;
 
 /// The newest schema version this binary knows (report tables are derived from the registry
 /// and created idempotently, as in SQLite). Version 2 lets counts and durations be `NULL`
@@ -34,33 +38,15 @@ const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
 #[derive(Clone)]
 pub struct PostgresStorage {
     pool: Pool,
-    tables: Vec<TableSql>,
+    tables: Arc<TableSet>,
     /// `host:port` of the server(s), for connection errors.
     target: String,
     /// What [`PostgresStorage::connect`] did to the schema.
     schema_change: SchemaChange,
 }
 
-fn backend(error: impl std::error::Error + 'static) -> StorageError {
-    StorageError::Backend(error_chain(&error))
-}
-
-/// An error and its causes, `error: cause: cause`. Why: tokio-postgres says only "error
-/// connecting to server" or "db error" and keeps what happened (the OS error, the server's
-/// message) in `source()`. A cause whose text is already shown is skipped (deadpool's errors
-/// repeat their source's).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let shown = cause.to_string();
-        if !text.contains(&shown) {
-            text.push_str(": ");
-            text.push_str(&shown);
-        }
-        source = cause.source();
-    }
-    text
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::backend("", error)
 }
 
 /// The servers a configuration names, `host:port` (or a socket path), for messages.
@@ -92,19 +78,24 @@ fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
-type Params = Vec<Box<dyn ToSql + Sync + Send>>;
-
-/// SQL `NULL` for a parameter of any type (a `None::<i64>` would refuse a text column).
+/// An engine parameter bound as PostgreSQL takes it (dates as `DATE`, `NULL` for any type).
 #[derive(Debug)]
-struct SqlNull;
+struct Bind<'a>(Param<'a>);
 
-impl ToSql for SqlNull {
+impl ToSql for Bind<'_> {
     fn to_sql(
         &self,
-        _: &tokio_postgres::types::Type,
-        _: &mut bytes::BytesMut,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
     ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(tokio_postgres::types::IsNull::Yes)
+        // Each value checks the column type itself: this wrapper accepts every type.
+        match self.0 {
+            Param::Null => Ok(tokio_postgres::types::IsNull::Yes),
+            Param::Uuid(id) => id.to_sql_checked(ty, out),
+            Param::Int(i) => i.to_sql_checked(ty, out),
+            Param::Text(text) => text.to_sql_checked(ty, out),
+            Param::Date(date) => date.as_time().to_sql_checked(ty, out),
+        }
     }
 
     fn accepts(_: &tokio_postgres::types::Type) -> bool {
@@ -114,63 +105,52 @@ impl ToSql for SqlNull {
     tokio_postgres::types::to_sql_checked!();
 }
 
-fn value_param(value: &Value) -> Box<dyn ToSql + Sync + Send> {
-    match value {
-        Value::Null => Box::new(SqlNull),
-        Value::Int(i) => Box::new(*i),
-        Value::Text(s) => Box::new(s.clone()),
-        Value::Date(d) => Box::new(d.as_time()),
+fn binds<'a, P>(params: &'a [P]) -> Vec<Bind<'a>>
+where
+    &'a P: Into<Param<'a>>,
+{
+    params.iter().map(|p| Bind(p.into())).collect()
+}
+
+fn refs<T: ToSql + Sync>(params: &[T]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// The columns of a result row, for [`decode_entity`].
+struct Columns<'r>(&'r Row);
+
+impl ColumnReader for Columns<'_> {
+    type Error = StorageError;
+
+    fn uuid(&self, column: usize) -> Result<Uuid, StorageError> {
+        self.0.try_get(column).map_err(backend)
     }
-}
 
-fn bind_all(params: &[SqlParam]) -> Params {
-    params
-        .iter()
-        .map(|param| match param {
-            SqlParam::Uuid(id) => Box::new(*id) as Box<dyn ToSql + Sync + Send>,
-            SqlParam::Int(i) => Box::new(*i),
-            SqlParam::Value(value) => value_param(value),
-        })
-        .collect()
-}
-
-fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect()
-}
-
-fn read_entity(report: &ReportType, row: &Row) -> Result<Entity, StorageError> {
-    let mut values = Vec::with_capacity(report.properties.len());
-    for (i, property) in report.properties.iter().enumerate() {
-        let column = i + 2;
-        values.push(match property.kind {
-            ValueKind::Count | ValueKind::Count32 => row
-                .try_get::<_, Option<i64>>(column)
-                .map_err(backend)?
-                .map_or(Value::Null, Value::Int),
-            ValueKind::Duration => row
-                .try_get::<_, Option<String>>(column)
-                .map_err(backend)?
-                .map_or(Value::Null, Value::Text),
-            ValueKind::Text | ValueKind::Period => {
-                Value::Text(row.try_get(column).map_err(backend)?)
-            }
-            ValueKind::Date => Value::Date(Date::from_time(row.try_get(column).map_err(backend)?)),
-        });
+    fn int(&self, column: usize) -> Result<Option<i64>, StorageError> {
+        self.0.try_get(column).map_err(backend)
     }
-    Ok(Entity {
-        id: row.try_get(0).map_err(backend)?,
-        version: row.try_get(1).map_err(backend)?,
-        values,
-    })
+
+    fn text(&self, column: usize) -> Result<Option<String>, StorageError> {
+        self.0.try_get(column).map_err(backend)
+    }
+
+    fn date(&self, column: usize, _: &str) -> Result<Option<Date>, StorageError> {
+        let date: Option<time::Date> = self.0.try_get(column).map_err(backend)?;
+        Ok(date.map(Date::from_time))
+    }
+
+    fn unexpected_null(&self, column: usize, name: &str) -> StorageError {
+        StorageError::Backend(BackendError::message(format!(
+            "column {column} ({name}) is NULL"
+        )))
+    }
 }
 
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user:pass@host:port/db`) and brings the schema up to date.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(backend)?;
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|error| StorageError::backend("invalid PostgreSQL URL", error))?;
         let target = describe_target(&config);
         let manager = Manager::from_config(
             config,
@@ -185,10 +165,7 @@ impl PostgresStorage {
             .map_err(backend)?;
         let mut storage = PostgresStorage {
             pool,
-            tables: REPORTS
-                .iter()
-                .map(|r| TableSql::new(r, Dialect::Postgres))
-                .collect(),
+            tables: Arc::new(TableSet::new(Dialect::Postgres)),
             target,
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
         };
@@ -203,20 +180,11 @@ impl PostgresStorage {
 
     async fn client(&self) -> Result<Object, StorageError> {
         self.pool.get().await.map_err(|error| {
-            StorageError::Backend(format!(
-                "cannot connect to PostgreSQL at {}: {}",
-                self.target,
-                error_chain(&error)
-            ))
+            StorageError::backend(
+                format!("cannot connect to PostgreSQL at {}", self.target),
+                error,
+            )
         })
-    }
-
-    fn table(&self, report: &ReportType) -> &TableSql {
-        let index = REPORTS
-            .iter()
-            .position(|r| std::ptr::eq(r, report))
-            .unwrap_or_default();
-        &self.tables[index]
     }
 
     async fn migrate(&self) -> Result<SchemaChange, StorageError> {
@@ -248,7 +216,7 @@ impl PostgresStorage {
                 supported: SCHEMA_VERSION,
             });
         }
-        for table in &self.tables {
+        for table in self.tables.iter() {
             for statement in &table.create {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
@@ -305,60 +273,69 @@ fn drop_not_null(report: &ReportType) -> Option<String> {
         .then(|| format!("ALTER TABLE {} {}", report.table_name(), columns.join(", ")))
 }
 
-async fn select_one<C: GenericClient>(
+/// Runs the steps of `plan` on `client` until it finishes (true) or a write violates a
+/// unique constraint (false: in a transaction, the rest must run outside it).
+async fn run_steps<C: GenericClient>(
+    client: &C,
+    plan: &mut WritePlan<'_>,
+) -> Result<bool, StorageError> {
+    loop {
+        let outcome = match plan.step() {
+            Step::Finished => return Ok(true),
+            step => run_step(client, plan.report(), step).await?,
+        };
+        let violated = matches!(outcome, Outcome::UniqueViolation);
+        plan.advance(outcome);
+        if violated {
+            return Ok(false);
+        }
+    }
+}
+
+/// Runs one step of a [`WritePlan`].
+async fn run_step<C: GenericClient>(
     client: &C,
     report: &ReportType,
+    step: Step<'_>,
+) -> Result<Outcome, StorageError> {
+    let (sql, params) = match step {
+        Step::ReadEntity {
+            sql,
+            params,
+            for_update,
+        } => {
+            // Locks the row until the write: a concurrent write waits instead of racing.
+            let locked = for_update.then(|| format!("{sql} FOR UPDATE"));
+            let row = query_opt(client, locked.as_deref().unwrap_or(sql), &params).await?;
+            let entity = row.map(|row| decode_entity(report, &Columns(&row)));
+            return entity.transpose().map(Outcome::Entity);
+        }
+        Step::ReadId { sql, params } => {
+            let row = query_opt(client, sql, &params).await?;
+            let id = row.map(|row| row.try_get(0)).transpose().map_err(backend)?;
+            return Ok(Outcome::Id(id));
+        }
+        Step::Execute { sql, params } => (sql, params),
+        Step::Finished => return Ok(Outcome::Changed(0)),
+    };
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    match client.execute(&statement, &refs(&binds(&params))).await {
+        Ok(changed) => Ok(Outcome::Changed(changed)),
+        Err(error) if is_unique_violation(&error) => Ok(Outcome::UniqueViolation),
+        Err(error) => Err(backend(error)),
+    }
+}
+
+async fn query_opt<C: GenericClient>(
+    client: &C,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Entity>, StorageError> {
+    params: &[Param<'_>],
+) -> Result<Option<Row>, StorageError> {
     let statement = client.prepare_cached(sql).await.map_err(backend)?;
     client
-        .query_opt(&statement, params)
+        .query_opt(&statement, &refs(&binds(params)))
         .await
-        .map_err(backend)?
-        .map(|row| read_entity(report, &row))
-        .transpose()
-}
-
-fn key_params(tenant: Uuid, report: &ReportType, values: &[Value]) -> Params {
-    let mut params: Params = vec![Box::new(tenant)];
-    params.extend(
-        report
-            .natural_key_indexes()
-            .into_iter()
-            .map(|i| value_param(&values[i])),
-    );
-    params
-}
-
-async fn key_conflict<C: GenericClient>(
-    client: &C,
-    table: &TableSql,
-    report: &ReportType,
-    tenant: Uuid,
-    values: &[Value],
-) -> StorageError {
-    let params = key_params(tenant, report, values);
-    match client
-        .query_opt(&table.id_by_natural_key, &refs(&params))
-        .await
-    {
-        Ok(Some(row)) => StorageError::DuplicateKey {
-            existing: row.get(0),
-            key: natural_key_label(report),
-        },
-        Ok(None) => StorageError::Backend("unique constraint violated".into()),
-        Err(error) => backend(error),
-    }
-}
-
-fn row_params(tenant: Uuid, id: Uuid, version: Option<i64>, values: &[Value]) -> Params {
-    let mut params: Params = vec![Box::new(tenant), Box::new(id)];
-    if let Some(version) = version {
-        params.push(Box::new(version));
-    }
-    params.extend(values.iter().map(value_param));
-    params
+        .map_err(backend)
 }
 
 #[async_trait]
@@ -369,7 +346,7 @@ impl SqlRunner for PostgresStorage {
 
     async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
         let client = self.client().await?;
-        let params: Params = params.into_iter().map(directory_param).collect();
+        let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
         client.execute(&sql, &refs(&params)).await.map_err(backend)
     }
 
@@ -380,7 +357,7 @@ impl SqlRunner for PostgresStorage {
     ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
         use tokio_postgres::types::Type;
         let client = self.client().await?;
-        let params: Params = params.into_iter().map(directory_param).collect();
+        let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
         let rows = client.query(&sql, &refs(&params)).await.map_err(backend)?;
         rows.iter()
             .map(|row| {
@@ -401,220 +378,73 @@ impl SqlRunner for PostgresStorage {
     }
 }
 
-fn directory_param(value: SqlValue) -> Box<dyn ToSql + Sync + Send> {
-    match value {
-        SqlValue::Null => Box::new(SqlNull),
-        SqlValue::Int(n) => Box::new(n),
-        SqlValue::Text(text) => Box::new(text),
-    }
+fn directory_param(value: &SqlValue) -> Bind<'_> {
+    Bind(match value {
+        SqlValue::Null => Param::Null,
+        SqlValue::Int(n) => Param::Int(*n),
+        SqlValue::Text(text) => Param::Text(text),
+    })
 }
 
 #[async_trait]
-impl Storage for PostgresStorage {
-    fn directory(&self) -> Directory<'_> {
-        Directory::new(self)
+impl SqlBackend for PostgresStorage {
+    fn tables(&self) -> &TableSet {
+        &self.tables
     }
 
-    async fn insert(
+    async fn read_entities(
         &self,
-        tenant: TenantId,
         report: &'static ReportType,
-        entity: NewEntity,
-    ) -> Result<Entity, StorageError> {
-        let client = self.client().await?;
-        let table = self.table(report);
-        let id = entity.id.unwrap_or_else(Uuid::now_v7);
-        let params = row_params(tenant.0, id, None, &entity.values);
-        let statement = client
-            .prepare_cached(&table.insert)
-            .await
-            .map_err(backend)?;
-        match client.execute(&statement, &refs(&params)).await {
-            Ok(_) => Ok(Entity {
-                id,
-                version: 1,
-                values: entity.values,
-            }),
-            Err(error) if is_unique_violation(&error) => {
-                let taken =
-                    select_one(&client, report, &table.select_by_id, &[&tenant.0, &id]).await?;
-                if taken.is_some() {
-                    Err(StorageError::DuplicateId(id))
-                } else {
-                    Err(key_conflict(&client, table, report, tenant.0, &entity.values).await)
-                }
-            }
-            Err(error) => Err(backend(error)),
-        }
-    }
-
-    async fn get(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-    ) -> Result<Option<Entity>, StorageError> {
-        let client = self.client().await?;
-        select_one(
-            &client,
-            report,
-            &self.table(report).select_by_id,
-            &[&tenant.0, &id],
-        )
-        .await
-    }
-
-    async fn list(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        query: &ListQuery,
+        query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
         let client = self.client().await?;
-        let compiled = compile_list(
-            report,
-            Dialect::Postgres,
-            &self.table(report).columns,
-            tenant.0,
-            query,
-        );
-        let params = bind_all(&compiled.params);
-        let statement = client
-            .prepare_cached(&compiled.sql)
-            .await
-            .map_err(backend)?;
+        let statement = client.prepare_cached(&query.sql).await.map_err(backend)?;
         client
-            .query(&statement, &refs(&params))
+            .query(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(backend)?
             .iter()
-            .map(|row| read_entity(report, row))
+            .map(|row| decode_entity(report, &Columns(row)))
             .collect()
     }
 
-    async fn count(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        scope: Scope,
-        filter: Option<&Expr>,
-    ) -> Result<u64, StorageError> {
+    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
         let client = self.client().await?;
-        let compiled = compile_count(report, Dialect::Postgres, tenant.0, &scope, filter);
-        let params = bind_all(&compiled.params);
-        let statement = client
-            .prepare_cached(&compiled.sql)
-            .await
-            .map_err(backend)?;
+        let statement = client.prepare_cached(&query.sql).await.map_err(backend)?;
         let row = client
-            .query_one(&statement, &refs(&params))
+            .query_one(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(backend)?;
-        let count: i64 = row.try_get(0).map_err(backend)?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        row.try_get(0).map_err(backend)
     }
 
-    async fn update(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-        changes: &[(usize, Value)],
-        precondition: Precondition,
-    ) -> Result<Entity, StorageError> {
+    /// An update or delete reads its row `FOR UPDATE` in a transaction; an insert is one
+    /// statement. What follows a unique violation (finding who holds the key) runs outside
+    /// the transaction, which can run nothing more.
+    async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError> {
         let mut client = self.client().await?;
-        let table = self.table(report);
-        let transaction = client.transaction().await.map_err(backend)?;
-        let locked = format!("{} FOR UPDATE", table.select_by_id);
-        let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
-            .await?
-            .ok_or(StorageError::NotFound)?;
-        precondition.check(&current)?;
-        let mut values = current.values.clone();
-        for (index, value) in changes {
-            values[*index] = value.clone();
-        }
-        let params = row_params(tenant.0, id, Some(current.version), &values);
-        let statement = transaction
-            .prepare_cached(&table.update)
-            .await
-            .map_err(backend)?;
-        match transaction.execute(&statement, &refs(&params)).await {
-            Ok(1) => {
+        let mut plan = WritePlan::new(self.tables.get(request.report)?, request);
+        if plan.reads_before_writing() {
+            let transaction = client.transaction().await.map_err(backend)?;
+            if run_steps(&transaction, &mut plan).await? {
+                // A failed plan (not found, precondition) rolls back as the transaction drops.
+                let written = plan.finish()?;
                 transaction.commit().await.map_err(backend)?;
-                Ok(Entity {
-                    id,
-                    version: current.version + 1,
-                    values,
-                })
+                return Ok(written);
             }
-            Ok(_) => Err(StorageError::PreconditionFailed {
-                current: current.etag(),
-            }),
-            Err(error) if is_unique_violation(&error) => {
-                // The failed transaction can run nothing more; look the key up outside it.
-                drop(transaction);
-                Err(key_conflict(&client, table, report, tenant.0, &values).await)
-            }
-            Err(error) => Err(backend(error)),
         }
+        while !run_steps(&client, &mut plan).await? {}
+        plan.finish()
     }
 
-    async fn delete(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-        precondition: Precondition,
-    ) -> Result<(), StorageError> {
+    async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {
+        let Load {
+            tenant,
+            report,
+            mut chunks,
+        } = load;
         let mut client = self.client().await?;
-        let table = self.table(report);
-        let transaction = client.transaction().await.map_err(backend)?;
-        let locked = format!("{} FOR UPDATE", table.select_by_id);
-        let current = select_one(&transaction, report, &locked, &[&tenant.0, &id])
-            .await?
-            .ok_or(StorageError::NotFound)?;
-        precondition.check(&current)?;
-        transaction
-            .execute(&table.delete, &[&tenant.0, &id])
-            .await
-            .map_err(backend)?;
-        transaction.commit().await.map_err(backend)
-    }
-
-    async fn latest_report(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        period: Option<Period>,
-    ) -> Result<Vec<Entity>, StorageError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.table(report).latest)
-            .await
-            .map_err(backend)?;
-        let period_text = period.map(|p| p.stored().to_owned());
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant.0];
-        if let Some(period) = &period_text {
-            params.push(period);
-        }
-        client
-            .query(&statement, &params)
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|row| read_entity(report, row))
-            .collect()
-    }
-
-    async fn upsert_stream(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        mut chunks: RowChunks,
-    ) -> Result<UpsertCounts, StorageError> {
-        let mut client = self.client().await?;
-        let table = self.table(report);
+        let table = self.tables.get(report)?;
         let transaction = client.transaction().await.map_err(backend)?;
         let upsert = transaction
             .prepare_cached(&table.upsert)
@@ -635,7 +465,7 @@ impl Storage for PostgresStorage {
             for values in rows {
                 let params = row_params(tenant.0, Uuid::now_v7(), None, &values);
                 let version: Option<i64> = transaction
-                    .query_opt(&upsert, &refs(&params))
+                    .query_opt(&upsert, &refs(&binds(&params)))
                     .await
                     .map_err(backend)?
                     .map(|row| row.get(0));

@@ -30,11 +30,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reportroot_model::{Date, Entity, ReportType, Value, REPORTS};
+use reportroot_storage::engine::row_params;
 use reportroot_storage::StorageError;
-use rusqlite::{Connection, OptionalExtension, ToSql, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
 
-use crate::{backend, Param};
+use crate::{backend, bind};
 
 /// Work per transaction of a load: a concurrent writer waits up to about one of them. Why
 /// not shorter: every commit rewrites the pages it dirtied (the history index takes rows all
@@ -74,7 +75,7 @@ fn lock_path(database: &Path, id: Uuid) -> PathBuf {
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> StorageError {
-    StorageError::Backend(format!("{}: {error}", path.display()))
+    StorageError::backend(path.display().to_string(), error)
 }
 
 impl ImportLock {
@@ -342,10 +343,8 @@ pub(crate) fn undo_step(
     // back to version 1 before it is deleted.
     let mut restore = tx.prepare_cached(&restore_sql(report)).map_err(backend)?;
     for row in decode_rows(&updated, report.properties.len())?.iter().rev() {
-        let values: Vec<Param<'_>> = row.values.iter().map(Param::of).collect();
-        let mut params: Vec<&dyn ToSql> = vec![tenant, &row.id, &row.version];
-        params.extend(values.iter().map(|p| p as &dyn ToSql));
-        restore.execute(params.as_slice()).map_err(backend)?;
+        let params = row_params(*tenant, row.id, Some(row.version), &row.values);
+        restore.execute(bind(&params)).map_err(backend)?;
     }
     let mut delete = tx
         .prepare_cached(&format!(

@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
-use reportroot_odata::query::Expr;
-use reportroot_storage::directory::{Directory, SqlRunner, SqlValue, DIRECTORY_TABLES};
-use reportroot_storage::query_sql::{compile_count, compile_list, SqlParam};
-use reportroot_storage::sql::{natural_key_label, Dialect, TableSql};
-use reportroot_storage::{
-    ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, SchemaChange, Scope, Storage,
-    StorageError, UpsertCounts,
+use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
+use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
+use reportroot_storage::engine::{
+    decode_entity, key_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
+    Write, WritePlan, WriteRequest,
 };
+use reportroot_storage::query_sql::CompiledSql;
+use reportroot_storage::sql::{Dialect, TableSql};
+use reportroot_storage::{LoadAborted, RowChunks, SchemaChange, StorageError, UpsertCounts};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
@@ -78,7 +78,7 @@ struct Inner {
     reader_slots: tokio::sync::Semaphore,
     /// Writers queue here, not on the writer's mutex, so that waiting holds no thread.
     writer_slot: tokio::sync::Semaphore,
-    tables: Vec<TableSql>,
+    tables: TableSet,
     /// What the open did to the schema.
     schema_change: SchemaChange,
 }
@@ -128,8 +128,17 @@ impl Drop for Checkpointer {
     }
 }
 
-fn backend(error: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(error.to_string())
+/// A failure whose cause says what happened (a statement's error names the statement's
+/// trouble; the trait method the caller called says what was being done).
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::backend("", error)
+}
+
+/// A failure while doing `context`.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    context: &'static str,
+) -> impl FnOnce(E) -> StorageError {
+    move |error| StorageError::backend(context, error)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,10 +192,7 @@ impl SqliteStorage {
                 readers: Mutex::new(Vec::new()),
                 reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
                 writer_slot: tokio::sync::Semaphore::new(1),
-                tables: REPORTS
-                    .iter()
-                    .map(|r| TableSql::new(r, Dialect::Sqlite))
-                    .collect(),
+                tables: TableSet::new(Dialect::Sqlite),
                 schema_change,
             }),
         };
@@ -235,7 +241,7 @@ impl SqliteStorage {
     ) -> Result<(), StorageError> {
         loop {
             let step = step.clone();
-            if !self.write(step).await? {
+            if !self.write_transaction(step).await? {
                 return Ok(());
             }
             tokio::task::spawn_blocking(|| std::thread::sleep(import::CHUNK_PAUSE))
@@ -248,7 +254,7 @@ impl SqliteStorage {
     /// them. Sets `import` (the lock, registration and journal of an undoable load, see
     /// `import.rs`) once the load needs more than one transaction; a load that fits in one
     /// needs none of that.
-    async fn load(
+    async fn load_chunks(
         &self,
         tenant: TenantId,
         report: &'static ReportType,
@@ -279,7 +285,9 @@ impl SqliteStorage {
             pause = true;
             let id = import.as_ref().map(|lock| lock.id);
             let (back, created, more) = self
-                .write(move |tx, inner| load_step(tx, inner, report, tenant.0, state, id))
+                .write_transaction(move |tx, inner| {
+                    load_step(tx, inner, report, tenant.0, state, id)
+                })
                 .await?;
             state = back;
             if created.is_some() {
@@ -292,7 +300,7 @@ impl SqliteStorage {
     }
 
     /// Runs `work` in a transaction on the writer connection on the blocking pool.
-    async fn write<T: Send + 'static>(
+    async fn write_transaction<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
@@ -302,23 +310,15 @@ impl SqliteStorage {
             let mut connection = lock(&inner.writer);
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+                .map_err(failed("cannot begin a write transaction"))?;
             let result = work(&transaction, &inner)?;
-            transaction.commit().map_err(backend)?;
+            transaction
+                .commit()
+                .map_err(failed("cannot commit a write transaction"))?;
             Ok(result)
         })
         .await
         .map_err(backend)?
-    }
-}
-
-impl Inner {
-    fn table(&self, report: &ReportType) -> &TableSql {
-        let index = REPORTS
-            .iter()
-            .position(|r| std::ptr::eq(r, report))
-            .unwrap_or_default();
-        &self.tables[index]
     }
 }
 
@@ -350,7 +350,8 @@ fn open_connection(
     durability: Durability,
     cache_kib: u32,
 ) -> Result<Connection, StorageError> {
-    let connection = Connection::open(path).map_err(backend)?;
+    let connection =
+        Connection::open(path).map_err(failed("cannot open the SQLite database file"))?;
     // First of all: every statement after this one may meet another process's lock (switching
     // to WAL, reading the schema), and would fail at once without a busy handler.
     connection
@@ -387,8 +388,8 @@ fn migrate(connection: &Connection) -> Result<SchemaChange, StorageError> {
     if let Some(current) = current_schema(connection)? {
         return Ok(current);
     }
-    let tx =
-        Transaction::new_unchecked(connection, TransactionBehavior::Immediate).map_err(backend)?;
+    let tx = Transaction::new_unchecked(connection, TransactionBehavior::Immediate)
+        .map_err(failed("cannot begin the schema migration"))?;
     // Another process may have migrated while this one waited for the lock.
     if let Some(current) = current_schema(&tx)? {
         return Ok(current);
@@ -399,8 +400,10 @@ fn migrate(connection: &Connection) -> Result<SchemaChange, StorageError> {
         fresh &= !table_exists(&tx, &report.table_name())?;
     }
     let script = migration_script(&tx, version)?;
-    tx.execute_batch(&script).map_err(backend)?;
-    tx.commit().map_err(backend)?;
+    tx.execute_batch(&script)
+        .map_err(failed("cannot migrate the schema"))?;
+    tx.commit()
+        .map_err(failed("cannot commit the schema migration"))?;
     Ok(if fresh {
         SchemaChange::Created(SCHEMA_VERSION)
     } else if version < SCHEMA_VERSION {
@@ -576,145 +579,80 @@ fn named_indexes(connection: &Connection, table: &str) -> Result<Vec<String>, St
     names.collect::<Result<_, _>>().map_err(backend)
 }
 
-/// Compiled parameters as SQLite values.
-fn bind_all(params: &[SqlParam]) -> Vec<rusqlite::types::Value> {
-    params
-        .iter()
-        .map(|param| match param {
-            SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
-            SqlParam::Value(Value::Null) => rusqlite::types::Value::Null,
-            SqlParam::Int(i) | SqlParam::Value(Value::Int(i)) => {
-                rusqlite::types::Value::Integer(*i)
-            }
-            SqlParam::Value(Value::Text(s)) => rusqlite::types::Value::Text(s.clone()),
-            SqlParam::Value(Value::Date(d)) => rusqlite::types::Value::Text(d.to_string()),
-        })
-        .collect()
-}
-
-fn params_from(values: &[rusqlite::types::Value]) -> Vec<&dyn ToSql> {
-    values.iter().map(|v| v as &dyn ToSql).collect()
-}
-
-/// A property value bound as an SQL parameter; dates as `YYYY-MM-DD` text.
-enum Param<'a> {
-    Value(&'a Value),
+/// A statement parameter as SQLite stores it: ids as 16-byte BLOBs, dates as `YYYY-MM-DD`
+/// text (kept here, so that binding copies nothing).
+enum Bind<'a> {
+    Param(Param<'a>),
     Date([u8; 10]),
 }
 
-impl<'a> Param<'a> {
-    fn of(value: &'a Value) -> Self {
-        match value {
-            Value::Date(date) => Param::Date(date.iso_bytes()),
-            other => Param::Value(other),
+impl<'a> Bind<'a> {
+    fn of(param: impl Into<Param<'a>>) -> Self {
+        match param.into() {
+            Param::Date(date) => Bind::Date(date.iso_bytes()),
+            other => Bind::Param(other),
         }
     }
 }
 
-impl ToSql for Param<'_> {
+impl ToSql for Bind<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
-            Param::Value(Value::Null) => ToSqlOutput::Owned(rusqlite::types::Value::Null),
-            Param::Value(Value::Int(i)) => ToSqlOutput::from(*i),
-            Param::Value(Value::Text(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Param::Date(text) => ToSqlOutput::Borrowed(ValueRef::Text(text)),
-            Param::Value(Value::Date(date)) => ToSqlOutput::from(date.to_string()),
+            Bind::Param(Param::Null) => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            Bind::Param(Param::Uuid(id)) => ToSqlOutput::Borrowed(ValueRef::Blob(id.as_bytes())),
+            Bind::Param(Param::Int(i)) => ToSqlOutput::from(*i),
+            Bind::Param(Param::Text(text)) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
+            }
+            Bind::Param(Param::Date(date)) => ToSqlOutput::from(date.to_string()),
+            Bind::Date(text) => ToSqlOutput::Borrowed(ValueRef::Text(text)),
         })
     }
 }
 
-fn read_entity(report: &ReportType, row: &rusqlite::Row<'_>) -> rusqlite::Result<Entity> {
-    let id: Uuid = row.get(0)?;
-    let mut values = Vec::with_capacity(report.properties.len());
-    for (i, property) in report.properties.iter().enumerate() {
-        let column = i + 2;
-        if property.kind.is_nullable() && row.get_ref(column)? == ValueRef::Null {
-            values.push(Value::Null);
-            continue;
-        }
-        values.push(match property.kind {
-            ValueKind::Count | ValueKind::Count32 => Value::Int(row.get(column)?),
-            ValueKind::Text | ValueKind::Period | ValueKind::Duration => {
-                Value::Text(row.get(column)?)
-            }
-            ValueKind::Date => {
-                let text = row.get_ref(column)?.as_str()?;
-                Value::Date(Date::parse(text).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(
-                        column,
-                        property.name.to_owned(),
-                        rusqlite::types::Type::Text,
-                    )
-                })?)
-            }
-        });
+/// Binds `params` in order, without collecting them.
+fn bind<'a, P>(params: &'a [P]) -> impl rusqlite::Params + 'a
+where
+    &'a P: Into<Param<'a>>,
+{
+    rusqlite::params_from_iter(params.iter().map(Bind::of))
+}
+
+/// The columns of a result row, for [`decode_entity`].
+struct Columns<'r, 's>(&'r rusqlite::Row<'s>);
+
+impl ColumnReader for Columns<'_, '_> {
+    type Error = rusqlite::Error;
+
+    fn uuid(&self, column: usize) -> rusqlite::Result<Uuid> {
+        self.0.get(column)
     }
-    Ok(Entity {
-        id,
-        version: row.get(1)?,
-        values,
-    })
+
+    fn int(&self, column: usize) -> rusqlite::Result<Option<i64>> {
+        self.0.get(column)
+    }
+
+    fn text(&self, column: usize) -> rusqlite::Result<Option<String>> {
+        self.0.get(column)
+    }
+
+    fn date(&self, column: usize, name: &str) -> rusqlite::Result<Option<Date>> {
+        let text = match self.0.get_ref(column)? {
+            ValueRef::Null => return Ok(None),
+            value => value.as_str()?,
+        };
+        Date::parse(text).map(Some).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(column, name.to_owned(), rusqlite::types::Type::Text)
+        })
+    }
+
+    fn unexpected_null(&self, column: usize, name: &str) -> rusqlite::Error {
+        rusqlite::Error::InvalidColumnType(column, name.to_owned(), rusqlite::types::Type::Null)
+    }
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
-}
-
-fn select_one(
-    connection: &Connection,
-    report: &ReportType,
-    sql: &str,
-    params: &[&dyn ToSql],
-) -> Result<Option<Entity>, StorageError> {
-    let mut statement = connection.prepare_cached(sql).map_err(backend)?;
-    statement
-        .query_row(params, |row| read_entity(report, row))
-        .optional()
-        .map_err(backend)
-}
-
-fn key_params<'a>(report: &ReportType, values: &'a [Value]) -> Vec<Param<'a>> {
-    report
-        .natural_key_indexes()
-        .into_iter()
-        .map(|i| Param::of(&values[i]))
-        .collect()
-}
-
-fn id_by_natural_key(
-    connection: &Connection,
-    table: &TableSql,
-    report: &ReportType,
-    tenant: &Uuid,
-    values: &[Value],
-) -> Result<Option<Uuid>, StorageError> {
-    let key = key_params(report, values);
-    let mut params: Vec<&dyn ToSql> = vec![&tenant];
-    params.extend(key.iter().map(|p| p as &dyn ToSql));
-    let mut statement = connection
-        .prepare_cached(&table.id_by_natural_key)
-        .map_err(backend)?;
-    statement
-        .query_row(params.as_slice(), |row| row.get(0))
-        .optional()
-        .map_err(backend)
-}
-
-fn key_conflict(
-    connection: &Connection,
-    table: &TableSql,
-    report: &ReportType,
-    tenant: &Uuid,
-    values: &[Value],
-) -> StorageError {
-    match id_by_natural_key(connection, table, report, tenant, values) {
-        Ok(Some(existing)) => StorageError::DuplicateKey {
-            existing,
-            key: natural_key_label(report),
-        },
-        Ok(None) => StorageError::Backend("unique constraint violated".into()),
-        Err(error) => error,
-    }
 }
 
 /// Records the row's (period, refresh date) for the report functions (see
@@ -729,62 +667,73 @@ fn note_refresh(
     let (Some(sql), Some(period)) = (&table.note_refresh, report.period_index()) else {
         return Ok(());
     };
-    let refresh = Param::of(&values[report.refresh_date_index()]);
+    let params = [
+        Bind::of(Param::Uuid(*tenant)),
+        Bind::of(&values[period]),
+        Bind::of(&values[report.refresh_date_index()]),
+    ];
     connection
         .prepare_cached(sql)
-        .and_then(|mut statement| statement.execute((tenant, Param::of(&values[period]), refresh)))
+        .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(params)))
         .map(|_| ())
         .map_err(backend)
 }
 
-fn insert_row(
+/// Runs one step of a [`WritePlan`] in the caller's transaction.
+fn run_step(
     connection: &Connection,
-    table: &TableSql,
     report: &ReportType,
-    tenant: &Uuid,
-    id: Uuid,
-    values: &[Value],
-) -> Result<(), StorageError> {
-    let value_params: Vec<Param<'_>> = values.iter().map(Param::of).collect();
-    let mut params: Vec<&dyn ToSql> = vec![tenant, &id];
-    params.extend(value_params.iter().map(|p| p as &dyn ToSql));
-    let mut statement = connection.prepare_cached(&table.insert).map_err(backend)?;
-    match statement.execute(params.as_slice()) {
-        Ok(_) => note_refresh(connection, table, report, tenant, values),
-        Err(error) if is_unique_violation(&error) => {
-            let taken = select_one(connection, report, &table.select_by_id, &[tenant, &id])?;
-            if taken.is_some() {
-                Err(StorageError::DuplicateId(id))
-            } else {
-                Err(key_conflict(connection, table, report, tenant, values))
+    step: Step<'_>,
+) -> Result<Outcome, StorageError> {
+    match step {
+        Step::ReadEntity { sql, params, .. } => connection
+            .prepare_cached(sql)
+            .and_then(|mut s| {
+                s.query_row(bind(&params), |row| decode_entity(report, &Columns(row)))
+                    .optional()
+            })
+            .map(Outcome::Entity)
+            .map_err(backend),
+        Step::ReadId { sql, params } => connection
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(bind(&params), |row| row.get(0)).optional())
+            .map(Outcome::Id)
+            .map_err(backend),
+        Step::Execute { sql, params } => {
+            let mut statement = connection.prepare_cached(sql).map_err(backend)?;
+            match statement.execute(bind(&params)) {
+                Ok(changed) => Ok(Outcome::Changed(changed as u64)),
+                Err(error) if is_unique_violation(&error) => Ok(Outcome::UniqueViolation),
+                Err(error) => Err(backend(error)),
             }
         }
-        Err(error) => Err(backend(error)),
+        Step::Finished => Ok(Outcome::Changed(0)),
     }
 }
 
-fn update_row(
+/// Runs the [`WritePlan`] of `request` in the caller's transaction, then records the refresh
+/// date of the values it stored.
+fn write_entity(
     connection: &Connection,
     table: &TableSql,
-    report: &ReportType,
-    tenant: &Uuid,
-    current: &Entity,
-    values: &[Value],
-) -> Result<(), StorageError> {
-    let value_params: Vec<Param<'_>> = values.iter().map(Param::of).collect();
-    let mut params: Vec<&dyn ToSql> = vec![tenant, &current.id, &current.version];
-    params.extend(value_params.iter().map(|p| p as &dyn ToSql));
-    let mut statement = connection.prepare_cached(&table.update).map_err(backend)?;
-    match statement.execute(params.as_slice()) {
-        Ok(1) => note_refresh(connection, table, report, tenant, values),
-        Ok(_) => Err(StorageError::PreconditionFailed {
-            current: current.etag(),
-        }),
-        Err(error) if is_unique_violation(&error) => {
-            Err(key_conflict(connection, table, report, tenant, values))
-        }
-        Err(error) => Err(backend(error)),
+    request: WriteRequest,
+) -> Result<Entity, StorageError> {
+    let tenant = request.tenant;
+    let mut plan = WritePlan::new(table, request);
+    loop {
+        let outcome = match plan.step() {
+            Step::Finished => break,
+            step => run_step(connection, plan.report(), step)?,
+        };
+        plan.advance(outcome);
     }
+    let report = plan.report();
+    let stores_values = plan.stores_values();
+    let written = plan.finish()?;
+    if stores_values {
+        note_refresh(connection, table, report, &tenant, &written.values)?;
+    }
+    Ok(written)
 }
 
 /// Upserts rows one by one in the caller's transaction.
@@ -857,7 +806,7 @@ impl<'a> BulkUpsert<'a> {
             insert.raw_bind_parameter(2, id).map_err(backend)?;
             for (i, value) in values.iter().enumerate() {
                 insert
-                    .raw_bind_parameter(i + 3, Param::of(value))
+                    .raw_bind_parameter(i + 3, Bind::of(value))
                     .map_err(backend)?;
             }
             if insert.raw_execute().map_err(backend)? == 1 {
@@ -867,30 +816,39 @@ impl<'a> BulkUpsert<'a> {
             }
         }
         let report = self.report;
-        let key = key_params(report, &values);
-        let mut params: Vec<&dyn ToSql> = vec![tenant];
-        params.extend(key.iter().map(|p| p as &dyn ToSql));
         let current = self
             .find
-            .query_row(params.as_slice(), |row| read_entity(report, row))
+            .query_row(bind(&key_params(report, *tenant, &values)), |row| {
+                decode_entity(report, &Columns(row))
+            })
             .optional()
             .map_err(backend)?;
         self.last_was_known = current.is_some();
         match current {
             None => {
                 let id = Uuid::now_v7();
-                insert_row(self.tx, self.table, report, tenant, id, &values)?;
+                self.write(Write::Insert { id, values })?;
                 self.counts.inserted += 1;
                 self.journal.inserted(id);
             }
             Some(current) if current.values == values => self.counts.unchanged += 1,
             Some(current) => {
-                update_row(self.tx, self.table, report, tenant, &current, &values)?;
-                self.counts.updated += 1;
                 self.journal.updated(&current);
+                self.write(Write::Replace { current, values })?;
+                self.counts.updated += 1;
             }
         }
         Ok(())
+    }
+
+    /// One entity written as a single write is (see [`write_entity`]).
+    fn write(&self, write: Write) -> Result<Entity, StorageError> {
+        let request = WriteRequest {
+            tenant: self.tenant,
+            report: self.report,
+            write,
+        };
+        write_entity(self.tx, self.table, request)
     }
 }
 
@@ -1000,7 +958,7 @@ fn load_step(
     import: Option<Uuid>,
 ) -> Result<(LoadState, Option<ImportLock>, bool), StorageError> {
     let deadline = Instant::now() + import::CHUNK_BUDGET;
-    let mut bulk = BulkUpsert::new(tx, inner.table(report), report, tenant)?;
+    let mut bulk = BulkUpsert::new(tx, inner.tables.get(report)?, report, tenant)?;
     bulk.counts = state.counts;
     bulk.last_was_known = state.last_was_known;
     let more = state.rows.feed(&mut bulk, deadline)?;
@@ -1036,7 +994,7 @@ impl SqlRunner for SqliteStorage {
     }
 
     async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
-        self.write(move |tx, _| {
+        self.write_transaction(move |tx, _| {
             let params = rusqlite::params_from_iter(params.iter().map(directory_param));
             let changed = tx.execute(&sql, params).map_err(backend)?;
             Ok(changed as u64)
@@ -1083,74 +1041,21 @@ fn directory_param(value: &SqlValue) -> rusqlite::types::Value {
 }
 
 #[async_trait]
-impl Storage for SqliteStorage {
-    fn directory(&self) -> Directory<'_> {
-        Directory::new(self)
+impl SqlBackend for SqliteStorage {
+    fn tables(&self) -> &TableSet {
+        &self.inner.tables
     }
 
-    async fn insert(
+    async fn read_entities(
         &self,
-        tenant: TenantId,
         report: &'static ReportType,
-        entity: NewEntity,
-    ) -> Result<Entity, StorageError> {
-        self.write(move |tx, inner| {
-            let id = entity.id.unwrap_or_else(Uuid::now_v7);
-            insert_row(
-                tx,
-                inner.table(report),
-                report,
-                &tenant.0,
-                id,
-                &entity.values,
-            )?;
-            Ok(Entity {
-                id,
-                version: 1,
-                values: entity.values,
-            })
-        })
-        .await
-    }
-
-    async fn get(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-    ) -> Result<Option<Entity>, StorageError> {
-        self.read(move |connection, inner| {
-            select_one(
-                connection,
-                report,
-                &inner.table(report).select_by_id,
-                &[&tenant.0, &id],
-            )
-        })
-        .await
-    }
-
-    async fn list(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        query: &ListQuery,
+        query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
-        let query = query.clone();
-        self.read(move |connection, inner| {
-            let compiled = compile_list(
-                report,
-                Dialect::Sqlite,
-                &inner.table(report).columns,
-                tenant.0,
-                &query,
-            );
-            tracing::debug!(sql = %compiled.sql, "list");
-            let params = bind_all(&compiled.params);
-            let mut statement = connection.prepare_cached(&compiled.sql).map_err(backend)?;
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(&query.sql).map_err(backend)?;
             let rows = statement
-                .query_map(params_from(&params).as_slice(), |row| {
-                    read_entity(report, row)
+                .query_map(bind(&query.params), |row| {
+                    decode_entity(report, &Columns(row))
                 })
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -1158,116 +1063,40 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn count(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        scope: Scope,
-        filter: Option<&Expr>,
-    ) -> Result<u64, StorageError> {
-        let compiled = compile_count(report, Dialect::Sqlite, tenant.0, &scope, filter);
+    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
         self.read(move |connection, _| {
-            let params = bind_all(&compiled.params);
-            let mut statement = connection.prepare_cached(&compiled.sql).map_err(backend)?;
-            let count: i64 = statement
-                .query_row(params_from(&params).as_slice(), |row| row.get(0))
-                .map_err(backend)?;
-            Ok(u64::try_from(count).unwrap_or_default())
+            connection
+                .prepare_cached(&query.sql)
+                .and_then(|mut s| s.query_row(bind(&query.params), |row| row.get(0)))
+                .map_err(backend)
         })
         .await
     }
 
-    async fn update(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-        changes: &[(usize, Value)],
-        precondition: Precondition,
-    ) -> Result<Entity, StorageError> {
-        let changes = changes.to_vec();
-        self.write(move |tx, inner| {
-            let table = inner.table(report);
-            let tenant = tenant.0;
-            let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id])?
-                .ok_or(StorageError::NotFound)?;
-            precondition.check(&current)?;
-            let mut values = current.values.clone();
-            for (index, value) in changes {
-                values[index] = value;
-            }
-            update_row(tx, table, report, &tenant, &current, &values)?;
-            Ok(Entity {
-                id,
-                version: current.version + 1,
-                values,
-            })
-        })
-        .await
-    }
-
-    async fn delete(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        id: Uuid,
-        precondition: Precondition,
-    ) -> Result<(), StorageError> {
-        self.write(move |tx, inner| {
-            let table = inner.table(report);
-            let tenant = tenant.0;
-            let current = select_one(tx, report, &table.select_by_id, &[&tenant, &id])?
-                .ok_or(StorageError::NotFound)?;
-            precondition.check(&current)?;
-            tx.prepare_cached(&table.delete)
-                .and_then(|mut s| s.execute([&tenant, &id]))
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn latest_report(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        period: Option<Period>,
-    ) -> Result<Vec<Entity>, StorageError> {
-        self.read(move |connection, inner| {
-            let tenant = tenant.0;
-            let mut params: Vec<&dyn ToSql> = vec![&tenant];
-            let period_text = period.map(Period::stored);
-            if let Some(period) = &period_text {
-                params.push(period);
-            }
-            let mut statement = connection
-                .prepare_cached(&inner.table(report).latest)
-                .map_err(backend)?;
-            let rows = statement
-                .query_map(params.as_slice(), |row| read_entity(report, row))
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError> {
+        self.write_transaction(move |tx, inner| {
+            write_entity(tx, inner.tables.get(request.report)?, request)
         })
         .await
     }
 
     /// In short transactions, so that other writers (the server's, another process's) wait
     /// at most about one of them; undone if it fails (see `import.rs`).
-    async fn upsert_stream(
-        &self,
-        tenant: TenantId,
-        report: &'static ReportType,
-        chunks: RowChunks,
-    ) -> Result<UpsertCounts, StorageError> {
+    async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {
+        let Load {
+            tenant,
+            report,
+            chunks,
+        } = load;
         let mut import = None;
-        let loaded = self.load(tenant, report, chunks, &mut import).await;
+        let loaded = self.load_chunks(tenant, report, chunks, &mut import).await;
         let Some(lock) = import else {
             return loaded; // one transaction, committed or rolled back
         };
         let id = lock.id;
         let committed = match loaded {
             Ok(counts) => self
-                .write(move |tx, _| import::unregister(tx, id))
+                .write_transaction(move |tx, _| import::unregister(tx, id))
                 .await
                 .map(|()| counts),
             Err(error) => Err(error),

@@ -302,7 +302,7 @@ fn text(id: Uuid) -> SqlValue {
 }
 
 fn corrupt(what: &str) -> StorageError {
-    StorageError::Backend(format!("the directory table holds a malformed {what}"))
+    StorageError::Backend(format!("the directory table holds a malformed {what}").into())
 }
 
 fn take_text(value: &mut SqlValue, what: &str) -> Result<String, StorageError> {

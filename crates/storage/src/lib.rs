@@ -1,8 +1,10 @@
-//! The storage layer's contract. Every backend (SQLite, PostgreSQL) implements [`Storage`];
-//! the HTTP layer only ever sees `Arc<dyn Storage>`. Every operation is scoped to one tenant:
-//! no method can read or write another tenant's rows.
+//! The storage layer's contract. The HTTP layer only ever sees `Arc<dyn Storage>`; every
+//! backend (SQLite, PostgreSQL) gets [`Storage`] from the shared SQL engine
+//! ([`engine::SqlBackend`]) and provides only what differs between databases. Every operation
+//! is scoped to one tenant: no method can read or write another tenant's rows.
 
 pub mod directory;
+pub mod engine;
 pub mod query_sql;
 pub mod sql;
 
@@ -46,9 +48,107 @@ pub enum StorageError {
     /// the load was written.
     #[error("the load was stopped and rolled back: {0}")]
     Aborted(String),
-    /// Anything else the database reported.
-    #[error("database error: {0}")]
-    Backend(String),
+    /// Anything else the database reported, with what was being done and why it failed.
+    #[error(transparent)]
+    Backend(BackendError),
+}
+
+impl StorageError {
+    /// A database failure while doing `context` ("cannot open the database file"), caused by
+    /// `cause`.
+    pub fn backend(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StorageError::Backend(BackendError::new(context, cause))
+    }
+}
+
+/// A database failure: what was being done, and the error that stopped it.
+///
+/// `Display` reads `database error: <context>: <cause>: <its cause>…`, because most callers
+/// print only `Display` (a log line, the CLI's message) and a driver's own text is often
+/// vague ("db error") while the useful part sits in its causes. `source()` still returns the
+/// cause, for code that inspects it.
+#[derive(Debug)]
+pub struct BackendError {
+    context: String,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A failure while doing `context` (may be empty when the cause says it all).
+    pub fn new(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        BackendError {
+            context: context.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// A failure described by text alone, without an underlying error.
+    pub fn message(text: impl Into<String>) -> Self {
+        BackendError {
+            context: text.into(),
+            cause: None,
+        }
+    }
+
+    /// What was being done.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl From<String> for BackendError {
+    fn from(text: String) -> Self {
+        BackendError::message(text)
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(text: &str) -> Self {
+        BackendError::message(text)
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("database error: ")?;
+        match &self.cause {
+            None => f.write_str(&self.context),
+            Some(cause) if self.context.is_empty() => f.write_str(&error_chain(cause.as_ref())),
+            Some(cause) => write!(f, "{}: {}", self.context, error_chain(cause.as_ref())),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// An error and its causes, `error: cause: cause`. Why: tokio-postgres says only "error
+/// connecting to server" or "db error" and keeps what happened (the OS error, the server's
+/// message) in `source()`. A cause whose text is already shown is skipped (deadpool's errors
+/// repeat their source's).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        if !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// What opening a database did to its schema, for `reportroot migrate` to say.

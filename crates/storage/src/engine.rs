@@ -1,0 +1,804 @@
+//! The SQL engine both backends share. It owns what does not depend on the database: which
+//! statement each operation runs and its parameters in order, how a row decodes into an
+//! [`Entity`], what a unique-constraint violation means, how a PATCH merges and when a write's
+//! precondition fails. It implements [`Storage`] once for every [`SqlBackend`]; a backend only
+//! connects, binds [`Param`]s in its dialect, runs statements and reads columns
+//! ([`ColumnReader`]), and keeps what is truly its own (SQLite's refresh-date table and import
+//! journal, PostgreSQL's row locks, each one's bulk load).
+//!
+//! Writes are written without I/O ([`WritePlan`]): the plan says which statement to run next
+//! ([`Step`]) and learns what it did ([`Outcome`]), so the same decisions drive SQLite's
+//! blocking connection and PostgreSQL's async client.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
+use reportroot_odata::query::Expr;
+use uuid::Uuid;
+
+use crate::directory::{Directory, SqlRunner};
+use crate::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
+use crate::sql::{natural_key_label, Dialect, TableSql};
+use crate::{
+    BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
+    UpsertCounts,
+};
+
+/// The statements of every registered report, found by the report's entity name.
+///
+/// Why by name: the registry's reports are equal when their names are (`ReportType`'s
+/// `PartialEq`); a report the registry does not know is an error, never another report's table.
+#[derive(Debug, Clone)]
+pub struct TableSet {
+    tables: Vec<TableSql>,
+    by_entity: HashMap<&'static str, usize>,
+}
+
+impl TableSet {
+    /// The statements of every report of the registry, in `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        TableSet {
+            tables: REPORTS
+                .iter()
+                .map(|report| TableSql::new(report, dialect))
+                .collect(),
+            by_entity: REPORTS
+                .iter()
+                .enumerate()
+                .map(|(index, report)| (report.entity, index))
+                .collect(),
+        }
+    }
+
+    /// The statements of `report`; an error if the registry has no such report.
+    pub fn get(&self, report: &ReportType) -> Result<&TableSql, StorageError> {
+        self.by_entity
+            .get(report.entity)
+            .map(|&index| &self.tables[index])
+            .ok_or_else(|| {
+                StorageError::Backend(BackendError::message(format!(
+                    "report type '{}' is not in the registry",
+                    report.entity
+                )))
+            })
+    }
+
+    /// Every report's statements, in registry order.
+    pub fn iter(&self) -> impl Iterator<Item = &TableSql> {
+        self.tables.iter()
+    }
+}
+
+/// A statement parameter as the backends bind it, borrowed from the caller (no copy of a
+/// value's text).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Param<'a> {
+    /// SQL `NULL`.
+    Null,
+    /// A tenant or entity id.
+    Uuid(Uuid),
+    /// An integer: a count, a version, a limit.
+    Int(i64),
+    /// Text.
+    Text(&'a str),
+    /// A date (SQLite binds `YYYY-MM-DD` text, PostgreSQL a `DATE`).
+    Date(Date),
+}
+
+impl<'a> From<&'a Value> for Param<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::Null => Param::Null,
+            Value::Int(i) => Param::Int(*i),
+            Value::Text(text) => Param::Text(text),
+            Value::Date(date) => Param::Date(*date),
+        }
+    }
+}
+
+impl<'a> From<&Param<'a>> for Param<'a> {
+    fn from(param: &Param<'a>) -> Self {
+        *param
+    }
+}
+
+impl<'a> From<&'a SqlParam> for Param<'a> {
+    fn from(param: &'a SqlParam) -> Self {
+        match param {
+            SqlParam::Uuid(id) => Param::Uuid(*id),
+            SqlParam::Int(i) => Param::Int(*i),
+            SqlParam::Value(value) => Param::from(value),
+        }
+    }
+}
+
+/// The first column of a property in the rows of [`TableSql::columns`]: `id` and `version`
+/// come first.
+pub const FIRST_PROPERTY_COLUMN: usize = 2;
+
+/// Reads the columns of one result row, in a backend's types.
+pub trait ColumnReader {
+    /// The backend's error for a column that cannot be read as asked.
+    type Error;
+    /// A UUID column.
+    fn uuid(&self, column: usize) -> Result<Uuid, Self::Error>;
+    /// An integer column, `None` when `NULL`.
+    fn int(&self, column: usize) -> Result<Option<i64>, Self::Error>;
+    /// A text column, `None` when `NULL`.
+    fn text(&self, column: usize) -> Result<Option<String>, Self::Error>;
+    /// A date column, `None` when `NULL`; `name` is the property's, for errors.
+    fn date(&self, column: usize, name: &str) -> Result<Option<Date>, Self::Error>;
+    /// The error for a `NULL` in a column the schema declares `NOT NULL`.
+    fn unexpected_null(&self, column: usize, name: &str) -> Self::Error;
+}
+
+/// Decodes a row of [`TableSql::columns`] (id, version, then every property) into an entity
+/// of `report`. Counts and durations may be `NULL` ([`Value::Null`]); other columns may not.
+pub fn decode_entity<R: ColumnReader>(report: &ReportType, row: &R) -> Result<Entity, R::Error> {
+    let mut values = Vec::with_capacity(report.properties.len());
+    for (i, property) in report.properties.iter().enumerate() {
+        let column = FIRST_PROPERTY_COLUMN + i;
+        let value = match property.kind {
+            ValueKind::Count | ValueKind::Count32 => row.int(column)?.map(Value::Int),
+            ValueKind::Text | ValueKind::Period | ValueKind::Duration => {
+                row.text(column)?.map(Value::Text)
+            }
+            ValueKind::Date => row.date(column, property.name)?.map(Value::Date),
+        };
+        values.push(match value {
+            Some(value) => value,
+            None if property.kind.is_nullable() => Value::Null,
+            None => return Err(row.unexpected_null(column, property.name)),
+        });
+    }
+    let version = row
+        .int(1)?
+        .ok_or_else(|| row.unexpected_null(1, "version"))?;
+    Ok(Entity {
+        id: row.uuid(0)?,
+        version,
+        values,
+    })
+}
+
+/// What a unique-constraint violation on writing an entity's values means: another entity
+/// (`key_owner`) holds the same natural key, or, when none is found, the constraint itself.
+pub fn key_conflict(report: &ReportType, key_owner: Option<Uuid>) -> StorageError {
+    match key_owner {
+        Some(existing) => StorageError::DuplicateKey {
+            existing,
+            key: natural_key_label(report),
+        },
+        None => StorageError::Backend(BackendError::message("unique constraint violated")),
+    }
+}
+
+/// The stored entity a write acts on: [`StorageError::NotFound`] when there is none,
+/// [`StorageError::PreconditionFailed`] when `If-Match` names another version.
+pub fn checked_current(
+    found: Option<Entity>,
+    precondition: Precondition,
+) -> Result<Entity, StorageError> {
+    let current = found.ok_or(StorageError::NotFound)?;
+    precondition.check(&current)?;
+    Ok(current)
+}
+
+/// A PATCH: the current values with `changes` (property index, new value) applied.
+pub fn merge(current: &Entity, changes: &[(usize, Value)]) -> Vec<Value> {
+    let mut values = current.values.clone();
+    for (index, value) in changes {
+        values[*index] = value.clone();
+    }
+    values
+}
+
+/// A count read from the database (never negative) as the trait returns it.
+pub fn count_from(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or_default()
+}
+
+/// The parameters of [`TableSql::select_by_id`] and [`TableSql::delete`].
+pub fn id_params(tenant: Uuid, id: Uuid) -> Vec<Param<'static>> {
+    vec![Param::Uuid(tenant), Param::Uuid(id)]
+}
+
+/// The parameters of [`TableSql::id_by_natural_key`] and [`TableSql::select_by_natural_key`]:
+/// the tenant, then the natural key's values of `values`.
+pub fn key_params<'a>(report: &ReportType, tenant: Uuid, values: &'a [Value]) -> Vec<Param<'a>> {
+    let mut params = vec![Param::Uuid(tenant)];
+    params.extend(
+        report
+            .natural_key_indexes()
+            .into_iter()
+            .map(|i| Param::from(&values[i])),
+    );
+    params
+}
+
+/// The parameters of [`TableSql::insert`], [`TableSql::upsert`] (`version` `None`) and
+/// [`TableSql::update`] (`version` the stored one): tenant, id, version, then every value.
+pub fn row_params(
+    tenant: Uuid,
+    id: Uuid,
+    version: Option<i64>,
+    values: &[Value],
+) -> Vec<Param<'_>> {
+    let mut params = Vec::with_capacity(values.len() + 3);
+    params.extend([Param::Uuid(tenant), Param::Uuid(id)]);
+    params.extend(version.map(Param::Int));
+    params.extend(values.iter().map(Param::from));
+    params
+}
+
+/// The statement of a report function's rows: [`TableSql::latest`] with the tenant, and the
+/// period for periodic reports.
+pub fn latest_query(table: &TableSql, tenant: Uuid, period: Option<Period>) -> CompiledSql {
+    let mut params = vec![SqlParam::Uuid(tenant)];
+    params.extend(period.map(|p| SqlParam::Value(Value::Text(p.stored().to_owned()))));
+    CompiledSql {
+        sql: table.latest.clone(),
+        params,
+    }
+}
+
+/// The statement of one entity by id.
+pub fn by_id_query(table: &TableSql, tenant: Uuid, id: Uuid) -> CompiledSql {
+    CompiledSql {
+        sql: table.select_by_id.clone(),
+        params: vec![SqlParam::Uuid(tenant), SqlParam::Uuid(id)],
+    }
+}
+
+/// A write of one entity, as [`Storage`] asks for it.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Create an entity with this id.
+    Insert {
+        /// The new entity's id.
+        id: Uuid,
+        /// Its values, in registry order.
+        values: Vec<Value>,
+    },
+    /// Change some properties (PATCH).
+    Update {
+        /// The entity.
+        id: Uuid,
+        /// (property index, new value).
+        changes: Vec<(usize, Value)>,
+        /// `If-Match`.
+        precondition: Precondition,
+    },
+    /// Replace every value of an entity read in the same transaction (a bulk load's update).
+    Replace {
+        /// The stored entity.
+        current: Entity,
+        /// Its new values.
+        values: Vec<Value>,
+    },
+    /// Delete an entity.
+    Delete {
+        /// The entity.
+        id: Uuid,
+        /// `If-Match`.
+        precondition: Precondition,
+    },
+}
+
+/// A [`Write`] for a tenant and report, as [`SqlBackend::write`] receives it.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// The tenant written.
+    pub tenant: Uuid,
+    /// The report type written.
+    pub report: &'static ReportType,
+    /// What to write.
+    pub write: Write,
+}
+
+/// The next thing a [`WritePlan`] needs run.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// Read at most one entity of the plan's report. `for_update`: the row is about to be
+    /// written in the same transaction (PostgreSQL locks it).
+    ReadEntity {
+        /// The statement.
+        sql: &'a str,
+        /// Its parameters.
+        params: Vec<Param<'a>>,
+        /// Whether the read row is written next.
+        for_update: bool,
+    },
+    /// Read at most one id (the first column).
+    ReadId {
+        /// The statement.
+        sql: &'a str,
+        /// Its parameters.
+        params: Vec<Param<'a>>,
+    },
+    /// Run a statement that writes: report the rows changed, or a unique violation.
+    Execute {
+        /// The statement.
+        sql: &'a str,
+        /// Its parameters.
+        params: Vec<Param<'a>>,
+    },
+    /// Nothing more to run: take the result with [`WritePlan::finish`].
+    Finished,
+}
+
+/// What running a [`Step`] did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The entity read, if any.
+    Entity(Option<Entity>),
+    /// The id read, if any.
+    Id(Option<Uuid>),
+    /// The rows a write changed.
+    Changed(u64),
+    /// A write violated a unique constraint (the primary key or the natural key). In
+    /// PostgreSQL the transaction can run nothing more: later steps run outside it.
+    UniqueViolation,
+}
+
+/// Where a [`WritePlan`] is.
+#[derive(Debug)]
+enum Stage {
+    /// Insert and replace: run the write. Update and delete: read the current entity.
+    Start,
+    /// The current entity is read and checked; run the `UPDATE` to these values.
+    Updating { current: Entity, values: Vec<Value> },
+    /// The current entity is read and checked; run the `DELETE`.
+    Deleting { current: Entity },
+    /// An insert hit a unique constraint: is it the id?
+    CheckingId { id: Uuid, values: Vec<Value> },
+    /// A write hit a unique constraint that is not the id: who has these values' natural key?
+    CheckingKey { values: Vec<Value> },
+    /// Done.
+    Finished(Result<Entity, StorageError>),
+}
+
+/// The statements of one entity write and the decisions between them, without I/O: a
+/// backend runs [`WritePlan::step`] and reports with [`WritePlan::advance`] until
+/// [`Step::Finished`], in one transaction (see [`Outcome::UniqueViolation`]).
+#[derive(Debug)]
+pub struct WritePlan<'t> {
+    table: &'t TableSql,
+    report: &'static ReportType,
+    tenant: Uuid,
+    write: Write,
+    stage: Stage,
+}
+
+impl<'t> WritePlan<'t> {
+    /// The plan of `request` over `table`, the statements of its report.
+    pub fn new(table: &'t TableSql, request: WriteRequest) -> Self {
+        WritePlan {
+            table,
+            report: request.report,
+            tenant: request.tenant,
+            write: request.write,
+            stage: Stage::Start,
+        }
+    }
+
+    /// The report type written.
+    pub fn report(&self) -> &'static ReportType {
+        self.report
+    }
+
+    /// Whether the plan reads a row, then writes it: a backend with row locks runs it in a
+    /// transaction; an insert is one statement and needs none.
+    pub fn reads_before_writing(&self) -> bool {
+        matches!(self.write, Write::Update { .. } | Write::Delete { .. })
+    }
+
+    /// Whether a finished plan stored new values (an insert or an update, not a delete).
+    pub fn stores_values(&self) -> bool {
+        !matches!(self.write, Write::Delete { .. })
+    }
+
+    /// The statement to run next.
+    pub fn step(&self) -> Step<'_> {
+        let table = self.table;
+        let tenant = self.tenant;
+        match (&self.stage, &self.write) {
+            (Stage::Start, Write::Insert { id, values }) => Step::Execute {
+                sql: &table.insert,
+                params: row_params(tenant, *id, None, values),
+            },
+            (Stage::Start, Write::Replace { current, values })
+            | (Stage::Updating { current, values }, _) => Step::Execute {
+                sql: &table.update,
+                params: row_params(tenant, current.id, Some(current.version), values),
+            },
+            (Stage::Start, Write::Update { id, .. } | Write::Delete { id, .. }) => {
+                Step::ReadEntity {
+                    sql: &table.select_by_id,
+                    params: id_params(tenant, *id),
+                    for_update: true,
+                }
+            }
+            (Stage::Deleting { current }, _) => Step::Execute {
+                sql: &table.delete,
+                params: id_params(tenant, current.id),
+            },
+            (Stage::CheckingId { id, .. }, _) => Step::ReadEntity {
+                sql: &table.select_by_id,
+                params: id_params(tenant, *id),
+                for_update: false,
+            },
+            (Stage::CheckingKey { values }, _) => Step::ReadId {
+                sql: &table.id_by_natural_key,
+                params: key_params(self.report, tenant, values),
+            },
+            (Stage::Finished(_), _) => Step::Finished,
+        }
+    }
+
+    /// Takes in what the last [`WritePlan::step`] did.
+    pub fn advance(&mut self, outcome: Outcome) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Start);
+        self.stage = match (stage, outcome) {
+            (Stage::Start, Outcome::Entity(found)) => self.checked(found),
+            (Stage::Start, Outcome::Changed(changed)) => self.written(changed),
+            (Stage::Start, Outcome::UniqueViolation) => self.conflicted(),
+            (Stage::Updating { current, values }, Outcome::Changed(changed)) => {
+                updated(&current, values, changed)
+            }
+            (Stage::Updating { values, .. }, Outcome::UniqueViolation) => {
+                Stage::CheckingKey { values }
+            }
+            (Stage::Deleting { current }, Outcome::Changed(_)) => Stage::Finished(Ok(current)),
+            (Stage::CheckingId { id, .. }, Outcome::Entity(Some(_))) => {
+                Stage::Finished(Err(StorageError::DuplicateId(id)))
+            }
+            (Stage::CheckingId { values, .. }, Outcome::Entity(None)) => {
+                Stage::CheckingKey { values }
+            }
+            (Stage::CheckingKey { .. }, Outcome::Id(owner)) => {
+                Stage::Finished(Err(key_conflict(self.report, owner)))
+            }
+            (stage, outcome) => Stage::Finished(Err(StorageError::Backend(BackendError::message(
+                format!("unexpected outcome {outcome:?} of a write at {stage:?}"),
+            )))),
+        };
+    }
+
+    /// The written (or deleted) entity, or why the write failed. Call at [`Step::Finished`].
+    pub fn finish(self) -> Result<Entity, StorageError> {
+        match self.stage {
+            Stage::Finished(result) => result,
+            stage => Err(StorageError::Backend(BackendError::message(format!(
+                "a write was stopped at {stage:?}"
+            )))),
+        }
+    }
+
+    /// After the current entity is read: check it, then update or delete it.
+    fn checked(&self, found: Option<Entity>) -> Stage {
+        let current = match &self.write {
+            Write::Update { precondition, .. } | Write::Delete { precondition, .. } => {
+                checked_current(found, *precondition)
+            }
+            Write::Insert { .. } | Write::Replace { .. } => Err(StorageError::NotFound),
+        };
+        match (current, &self.write) {
+            (Err(error), _) => Stage::Finished(Err(error)),
+            (Ok(current), Write::Update { changes, .. }) => Stage::Updating {
+                values: merge(&current, changes),
+                current,
+            },
+            (Ok(current), _) => Stage::Deleting { current },
+        }
+    }
+
+    /// After an insert or a replace ran: the plan's values move to the written entity.
+    fn written(&mut self, changed: u64) -> Stage {
+        match &mut self.write {
+            Write::Insert { id, values } => Stage::Finished(Ok(Entity {
+                id: *id,
+                version: 1,
+                values: std::mem::take(values),
+            })),
+            Write::Replace { current, values } => updated(current, std::mem::take(values), changed),
+            Write::Update { .. } | Write::Delete { .. } => {
+                Stage::Finished(Err(StorageError::NotFound))
+            }
+        }
+    }
+
+    /// After an insert or a replace hit a unique constraint.
+    fn conflicted(&self) -> Stage {
+        match &self.write {
+            Write::Insert { id, values } => Stage::CheckingId {
+                id: *id,
+                values: values.clone(),
+            },
+            Write::Replace { values, .. } => Stage::CheckingKey {
+                values: values.clone(),
+            },
+            Write::Update { .. } | Write::Delete { .. } => {
+                Stage::Finished(Err(StorageError::NotFound))
+            }
+        }
+    }
+}
+
+/// After an `UPDATE` of `current` to `values`: one row changed, or someone else changed the
+/// entity between the read and the write (its version moved on).
+fn updated(current: &Entity, values: Vec<Value>, changed: u64) -> Stage {
+    Stage::Finished(if changed == 1 {
+        Ok(Entity {
+            id: current.id,
+            version: current.version + 1,
+            values,
+        })
+    } else {
+        Err(StorageError::PreconditionFailed {
+            current: current.etag(),
+        })
+    })
+}
+
+/// What a backend does for the engine: run statements its way. The engine's [`Storage`]
+/// implementation does the rest.
+#[async_trait]
+pub trait SqlBackend: SqlRunner {
+    /// The statements of every report, in this backend's dialect.
+    fn tables(&self) -> &TableSet;
+
+    /// Runs a query of [`TableSql::columns`] rows and decodes them as entities of `report`.
+    async fn read_entities(
+        &self,
+        report: &'static ReportType,
+        query: CompiledSql,
+    ) -> Result<Vec<Entity>, StorageError>;
+
+    /// Runs a query of one integer (a count).
+    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError>;
+
+    /// Runs the [`WritePlan`] of `request` to its end, in one transaction.
+    async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError>;
+
+    /// [`Storage::upsert_stream`]: each backend loads its own way.
+    async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError>;
+}
+
+/// The arguments of [`Storage::upsert_stream`], for [`SqlBackend::load`].
+pub struct Load {
+    /// The tenant loaded.
+    pub tenant: TenantId,
+    /// The report type loaded.
+    pub report: &'static ReportType,
+    /// The rows, in chunks.
+    pub chunks: RowChunks,
+}
+
+#[async_trait]
+impl<B: SqlBackend> Storage for B {
+    fn directory(&self) -> Directory<'_> {
+        Directory::new(self)
+    }
+
+    async fn insert(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        entity: NewEntity,
+    ) -> Result<Entity, StorageError> {
+        let write = Write::Insert {
+            id: entity.id.unwrap_or_else(Uuid::now_v7),
+            values: entity.values,
+        };
+        self.write(request(tenant, report, write)).await
+    }
+
+    async fn get(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+    ) -> Result<Option<Entity>, StorageError> {
+        let query = by_id_query(self.tables().get(report)?, tenant.0, id);
+        Ok(self.read_entities(report, query).await?.pop())
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &ListQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        let columns = &self.tables().get(report)?.columns;
+        let compiled = compile_list(report, self.dialect(), columns, tenant.0, query);
+        tracing::debug!(sql = %compiled.sql, "list");
+        self.read_entities(report, compiled).await
+    }
+
+    async fn count(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        scope: Scope,
+        filter: Option<&Expr>,
+    ) -> Result<u64, StorageError> {
+        let compiled = compile_count(report, self.dialect(), tenant.0, &scope, filter);
+        self.read_count(compiled).await.map(count_from)
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        changes: &[(usize, Value)],
+        precondition: Precondition,
+    ) -> Result<Entity, StorageError> {
+        let write = Write::Update {
+            id,
+            changes: changes.to_vec(),
+            precondition,
+        };
+        self.write(request(tenant, report, write)).await
+    }
+
+    async fn delete(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        id: Uuid,
+        precondition: Precondition,
+    ) -> Result<(), StorageError> {
+        let write = Write::Delete { id, precondition };
+        self.write(request(tenant, report, write)).await.map(drop)
+    }
+
+    async fn latest_report(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError> {
+        let query = latest_query(self.tables().get(report)?, tenant.0, period);
+        self.read_entities(report, query).await
+    }
+
+    async fn upsert_stream(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        chunks: RowChunks,
+    ) -> Result<UpsertCounts, StorageError> {
+        self.load(Load {
+            tenant,
+            report,
+            chunks,
+        })
+        .await
+    }
+}
+
+fn request(tenant: TenantId, report: &'static ReportType, write: Write) -> WriteRequest {
+    WriteRequest {
+        tenant: tenant.0,
+        report,
+        write,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reportroot_model::find_report;
+
+    use super::*;
+
+    fn plan_of(tables: &TableSet, write: Write) -> WritePlan<'_> {
+        let report = find_report("office365ActiveUserCounts").expect("report");
+        let table = tables.get(report).expect("table");
+        WritePlan::new(
+            table,
+            WriteRequest {
+                tenant: Uuid::nil(),
+                report,
+                write,
+            },
+        )
+    }
+
+    fn entity(version: i64, width: usize) -> Entity {
+        Entity {
+            id: Uuid::from_u128(7),
+            version,
+            values: vec![Value::Int(1); width],
+        }
+    }
+
+    #[test]
+    fn an_insert_on_a_taken_id_is_a_duplicate_id_and_otherwise_a_duplicate_key() {
+        let tables = TableSet::new(Dialect::Sqlite);
+        let width = find_report("office365ActiveUserCounts")
+            .expect("report")
+            .properties
+            .len();
+        let id = Uuid::from_u128(9);
+        let insert = Write::Insert {
+            id,
+            values: vec![Value::Int(1); width],
+        };
+        let mut taken = plan_of(&tables, insert.clone());
+        assert!(matches!(taken.step(), Step::Execute { .. }));
+        taken.advance(Outcome::UniqueViolation);
+        assert!(matches!(
+            taken.step(),
+            Step::ReadEntity {
+                for_update: false,
+                ..
+            }
+        ));
+        taken.advance(Outcome::Entity(Some(entity(1, width))));
+        assert!(matches!(taken.step(), Step::Finished));
+        assert!(matches!(taken.finish(), Err(StorageError::DuplicateId(x)) if x == id));
+
+        let mut key = plan_of(&tables, insert);
+        key.advance(Outcome::UniqueViolation);
+        key.advance(Outcome::Entity(None));
+        assert!(matches!(key.step(), Step::ReadId { .. }));
+        key.advance(Outcome::Id(Some(Uuid::from_u128(3))));
+        assert!(matches!(
+            key.finish(),
+            Err(StorageError::DuplicateKey { existing, .. }) if existing == Uuid::from_u128(3)
+        ));
+    }
+
+    #[test]
+    fn an_update_merges_checks_the_version_and_bumps_it() {
+        let tables = TableSet::new(Dialect::Postgres);
+        let width = 4;
+        let update = |precondition| Write::Update {
+            id: Uuid::from_u128(7),
+            changes: vec![(0, Value::Int(5))],
+            precondition,
+        };
+        let mut stale = plan_of(&tables, update(Precondition::Version(2)));
+        assert!(stale.reads_before_writing());
+        assert!(matches!(
+            stale.step(),
+            Step::ReadEntity {
+                for_update: true,
+                ..
+            }
+        ));
+        stale.advance(Outcome::Entity(Some(entity(3, width))));
+        assert!(matches!(
+            stale.finish(),
+            Err(StorageError::PreconditionFailed { .. })
+        ));
+
+        let mut fresh = plan_of(&tables, update(Precondition::None));
+        fresh.advance(Outcome::Entity(Some(entity(3, width))));
+        assert!(matches!(fresh.step(), Step::Execute { .. }));
+        fresh.advance(Outcome::Changed(1));
+        let written = fresh.finish().expect("updated");
+        assert_eq!(written.version, 4);
+        assert_eq!(written.values[0], Value::Int(5));
+        assert_eq!(written.values[1], Value::Int(1));
+
+        let mut missing = plan_of(&tables, update(Precondition::None));
+        missing.advance(Outcome::Entity(None));
+        assert!(matches!(missing.finish(), Err(StorageError::NotFound)));
+    }
+
+    #[test]
+    fn backend_errors_keep_their_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = StorageError::backend("cannot connect to PostgreSQL at 127.0.0.1:5432", cause);
+        assert_eq!(
+            error.to_string(),
+            "database error: cannot connect to PostgreSQL at 127.0.0.1:5432: refused"
+        );
+        let source = std::error::Error::source(&error).expect("a source");
+        assert_eq!(source.to_string(), "refused");
+    }
+}
