@@ -10,7 +10,6 @@ use reportroot_odata::csv_format::write_report_csv_on;
 use reportroot_odata::json::nested_collection_json;
 use reportroot_odata::query::parse_query_options;
 use reportroot_storage::Scope;
-use sha2::{Digest, Sha256};
 
 use crate::auth::{unix_now, Caller};
 use crate::download::Grant;
@@ -301,21 +300,8 @@ fn with_etag(
     body: Vec<u8>,
     respond: impl FnOnce(Vec<u8>) -> Response,
 ) -> Response {
-    let digest = Sha256::digest(&body);
-    let etag = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let matches = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .any(|v| v == etag || v == "*");
+    let etag = crate::etag::of_bytes(&body);
+    let matches = crate::etag::none_match(request, &etag);
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

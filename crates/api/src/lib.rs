@@ -9,6 +9,7 @@ pub mod context;
 pub mod download;
 mod entities;
 pub mod error;
+mod etag;
 mod functions;
 pub mod oauth;
 mod paging;

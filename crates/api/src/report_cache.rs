@@ -70,15 +70,7 @@ impl CachedAnswer {
         let not_modified = etag
             .as_ref()
             .and_then(|e| e.to_str().ok())
-            .is_some_and(|etag| {
-                request
-                    .get_all(header::IF_NONE_MATCH)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .map(|v| v.trim().trim_start_matches("W/"))
-                    .any(|v| v == etag || v == "*")
-            });
+            .is_some_and(|etag| crate::etag::none_match(request, etag));
         if not_modified {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             if let Some(etag) = etag {
