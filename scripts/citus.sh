@@ -125,10 +125,9 @@ psql_on() { # port, database, SQL
   PGOPTIONS="-c client_min_messages=warning" "${RUN_AS[@]}" "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U reportroot -d "$2" -tAc "$3"
 }
 
-for node in "${NODES[@]}"; do
-  name=${node%%:*}
-  port=${node#*:}
-  dir="$CITUS_DIR-$name"
+start_node() { # name, port
+  local name=$1 port=$2
+  local dir="$CITUS_DIR-$name"
   if ! "${RUN_AS[@]}" "$BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -144,6 +143,20 @@ for node in "${NODES[@]}"; do
   psql_on "$port" postgres "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
     psql_on "$port" postgres "CREATE DATABASE $DB"
   psql_on "$port" "$DB" "CREATE EXTENSION IF NOT EXISTS citus"
+}
+
+# The nodes are independent until registered: set them up at once (initdb and CREATE EXTENSION
+# take most of the time).
+pids=()
+for node in "${NODES[@]}"; do
+  start_node "${node%%:*}" "${node#*:}" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || {
+    echo "a Citus node did not start: see $CITUS_DIR-*/log" >&2
+    exit 1
+  }
 done
 
 # Register the nodes (idempotent: citus_add_node returns the id of a node already added).
