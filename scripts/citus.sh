@@ -93,11 +93,18 @@ if ! citus_installed; then
     # rather than let apt upgrade a PostgreSQL that other clusters on the machine run from.
     server_version=$(dpkg-query -W -f='${Version}' "postgresql-$PGVER" 2>/dev/null || true)
     dev="postgresql-server-dev-$PGVER${server_version:+=$server_version}"
-    if ! dpkg-query -W -f='${Status}' "postgresql-server-dev-$PGVER" 2>/dev/null | grep -q 'ok installed' ||
-      ! command -v bison >/dev/null || ! command -v flex >/dev/null; then
+    deps=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev autoconf flex bison make gcc)
+    missing=0
+    for package in "postgresql-server-dev-$PGVER" "${deps[@]}"; do
+      dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing=1
+    done
+    if [ "$missing" = 1 ]; then
       apt-get update -qq >&2
-      apt-get install -y -qq --no-upgrade "$dev" libcurl4-openssl-dev liblz4-dev libzstd-dev \
-        libkrb5-dev libssl-dev autoconf flex bison make gcc >&2
+      apt-get install -y -qq --no-upgrade "$dev" "${deps[@]}" >&2 || {
+        # The archive no longer has the running server's exact version: take the newest.
+        echo "WARNING: installing postgresql-server-dev-$PGVER unpinned" >&2
+        apt-get install -y -qq "postgresql-server-dev-$PGVER" "${deps[@]}" >&2
+      }
     fi
     rm -rf "$build"
     mkdir -p "$build"
@@ -133,7 +140,7 @@ start_node() { # name, port
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
     "${RUN_AS[@]}" "$BIN/initdb" -D "$dir" -U reportroot --auth=trust -E UTF8 >/dev/null
-    # wal_level=logical: the rebalancer moves shards by logical replication (bench/citus.sh).
+    # wal_level=logical: Citus's rebalancer moves shards by logical replication.
     # fsync=off: throw-away test clusters.
     "${RUN_AS[@]}" "$BIN/pg_ctl" -D "$dir" -l "$dir/log" -w -o "-p $port -k $dir \
       -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_preload_libraries=citus \
