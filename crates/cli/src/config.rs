@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// Most PostgreSQL connections this instance opens [default: 16].
     #[arg(long, env = "REPORTROOT_DB_CONNECTIONS")]
     pub db_connections: Option<usize>,
+    /// Citus only: shards per report table when `migrate` or start-up first distributes them
+    /// [default: Citus's citus.shard_count, 32].
+    #[arg(long, env = "REPORTROOT_SHARD_COUNT")]
+    pub shard_count: Option<u32>,
     /// Seconds a report download URL stays valid [default: 300].
     #[arg(long, env = "REPORTROOT_DOWNLOAD_TTL")]
     pub download_ttl: Option<u64>,
@@ -120,6 +124,7 @@ pub struct FileConfig {
     page_size: Option<u64>,
     download_ttl: Option<u64>,
     db_connections: Option<usize>,
+    shard_count: Option<u32>,
     sqlite_durability: Option<String>,
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
@@ -163,6 +168,7 @@ pub struct Settings {
     pub page_size: Option<u64>,
     pub download_ttl: Option<u64>,
     pub db_connections: usize,
+    pub shard_count: Option<u32>,
     pub durability: reportroot_sqlite::Durability,
     pub header_read_timeout: Option<u64>,
     pub idle_timeout: Option<u64>,
@@ -302,6 +308,7 @@ impl Settings {
                 .or(file.db_connections)
                 .unwrap_or(16)
                 .max(1),
+            shard_count: args.shard_count.or(file.shard_count),
             durability,
             header_read_timeout: args.header_read_timeout.or(file.header_read_timeout),
             idle_timeout: args.idle_timeout.or(file.idle_timeout),

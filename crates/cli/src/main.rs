@@ -242,6 +242,10 @@ enum Command {
         /// Database URL [default: sqlite://reportroot.db].
         #[arg(long, env = "REPORTROOT_DATABASE")]
         database: Option<String>,
+        /// Citus only: shards per report table when they are first distributed
+        /// [default: Citus's citus.shard_count, 32].
+        #[arg(long, env = "REPORTROOT_SHARD_COUNT")]
+        shard_count: Option<u32>,
     },
 }
 
@@ -342,8 +346,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let _ = std::io::stdout().write_all(metadata_xml(version).as_bytes());
             Ok(())
         }
-        Command::Migrate { database } => {
-            let settings = data_settings(database, &file)?;
+        Command::Migrate {
+            database,
+            shard_count,
+        } => {
+            let mut settings = data_settings(database, &file)?;
+            settings.shard_count = shard_count.or(settings.shard_count);
             let change = migrate(&settings).await?;
             let shown = without_password(&settings.database);
             let _ = writeln!(std::io::stdout(), "{shown}: {change}");
@@ -508,6 +516,12 @@ fn without_password(url: &str) -> String {
     }
 }
 
+fn citus_options(settings: &Settings) -> reportroot_postgres::citus::CitusOptions {
+    reportroot_postgres::citus::CitusOptions {
+        shard_count: settings.shard_count,
+    }
+}
+
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -517,7 +531,7 @@ fn is_postgres(url: &str) -> bool {
 async fn migrate(settings: &Settings) -> Result<SchemaChange, String> {
     let url = &settings.database;
     if is_postgres(url) {
-        return reportroot_postgres::PostgresStorage::connect(url, 1)
+        return reportroot_postgres::PostgresStorage::connect_with(url, 1, citus_options(settings))
             .await
             .map(|storage| storage.schema_change())
             .map_err(|e| format!("cannot open the PostgreSQL database: {e}"));
@@ -557,9 +571,13 @@ async fn storage_for(
 async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
     let url = &settings.database;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let storage = reportroot_postgres::PostgresStorage::connect(url, settings.db_connections)
-            .await
-            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        let storage = reportroot_postgres::PostgresStorage::connect_with(
+            url,
+            settings.db_connections,
+            citus_options(settings),
+        )
+        .await
+        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
         return Ok(Arc::new(storage));
     }
     let path = reportroot_sqlite::path_from_url(url);

@@ -2,6 +2,8 @@
 //! versions and transactions as SQLite. Every key starts with the tenant id, so each table can
 //! be distributed by tenant on Citus and every query touches one shard (see docs/citus.md).
 
+pub mod citus;
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct PostgresStorage {
     target: String,
     /// What [`PostgresStorage::connect`] did to the schema.
     schema_change: SchemaChange,
+    /// How migrations distribute the tables on a Citus database.
+    citus: citus::CitusOptions,
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -149,6 +153,16 @@ impl ColumnReader for Columns<'_> {
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user:pass@host:port/db`) and brings the schema up to date.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+        Self::connect_with(url, max_connections, citus::CitusOptions::default()).await
+    }
+
+    /// [`PostgresStorage::connect`], distributing the tables with `citus` when the database
+    /// has the Citus extension.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: usize,
+        citus: citus::CitusOptions,
+    ) -> Result<Self, StorageError> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|error| StorageError::backend("invalid PostgreSQL URL", error))?;
         let target = describe_target(&config);
@@ -168,6 +182,7 @@ impl PostgresStorage {
             tables: Arc::new(TableSet::new(Dialect::Postgres)),
             target,
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
+            citus,
         };
         storage.schema_change = storage.migrate().await?;
         Ok(storage)
@@ -193,7 +208,16 @@ impl PostgresStorage {
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(backend)?;
-        let result = self.migrate_locked(&client).await;
+        let result = match self.migrate_locked(&client).await {
+            // Also when the schema was up to date: Citus may have been added since.
+            Ok(change) => {
+                let tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                citus::distribute(&client, &tables, self.citus)
+                    .await
+                    .map(|_| change)
+            }
+            Err(error) => Err(error),
+        };
         let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await;

@@ -1,5 +1,6 @@
-//! One contract for every backend: each test runs on SQLite, and on PostgreSQL when
-//! `REPORTROOT_TEST_POSTGRES_URL` is set (otherwise it says it was skipped).
+//! One contract for every backend: each test runs on SQLite, on PostgreSQL when
+//! `REPORTROOT_TEST_POSTGRES_URL` is set and on Citus when `REPORTROOT_TEST_CITUS_URL` is
+//! (otherwise it says it was skipped).
 #![expect(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -20,10 +21,56 @@ struct Backend {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn postgres_url() -> Option<String> {
-    std::env::var("REPORTROOT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+fn env_url(variable: &str) -> Option<String> {
+    std::env::var(variable).ok().filter(|u| !u.is_empty())
+}
+
+/// The servers speaking PostgreSQL's protocol to run on: `(name, URL)` of PostgreSQL and
+/// Citus, those whose URL is set (the others announced as skipped).
+fn server_urls(what: &str) -> Vec<(&'static str, String)> {
+    let mut urls = Vec::new();
+    for (name, variable, script) in [
+        (
+            "postgres",
+            "REPORTROOT_TEST_POSTGRES_URL",
+            "scripts/postgres.sh",
+        ),
+        ("citus", "REPORTROOT_TEST_CITUS_URL", "scripts/citus.sh"),
+    ] {
+        match env_url(variable) {
+            Some(url) => urls.push((name, url)),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {what} on {name}: {variable} is not set ({script} starts one)"
+                );
+            }
+        }
+    }
+    urls
+}
+
+/// Opens a database of a test's own; on Citus with 2 shards a table (the migration creates
+/// them; Citus's 32 would make each such test create thousands).
+async fn connect_own(url: &str) -> Result<PostgresStorage, StorageError> {
+    let options = reportroot_postgres::citus::CitusOptions {
+        shard_count: Some(2),
+    };
+    PostgresStorage::connect_with(url, 1, options).await
+}
+
+/// The database name of a URL of [`own_database`].
+fn own_name(url: &str) -> &str {
+    url.rsplit_once('/').unwrap().1
+}
+
+/// A database of its own beside `url`'s (on every node of a Citus cluster), so that other
+/// tests keep theirs.
+async fn own_database(url: &str, prefix: &str) -> String {
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+    reportroot_postgres::citus::create_database(url, &name)
+        .await
+        .unwrap()
 }
 
 async fn backends() -> Vec<(&'static str, Backend)> {
@@ -36,20 +83,14 @@ async fn backends() -> Vec<(&'static str, Backend)> {
             _dir: Some(dir),
         },
     )];
-    match postgres_url() {
-        Some(url) => all.push((
-            "postgres",
+    for (name, url) in server_urls("contract") {
+        all.push((
+            name,
             Backend {
                 storage: Arc::new(PostgresStorage::connect(&url, 4).await.unwrap()),
                 _dir: None,
             },
-        )),
-        None => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED PostgreSQL contract: REPORTROOT_TEST_POSTGRES_URL is not set"
-            );
-        }
+        ));
     }
     all
 }
@@ -515,25 +556,14 @@ async fn a_newer_schema_is_refused() {
         SqliteStorage::open(&path, Durability::Process),
         Err(StorageError::SchemaTooNew { found: 99, .. })
     ));
-    let Some(url) = postgres_url() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED PostgreSQL schema test: REPORTROOT_TEST_POSTGRES_URL is not set"
-        );
-        return;
-    };
-    // A database of its own, so that other tests keep theirs.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let name = format!("reportroot_schema_{}", Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
-    drop(PostgresStorage::connect(&own, 1).await.unwrap());
+    for (_, url) in server_urls("schema test") {
+        a_newer_postgres_schema_is_refused(&url).await;
+    }
+}
+
+async fn a_newer_postgres_schema_is_refused(url: &str) {
+    let own = own_database(url, "reportroot_schema").await;
+    drop(connect_own(&own).await.unwrap());
     let (other, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -543,9 +573,12 @@ async fn a_newer_schema_is_refused() {
         .await
         .unwrap();
     assert!(matches!(
-        PostgresStorage::connect(&own, 1).await,
+        connect_own(&own).await,
         Err(StorageError::SchemaTooNew { found: 99, .. })
     ));
+    reportroot_postgres::citus::drop_database(url, own_name(&own))
+        .await
+        .unwrap();
 }
 
 /// Bumps the schema version the way a newer reportroot would.
@@ -687,26 +720,16 @@ async fn null_counts_filter_order_and_page_alike() {
 /// and an empty count is accepted.
 #[tokio::test]
 async fn a_postgres_database_of_version_1_accepts_null_counts() {
-    let Some(url) = postgres_url() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED PostgreSQL migration test: REPORTROOT_TEST_POSTGRES_URL is not set"
-        );
-        return;
-    };
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let name = format!("reportroot_nullable_{}", Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    for (_, url) in server_urls("migration test") {
+        a_database_of_version_1_accepts_null_counts(&url).await;
+    }
+}
+
+async fn a_database_of_version_1_accepts_null_counts(url: &str) {
+    let own = own_database(url, "reportroot_nullable").await;
     let report = activations();
     let t = TenantId(Uuid::new_v4());
-    let storage = PostgresStorage::connect(&own, 1).await.unwrap();
+    let storage = connect_own(&own).await.unwrap();
     storage
         .upsert_many(t, report, vec![row("2025-01-01", "A", 1)])
         .await
@@ -717,14 +740,17 @@ async fn a_postgres_database_of_version_1_accepts_null_counts() {
         .await
         .unwrap();
     tokio::spawn(connection);
+    // Two batches: Citus refuses DDL on a distributed table in a batch of several commands.
     old.batch_execute(
         "ALTER TABLE office365_activations_user_counts ALTER COLUMN assigned SET NOT NULL, \
-         ALTER COLUMN activated SET NOT NULL, ALTER COLUMN shared_computer_activation SET NOT NULL; \
-         UPDATE reportroot_schema SET version = 1",
+         ALTER COLUMN activated SET NOT NULL, ALTER COLUMN shared_computer_activation SET NOT NULL",
     )
     .await
     .unwrap();
-    let storage = PostgresStorage::connect(&own, 1).await.unwrap();
+    old.batch_execute("UPDATE reportroot_schema SET version = 1")
+        .await
+        .unwrap();
+    let storage = connect_own(&own).await.unwrap();
     let mut empty = row("2025-01-02", "A", 0);
     empty[2] = Value::Null;
     storage
@@ -743,4 +769,8 @@ async fn a_postgres_database_of_version_1_accepts_null_counts() {
         .unwrap()
         .get(0);
     assert_eq!(version, reportroot_postgres::SCHEMA_VERSION);
+    drop((storage, old));
+    reportroot_postgres::citus::drop_database(url, own_name(&own))
+        .await
+        .unwrap();
 }

@@ -27,6 +27,8 @@ pub enum Db {
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// A Citus coordinator (scripts/citus.sh): the PostgreSQL backend on distributed tables.
+    Citus,
 }
 
 /// The PostgreSQL URL tests run against, when set.
@@ -34,6 +36,28 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("REPORTROOT_TEST_POSTGRES_URL")
         .ok()
         .filter(|url| !url.is_empty())
+}
+
+/// The Citus coordinator's URL tests run against, when set.
+pub fn citus_url() -> Option<String> {
+    std::env::var("REPORTROOT_TEST_CITUS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The PostgreSQL-protocol URLs to run a test on: PostgreSQL's and Citus's, those set (the
+/// others announced as skipped).
+pub fn server_urls(what: &str) -> Vec<(Backend, String)> {
+    let mut urls = Vec::new();
+    match postgres_url() {
+        Some(url) => urls.push((Backend::Postgres, url)),
+        None => announce_skip(what),
+    }
+    match citus_url() {
+        Some(url) => urls.push((Backend::Citus, url)),
+        None => announce_skip_citus(what),
+    }
+    urls
 }
 
 /// Says, outside the test harness's output capture, that a test did not run.
@@ -45,7 +69,17 @@ pub fn announce_skip(what: &str) {
     );
 }
 
-/// Generates, for each named `async fn(Backend)`, a test on SQLite and one on PostgreSQL.
+/// Says, outside the test harness's output capture, that a test did not run on Citus.
+pub fn announce_skip_citus(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {what} on Citus: REPORTROOT_TEST_CITUS_URL is not set (scripts/citus.sh starts a cluster)"
+    );
+}
+
+/// Generates, for each named `async fn(Backend)`, a test on SQLite, one on PostgreSQL and one
+/// on Citus (the latter two skipped when their URL is not set).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -58,6 +92,10 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 async fn postgres() {
                     super::$name($crate::common::Backend::Postgres).await
+                }
+                #[tokio::test]
+                async fn citus() {
+                    super::$name($crate::common::Backend::Citus).await
                 }
             }
         )*
@@ -88,6 +126,13 @@ pub async fn spawn(backend: Backend, configure: impl FnOnce(&mut ApiConfig)) -> 
             Some(url) => Some(spawn_on(Db::Postgres(url), configure).await),
             None => {
                 announce_skip("PostgreSQL test");
+                None
+            }
+        },
+        Backend::Citus => match citus_url() {
+            Some(url) => Some(spawn_on(Db::Postgres(url), configure).await),
+            None => {
+                announce_skip_citus("test");
                 None
             }
         },
