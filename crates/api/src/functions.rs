@@ -64,6 +64,12 @@ fn query_value<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
+/// Whether a function call is answered in JSON (counted under Graph's JSON limits); a call
+/// with a bad `$format` counts as CSV.
+pub(crate) fn answers_json(call: &Call) -> bool {
+    matches!(wanted_format(call), Ok(Format::Json))
+}
+
 fn wanted_format(call: &Call) -> Result<Format, ApiError> {
     if call.version == ApiVersion::V1 {
         return Ok(Format::Csv);
