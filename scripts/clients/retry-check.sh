@@ -46,6 +46,18 @@ CA2="$WORK2/reportroot-ca.pem"
 HTTPS_BASE="https://127.0.0.1:$TLS_PORT2" APP_JSON="$WORK2/app.json" SSL_CERT_FILE=$CA2 \
   REQUESTS_CA_BUNDLE=$CA2 .venv/bin/python "$HERE/sdk-retry.py"
 METRICS=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
+# The exposition format, checked by Prometheus' own promtool (Debian's `prometheus` package,
+# about 19 MB, installed when missing and we are root; crates/api/tests/operation.rs checks
+# the format with a small parser where promtool is not available).
+if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >&2 || true
+fi
+if command -v promtool >/dev/null; then
+  echo "$METRICS" | promtool check metrics
+  echo "promtool check metrics: ok"
+else
+  echo "promtool not available: the metrics text was not checked by it" >&2
+fi
 count() { echo "$METRICS" | awk -v m="$1" '$1 ~ "^"m"[{ ]" || $1 == m {s += $2} END {print s + 0}'; }
 THROTTLED=$(count reportroot_throttled_responses_total)
 INJECTED=$(echo "$METRICS" | awk '$1 ~ /^reportroot_injected_faults_total\{status="(429|503)"\}/ {s += $2} END {print s + 0}')
