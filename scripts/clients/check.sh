@@ -52,3 +52,7 @@ awk '/^<!-- sdk-check -->$/ {armed = 1; next} armed && /^```python/ {inblock = 1
   "$HERE/.venv/bin/python" sdk.py > sdk.out)
 head -c 20 "$WORK/sdk.out" | grep -q "Report Refresh Date" || { echo "README's SDK snippet printed:" >&2; cat "$WORK/sdk.out" >&2; exit 1; }
 echo "README's SDK snippet (ClientSecretCredential + msgraph-sdk over HTTPS): ok"
+
+
+# Graph's throttling and chaos against msgraph-sdk's retry handler.
+"$HERE/retry-check.sh" "$RR"

@@ -53,6 +53,12 @@ pub struct Claims {
     /// Delegated permissions, space separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
+    /// The calling application's id (v2.0 tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    /// The calling application's id (v1.0 tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
 }
 
 /// A token's `aud` claim: a string, or an array of strings (RFC 7519 §4.1.3).
@@ -74,6 +80,9 @@ pub struct Caller {
     pub can_read: bool,
     /// Holds `Reports.ReadWrite.All`.
     pub can_write: bool,
+    /// The calling application (the token's `azp`, else `appid`), when it names one by GUID:
+    /// Graph's report throttling counts per app per tenant.
+    pub app: Option<Uuid>,
 }
 
 impl Caller {
@@ -332,11 +341,17 @@ fn caller_of(claims: Claims) -> Result<(Caller, u64), ApiError> {
             can_read = true;
         }
     }
+    let app = claims
+        .azp
+        .as_deref()
+        .or(claims.appid.as_deref())
+        .and_then(|id| Uuid::parse_str(id).ok());
     Ok((
         Caller {
             tenant,
             can_read,
             can_write,
+            app,
         },
         // The cache honours the same leeway as the validation.
         claims.exp + LEEWAY_SECONDS,
@@ -386,6 +401,8 @@ pub fn issue_token(
         iss: Some(format!("https://sts.windows.net/{tenant}/")),
         roles: roles.to_vec(),
         scp: None,
+        azp: None,
+        appid: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -72,16 +72,20 @@ pub fn render_error(mut response: Response, request_id: &str, client_request_id:
         return response;
     };
     let date = utc_timestamp();
-    let body = error_json(
-        error.code,
-        &error.message,
-        InnerError {
-            date: &date,
-            request_id,
-            client_request_id,
-        },
-    );
     let status = response.status();
+    let body = if error.status_in_inner_error {
+        throttling_json(&error, status, &date, request_id, client_request_id)
+    } else {
+        error_json(
+            error.code,
+            &error.message,
+            InnerError {
+                date: &date,
+                request_id,
+                client_request_id,
+            },
+        )
+    };
     let headers = std::mem::take(response.headers_mut());
     let mut rendered = Response::new(body.into());
     *rendered.status_mut() = status;
@@ -90,6 +94,34 @@ pub fn render_error(mut response: Response, request_id: &str, client_request_id:
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
     rendered
+}
+
+/// Graph's throttling envelope (its documented 429 sample): `innerError` also carries the
+/// status as `code` and `status`, and a `message`; the client-request-id is added as on every
+/// other error. serde_json's sorted keys give the sample's order.
+fn throttling_json(
+    error: &PendingError,
+    status: axum::http::StatusCode,
+    date: &str,
+    request_id: &str,
+    client_request_id: &str,
+) -> Vec<u8> {
+    let status = status.as_u16().to_string();
+    serde_json::to_vec(&serde_json::json!({
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "innerError": {
+                "code": status,
+                "date": date,
+                "message": "Please retry after",
+                "request-id": request_id,
+                "client-request-id": client_request_id,
+                "status": status,
+            }
+        }
+    }))
+    .unwrap_or_default()
 }
 
 /// UTC now as Graph writes it in `innerError.date`: `2026-01-01T00:00:00`.

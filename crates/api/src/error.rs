@@ -21,6 +21,9 @@ pub struct ApiError {
     pub message: String,
     /// Extra response headers (`WWW-Authenticate`, `Allow`, `Retry-After`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Whether `innerError` also carries `code`, `message` and `status`, as Graph's throttling
+    /// answer (429 `TooManyRequests`) does.
+    pub status_in_inner_error: bool,
 }
 
 /// Marks a response whose body the middleware must render as the error envelope.
@@ -28,6 +31,7 @@ pub struct ApiError {
 pub(crate) struct PendingError {
     pub code: &'static str,
     pub message: String,
+    pub status_in_inner_error: bool,
 }
 
 impl ApiError {
@@ -38,7 +42,27 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            status_in_inner_error: false,
         }
+    }
+
+    /// 429 `TooManyRequests` with `Retry-After`, in Graph's throttling shape.
+    pub fn too_many_requests(retry_after_seconds: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Please retry again later.",
+        );
+        error.status_in_inner_error = true;
+        error.set_retry_after(retry_after_seconds);
+        error
+    }
+
+    /// Sets `Retry-After` to whole seconds.
+    pub fn set_retry_after(&mut self, seconds: u64) {
+        self.headers.retain(|(name, _)| name != header::RETRY_AFTER);
+        self.headers
+            .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
     }
 
     /// 400 `BadRequest`.
@@ -131,6 +155,7 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(PendingError {
             code: self.code,
             message: self.message,
+            status_in_inner_error: self.status_in_inner_error,
         });
         response
     }

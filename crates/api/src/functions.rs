@@ -63,6 +63,12 @@ fn query_value<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
+/// Whether a function call is answered in JSON (counted under Graph's JSON limits); a call
+/// with a bad `$format` counts as CSV.
+pub(crate) fn answers_json(call: &Call) -> bool {
+    matches!(wanted_format(call), Ok(Format::Json))
+}
+
 /// The format asked for: `$format` (checked on both versions: v1.0's functions return the
 /// CSV stream only, so JSON there is refused rather than silently ignored), else, on beta, the
 /// `Accept` header.

@@ -4,6 +4,7 @@
 pub mod auth;
 mod batch;
 mod body;
+pub mod chaos;
 pub mod client_secrets;
 pub mod context;
 pub mod download;
@@ -11,12 +12,14 @@ mod entities;
 pub mod error;
 mod etag;
 mod functions;
+pub mod metrics;
 pub mod oauth;
 mod paging;
 mod report_cache;
 pub mod routes;
 pub mod server;
 pub mod signing;
+pub mod throttle;
 pub mod tls;
 pub mod trusted_issuers;
 
@@ -69,6 +72,12 @@ pub struct ApiConfig {
     /// A token naming a key a trusted issuer does not (yet) publish refetches its keys at
     /// most this often.
     pub jwks_refetch_interval: std::time::Duration,
+    /// Graph's report throttling with these limits (`--throttle graph`); `None`: off.
+    pub throttle: Option<throttle::ThrottleLimits>,
+    /// Fault and latency injection (`[chaos]`); `None`: off.
+    pub chaos: Option<chaos::ChaosConfig>,
+    /// Whether Prometheus metrics are kept (for `--metrics-listen`).
+    pub metrics: bool,
 }
 
 impl ApiConfig {
@@ -91,6 +100,9 @@ impl ApiConfig {
             accept_hs256: true,
             trusted_issuers: Vec::new(),
             jwks_refetch_interval: std::time::Duration::from_secs(60),
+            throttle: None,
+            chaos: None,
+            metrics: false,
         }
     }
 
@@ -116,6 +128,9 @@ pub struct AppState {
     failed_logins: oauth::failed_logins::FailedLogins,
     /// Client-secret checks running at once (each is ~20 ms of a core and 19 MiB).
     secret_checks: tokio::sync::Semaphore,
+    throttle: Option<throttle::Throttle>,
+    chaos: Option<chaos::Chaos>,
+    metrics: Option<metrics::Metrics>,
 }
 
 impl AppState {
@@ -144,15 +159,26 @@ impl AppState {
         });
         let downloads = download::DownloadSigner::new(&config.secret);
         let skiptokens = paging::skiptoken_signer(&config.secret);
+        let report_cache = report_cache::ReportCache::new(config.answer_cache_bytes);
+        let metrics = config
+            .metrics
+            .then(|| metrics::Metrics::new(&report_cache.counters))
+            .and_then(|made| {
+                made.map_err(|error| tracing::error!(%error, "metrics are off"))
+                    .ok()
+            });
         Arc::new(AppState {
             storage,
             verifier,
             downloads,
             skiptokens,
-            report_cache: report_cache::ReportCache::new(config.answer_cache_bytes),
+            report_cache,
             keys,
             failed_logins: oauth::failed_logins::FailedLogins::default(),
             secret_checks: tokio::sync::Semaphore::new(2),
+            throttle: config.throttle.clone().map(throttle::Throttle::new),
+            chaos: config.chaos.clone().map(chaos::Chaos::new),
+            metrics,
             config,
         })
     }
@@ -173,6 +199,12 @@ impl AppState {
     /// Bytes of rendered report answers held in the answer cache now.
     pub fn answer_cache_bytes(&self) -> usize {
         self.report_cache.bytes()
+    }
+
+    /// The Prometheus text exposition of this server's metrics, if they are on.
+    pub fn render_metrics(&self) -> Option<String> {
+        let metrics = self.metrics.as_ref()?;
+        Some(metrics.render(self.answer_cache_bytes()))
     }
 }
 
@@ -226,6 +258,35 @@ pub async fn serve_listeners(
     server::serve_listeners(listeners, router(state), limits, shutdown).await
 }
 
+/// Serves the Prometheus metrics of `state` (`GET /metrics`) on `listener`, a port apart from
+/// the API's, until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(metrics_text))
+        .with_state(state);
+    server::serve_connections(listener, app, server::ConnectionLimits::default(), shutdown).await
+}
+
+/// `GET /metrics` of the metrics listener.
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    match state.render_metrics() {
+        Some(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are off").into_response(),
+    }
+}
+
 /// When a request must be done by, set on each request from the wire.
 #[derive(Clone, Copy)]
 struct Deadline(tokio::time::Instant);
@@ -234,12 +295,25 @@ struct Deadline(tokio::time::Instant);
 /// `408`); a read-only request must be answered by it (else `503` with `Retry-After`). A write
 /// is not cut short once its body is in: dropping it mid-way could leave a commit behind an
 /// error answer, and the storage layer bounds its own waits.
-async fn dispatch(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let timer = state
+        .metrics
+        .as_ref()
+        .map(|m| m.start(request.method(), request.uri().path()));
+    let response = dispatch_timed(&state, request).await;
+    if let Some(timer) = timer {
+        timer.finish(response.status());
+    }
+    response
+}
+
+/// [`dispatch`] without the metrics.
+async fn dispatch_timed(state: &Arc<AppState>, mut request: Request) -> Response {
     let timeout = state.config.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     request.extensions_mut().insert(Deadline(deadline));
     let read_only = [Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
-    let handled = handle(&state, request, Nesting::TopLevel);
+    let handled = handle(state, request, Nesting::TopLevel);
     let result = if read_only {
         match tokio::time::timeout_at(deadline, handled).await {
             Ok(result) => result,
@@ -344,8 +418,15 @@ async fn route(
     nesting: Nesting,
 ) -> Result<Response, ApiError> {
     let segments = decode_segments(parts.uri.path());
-    if segments.len() == 1 && segments[0] == "healthz" {
-        return Ok((StatusCode::OK, "ok").into_response());
+    if let [one] = segments.as_slice() {
+        match one.as_str() {
+            "healthz" => return Ok((StatusCode::OK, "ok").into_response()),
+            "readyz" => return Ok(readiness(state).await),
+            _ => {}
+        }
+    }
+    if let (Some(chaos), Nesting::TopLevel) = (&state.chaos, nesting) {
+        inject(state, chaos, &parts).await?;
     }
     if let [reports, download, token] = segments.as_slice() {
         if reports == "reports" && download == "download" {
@@ -396,6 +477,9 @@ async fn route(
     span.record("route", resolved.target.route());
     let caller = state.verifier.caller(&call.headers).await?;
     span.record("tenant", tracing::field::display(caller.tenant.0));
+    if let (Some(throttle), Target::Function(report, _)) = (&state.throttle, &resolved.target) {
+        admit(state, throttle, &call, caller, report)?;
+    }
     match resolved.target {
         Target::Metadata => metadata(&call),
         Target::Collection(report) => entities::collection(state, &call, caller, report).await,
@@ -407,6 +491,91 @@ async fn route(
         Target::Count(report) => entities::count(state, &call, caller, report).await,
         Target::Batch => batch::run_batch(state, &call).await,
     }
+}
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: 200 when the database answers a read of the directory and of a report
+/// table (so it is reachable and migrated), else 503 with the reason. Two indexed reads of a
+/// tenant that does not exist: cheap enough for a probe every few seconds.
+async fn readiness(state: &AppState) -> Response {
+    use reportroot_model::TenantId;
+    let nobody = TenantId(uuid::Uuid::nil());
+    let started = std::time::Instant::now();
+    let check = async {
+        state.storage.directory().has_tenant(nobody).await?;
+        let report = &reportroot_model::REPORTS[0];
+        let scope = reportroot_storage::Scope::All;
+        state.storage.count(nobody, report, scope, None).await
+    };
+    let outcome = tokio::time::timeout(READY_TIMEOUT, check).await;
+    if let Some(metrics) = &state.metrics {
+        metrics.observe_readiness(started.elapsed().as_secs_f64());
+    }
+    let reason = match outcome {
+        Ok(Ok(_)) => return (StatusCode::OK, "ready").into_response(),
+        Ok(Err(error)) => format!("not ready: the database failed: {error}"),
+        Err(_) => format!(
+            "not ready: the database did not answer within {} seconds",
+            READY_TIMEOUT.as_secs()
+        ),
+    };
+    tracing::warn!(%reason, "readiness check failed");
+    (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
+}
+
+/// Applies chaos to a request before anything handles it: waits, then fails, as drawn.
+async fn inject(
+    state: &AppState,
+    chaos: &chaos::Chaos,
+    parts: &axum::http::request::Parts,
+) -> Result<(), ApiError> {
+    let injection = chaos.decide(&parts.method, parts.uri.path(), &parts.headers);
+    if let Some(delay) = injection.delay {
+        if let Some(metrics) = &state.metrics {
+            metrics.injected(None);
+        }
+        tokio::time::sleep(delay).await;
+    }
+    let Some(status) = injection.fail else {
+        return Ok(());
+    };
+    if let Some(metrics) = &state.metrics {
+        metrics.injected(Some(status));
+    }
+    tracing::debug!(status = status.as_u16(), "chaos injected a failure");
+    let mut error = chaos.error(status);
+    error.headers.push((
+        axum::http::HeaderName::from_static("reportroot-injected"),
+        axum::http::HeaderValue::from_static("chaos"),
+    ));
+    Err(error)
+}
+
+/// Counts a report-function call against Graph's limits, or refuses it with 429.
+fn admit(
+    state: &AppState,
+    throttle: &throttle::Throttle,
+    call: &Call,
+    caller: auth::Caller,
+    report: &'static reportroot_model::ReportType,
+) -> Result<(), ApiError> {
+    let kind = if functions::answers_json(call) {
+        throttle::Kind::Json
+    } else {
+        throttle::Kind::Csv
+    };
+    let name = report.function.name;
+    throttle
+        .admit(caller.tenant, caller.app, name, kind)
+        .map_err(|refused| {
+            if let Some(metrics) = &state.metrics {
+                metrics.throttled(refused.limit.label());
+            }
+            tracing::debug!(limit = refused.limit.label(), "throttled");
+            ApiError::too_many_requests(throttle::retry_after_seconds(refused.retry_after))
+        })
 }
 
 /// `GET /reports`: the singleton, which has nothing but its context.

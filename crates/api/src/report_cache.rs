@@ -131,6 +131,8 @@ pub(crate) struct ReportCache {
     max_bytes: usize,
     entries: Mutex<Entries>,
     generations: Mutex<HashMap<TenantId, u64>>,
+    /// Hits and misses, exported as metrics when they are on.
+    pub(crate) counters: crate::metrics::CacheCounters,
 }
 
 impl ReportCache {
@@ -140,6 +142,7 @@ impl ReportCache {
             max_bytes,
             entries: Mutex::new(Entries::default()),
             generations: Mutex::new(HashMap::new()),
+            counters: crate::metrics::CacheCounters::new(),
         }
     }
 
@@ -160,6 +163,16 @@ impl ReportCache {
 
     /// A fresh answer for `key`, if any.
     pub fn get(&self, tenant: TenantId, key: &str) -> Option<CachedAnswer> {
+        let found = self.lookup(tenant, key);
+        let counter = match found {
+            Some(_) => &self.counters.hits,
+            None => &self.counters.misses,
+        };
+        counter.inc();
+        found
+    }
+
+    fn lookup(&self, tenant: TenantId, key: &str) -> Option<CachedAnswer> {
         let generation = self.generation(tenant);
         let entries = self.entries.lock().ok()?;
         let entry = entries.map.get(&(tenant, key.to_owned()))?;

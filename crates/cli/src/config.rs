@@ -96,8 +96,26 @@ pub struct ServerArgs {
     /// the token endpoint and trusted issuers are accepted.
     #[arg(long, env = "REPORTROOT_NO_HS256")]
     pub no_hs256: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics, a listener apart from the API's
+    /// [default: off].
+    #[arg(long, env = "REPORTROOT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Throttle report functions as Graph does: `graph` (limits from the config file's
+    /// `[throttle]` table, else Graph's) or `off` [default: off].
+    #[arg(long, env = "REPORTROOT_THROTTLE")]
+    pub throttle: Option<ThrottleMode>,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// Whether report functions are throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThrottleMode {
+    /// No throttling.
+    Off,
+    /// Graph's report limits.
+    Graph,
 }
 
 /// Where the token-signing secret comes from.
@@ -136,6 +154,28 @@ pub struct FileConfig {
     trust_issuers: Option<Vec<String>>,
     app_id_uris: Option<Vec<String>>,
     no_hs256: Option<bool>,
+    metrics_listen: Option<SocketAddr>,
+    /// `throttle = "graph"`, or a `[throttle]` table of limits (which turns it on unless
+    /// `mode = "off"`).
+    throttle: Option<ThrottleFile>,
+    chaos: Option<reportroot_api::chaos::ChaosConfig>,
+}
+
+/// `throttle` in the config file: a mode, or a table of limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ThrottleFile {
+    Mode(ThrottleMode),
+    Table(ThrottleTable),
+}
+
+/// The `[throttle]` table.
+#[derive(Debug, Clone, Deserialize)]
+struct ThrottleTable {
+    #[serde(default)]
+    mode: Option<ThrottleMode>,
+    #[serde(flatten)]
+    limits: reportroot_api::throttle::ThrottleLimits,
 }
 
 impl FileConfig {
@@ -179,6 +219,11 @@ pub struct Settings {
     pub app_id_uris: Option<Vec<String>>,
     pub no_hs256: bool,
     pub secret_source: SecretSource,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Graph's report throttling with these limits, when on.
+    pub throttle: Option<reportroot_api::throttle::ThrottleLimits>,
+    /// Fault injection, when the config file has a `[chaos]` table.
+    pub chaos: Option<reportroot_api::chaos::ChaosConfig>,
 }
 
 /// Where the signing secret is read from.
@@ -321,8 +366,40 @@ impl Settings {
                 .or_else(|| file.app_id_uris.clone()),
             no_hs256: args.no_hs256 || file.no_hs256.unwrap_or(false),
             secret_source: SecretSource::resolve(&args.key, file),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            throttle: throttle(args, file),
+            chaos: chaos(file)?,
         })
     }
+}
+
+/// The throttle's limits when it is on: the flag's (or variable's) mode over the file's, the
+/// file's table for the limits.
+fn throttle(
+    args: &ServerArgs,
+    file: &FileConfig,
+) -> Option<reportroot_api::throttle::ThrottleLimits> {
+    let (file_mode, limits) = match &file.throttle {
+        None => (None, None),
+        Some(ThrottleFile::Mode(mode)) => (Some(*mode), None),
+        Some(ThrottleFile::Table(table)) => (
+            Some(table.mode.unwrap_or(ThrottleMode::Graph)),
+            Some(table.limits.clone()),
+        ),
+    };
+    match args.throttle.or(file_mode) {
+        Some(ThrottleMode::Graph) => Some(limits.unwrap_or_default()),
+        Some(ThrottleMode::Off) | None => None,
+    }
+}
+
+/// The file's `[chaos]` table, checked.
+fn chaos(file: &FileConfig) -> Result<Option<reportroot_api::chaos::ChaosConfig>, String> {
+    let Some(chaos) = &file.chaos else {
+        return Ok(None);
+    };
+    chaos.check().map_err(|e| e.to_string())?;
+    Ok(Some(chaos.clone()))
 }
 
 /// The HTTPS port when none is configured.
@@ -396,6 +473,55 @@ fn directory_of(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn from_toml(text: &str, args: ServerArgs) -> Result<Settings, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Settings::resolve(&args, &file, "sqlite://x.db")
+    }
+
+    #[test]
+    fn throttling_and_chaos_are_off_by_default() {
+        let settings = settings(ServerArgs::default());
+        assert!(settings.throttle.is_none());
+        assert!(settings.chaos.is_none());
+        assert!(settings.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn throttle_limits_come_from_the_file() {
+        use reportroot_api::throttle::ThrottleLimits;
+        let on = from_toml("throttle = \"graph\"", ServerArgs::default()).expect("ok");
+        assert_eq!(on.throttle, Some(ThrottleLimits::default()));
+        let table = "[throttle]\nwindow_seconds = 5\ncsv_per_app = 2\n";
+        let tuned = from_toml(table, ServerArgs::default()).expect("ok");
+        let limits = tuned.throttle.expect("on");
+        assert_eq!((limits.window_seconds, limits.csv_per_app), (5, 2));
+        assert_eq!(limits.csv_per_tenant, 40);
+        let args = ServerArgs {
+            throttle: Some(ThrottleMode::Off),
+            ..ServerArgs::default()
+        };
+        assert!(from_toml(table, args).expect("ok").throttle.is_none());
+        let off_table = "[throttle]\nmode = \"off\"\ncsv_per_app = 2\n";
+        let args = ServerArgs {
+            throttle: Some(ThrottleMode::Graph),
+            ..ServerArgs::default()
+        };
+        let flag_on = from_toml(off_table, args).expect("ok").throttle;
+        assert_eq!(flag_on.map(|l| l.csv_per_app), Some(2));
+    }
+
+    #[test]
+    fn chaos_is_read_and_checked() {
+        let text = "[chaos]\nfailure_rate = 0.5\nstatuses = [503]\nseed = 3\n";
+        let chaos = from_toml(text, ServerArgs::default())
+            .expect("ok")
+            .chaos
+            .expect("on");
+        assert_eq!((chaos.failure_rate, chaos.seed), (0.5, 3));
+        let bad = "[chaos]\nstatuses = [200]\n";
+        assert!(from_toml(bad, ServerArgs::default()).is_err());
+    }
 
     fn settings(args: ServerArgs) -> Settings {
         Settings::resolve(&args, &FileConfig::default(), "sqlite://x.db").expect("settings")

@@ -641,6 +641,15 @@ async fn serve(
     }
     apply_limits(&settings, &mut config);
     apply_sign_in(&settings, &mut config);
+    apply_operation(&settings, &mut config);
+    let metrics = match settings.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?,
+        ),
+        None => None,
+    };
     for url in &own_urls {
         tracing::info!(url = %url, public_url = ?settings.public_url, database = %settings.database, "reportroot listening");
     }
@@ -656,9 +665,38 @@ async fn serve(
         .ensure_signing_key()
         .await
         .map_err(|e| format!("cannot prepare the token-signing key: {e}"))?;
+    if let Some(listener) = metrics {
+        serve_metrics(listener, Arc::clone(&state))?;
+    }
     reportroot_api::serve_listeners(listeners, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Serves the metrics listener in the background; it stops with the process.
+fn serve_metrics(listener: tokio::net::TcpListener, state: Arc<AppState>) -> Result<(), String> {
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(url = %format!("http://{address}/metrics"), "metrics listening");
+    tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(error) = reportroot_api::serve_metrics(listener, state, never).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// Throttling, chaos and metrics, each off unless configured.
+fn apply_operation(settings: &Settings, config: &mut ApiConfig) {
+    config.throttle.clone_from(&settings.throttle);
+    config.chaos.clone_from(&settings.chaos);
+    config.metrics = settings.metrics_listen.is_some();
+    if let Some(limits) = &config.throttle {
+        tracing::info!(?limits, "Graph's report throttling is on");
+    }
+    if let Some(chaos) = &config.chaos {
+        tracing::warn!(?chaos, "chaos is on: requests fail and wait on purpose");
+    }
 }
 
 /// Which tokens are accepted and issued.

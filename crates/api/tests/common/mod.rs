@@ -107,6 +107,8 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub db: Db,
+    /// `http://addr/metrics` of the metrics listener, when the config turned metrics on.
+    pub metrics_url: Option<String>,
     pub _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -170,6 +172,10 @@ pub async fn spawn_on(db: Db, configure: impl FnOnce(&mut ApiConfig)) -> TestApp
     let mut config = ApiConfig::new(base.clone(), SECRET.to_vec());
     configure(&mut config);
     let state = AppState::new(storage, config);
+    let metrics_url = match state.config.metrics {
+        true => Some(spawn_metrics(Arc::clone(&state)).await),
+        false => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         reportroot_api::serve(listener, state, async {
@@ -186,10 +192,23 @@ pub async fn spawn_on(db: Db, configure: impl FnOnce(&mut ApiConfig)) -> TestApp
             .build()
             .expect("client"),
         db,
+        metrics_url,
         _dir: None,
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// Serves the metrics of `state` on a port of its own until the test's runtime ends.
+async fn spawn_metrics(state: Arc<AppState>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/metrics", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = reportroot_api::serve_metrics(listener, state, std::future::pending()).await;
+    });
+    url
 }
 
 impl TestApp {

@@ -1,0 +1,248 @@
+//! Prometheus metrics, served on a listener of their own (`--metrics-listen`), off the public
+//! port. Each [`AppState`](crate::AppState) has its own registry rather than a process-global
+//! recorder: tests run many servers in one process, and a server without metrics pays nothing
+//! but a branch per request.
+
+use std::time::Instant;
+
+use axum::http::{Method, StatusCode};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::routes::resolve;
+
+/// Latency buckets, seconds: report answers from the cache take well under a millisecond,
+/// large JSON pages and imports seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A metric that could not be created or registered (a programming error: names clash).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// The metrics of one server.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    in_flight: IntGauge,
+    cache_bytes: IntGauge,
+    throttled: IntCounterVec,
+    injected: IntCounterVec,
+    storage_latency: Histogram,
+}
+
+/// Counters the answer cache keeps whether or not metrics are on (an atomic add per lookup).
+#[derive(Clone)]
+pub(crate) struct CacheCounters {
+    /// Lookups answered from the cache.
+    pub hits: IntCounter,
+    /// Lookups that found nothing fresh.
+    pub misses: IntCounter,
+}
+
+impl CacheCounters {
+    pub fn new() -> Self {
+        // Why expect: creating a counter fails only for an invalid name, and these are constant.
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("a valid name");
+        CacheCounters {
+            hits: counter(
+                "reportroot_answer_cache_hits_total",
+                "Report-function answers served from the answer cache.",
+            ),
+            misses: counter(
+                "reportroot_answer_cache_misses_total",
+                "Report-function answers not in the answer cache (rendered).",
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; `cache` are the answer cache's counters.
+    pub(crate) fn new(cache: &CacheCounters) -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let labels = ["route", "method", "status"];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "reportroot_http_requests_total",
+                "HTTP requests answered, by matched route, method and status.",
+            ),
+            &labels,
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "reportroot_http_request_duration_seconds",
+                "Time from a request's arrival to its answer's headers, by matched route, method and status.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &labels,
+        )?;
+        let in_flight = IntGauge::new(
+            "reportroot_http_requests_in_flight",
+            "HTTP requests being handled now.",
+        )?;
+        let cache_bytes = IntGauge::new(
+            "reportroot_answer_cache_bytes",
+            "Bytes of rendered report answers held in the answer cache.",
+        )?;
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "reportroot_throttled_responses_total",
+                "429 answers of Graph's report throttling (--throttle graph), by the limit reached.",
+            ),
+            &["limit"],
+        )?;
+        let injected = IntCounterVec::new(
+            Opts::new(
+                "reportroot_injected_faults_total",
+                "Faults injected by chaos: failures by status, and delays (status=\"delay\").",
+            ),
+            &["status"],
+        )?;
+        let storage_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "reportroot_readiness_check_duration_seconds",
+                "Time the database took to answer /readyz's check.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "reportroot_build_info",
+                "Always 1; the labels say which build is running.",
+            ),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(cache_bytes.clone()))?;
+        registry.register(Box::new(cache.hits.clone()))?;
+        registry.register(Box::new(cache.misses.clone()))?;
+        registry.register(Box::new(throttled.clone()))?;
+        registry.register(Box::new(injected.clone()))?;
+        registry.register(Box::new(storage_latency.clone()))?;
+        registry.register(Box::new(build))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            cache_bytes,
+            throttled,
+            injected,
+            storage_latency,
+        })
+    }
+
+    /// Starts timing a request; the guard counts it in flight until finished or dropped.
+    pub(crate) fn start(&self, method: &Method, path: &str) -> RequestTimer<'_> {
+        self.in_flight.inc();
+        RequestTimer {
+            metrics: self,
+            method: method.clone(),
+            route: route_label(path),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts a 429 of the report throttle.
+    pub(crate) fn throttled(&self, limit: &str) {
+        self.throttled.with_label_values(&[limit]).inc();
+    }
+
+    /// Counts an injected failure (`Some(status)`) or delay (`None`).
+    pub(crate) fn injected(&self, status: Option<StatusCode>) {
+        let label = status.map_or_else(|| "delay".to_owned(), |s| s.as_u16().to_string());
+        self.injected.with_label_values(&[&label]).inc();
+    }
+
+    /// Times a readiness check of the database.
+    pub(crate) fn observe_readiness(&self, seconds: f64) {
+        self.storage_latency.observe(seconds);
+    }
+
+    /// The text exposition of every metric, with the cache's bytes as of now.
+    pub fn render(&self, cache_bytes: usize) -> String {
+        self.cache_bytes
+            .set(i64::try_from(cache_bytes).unwrap_or(i64::MAX));
+        let mut text = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
+            tracing::error!(%error, "cannot render metrics");
+        }
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// A request being timed.
+pub(crate) struct RequestTimer<'a> {
+    metrics: &'a Metrics,
+    method: Method,
+    route: String,
+    started: Instant,
+}
+
+impl RequestTimer<'_> {
+    /// Counts the request with its answer's status.
+    pub fn finish(self, status: StatusCode) {
+        let status = status.as_u16().to_string();
+        let labels = [self.route.as_str(), self.method.as_str(), status.as_str()];
+        self.metrics.requests.with_label_values(&labels).inc();
+        self.metrics
+            .latency
+            .with_label_values(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for RequestTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
+/// The route label of a path: the matched route template (without the version), or a fixed
+/// name, so that ids and arguments in paths cannot multiply series.
+pub fn route_label(path: &str) -> String {
+    let segments = crate::decode_segments(path);
+    match segments.as_slice() {
+        [one] if one == "healthz" || one == "readyz" => return format!("/{one}"),
+        [reports, download, _] if reports == "reports" && download == "download" => {
+            return "/reports/download/{token}".to_owned()
+        }
+        _ => {}
+    }
+    if let Some((endpoint, _)) = crate::oauth::match_path(&segments) {
+        return format!("/{{tenant}}/{endpoint:?}");
+    }
+    resolve(&segments).map_or_else(|_| "unmatched".to_owned(), |r| r.target.route())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_name_templates() {
+        assert_eq!(route_label("/healthz"), "/healthz");
+        assert_eq!(
+            route_label("/v1.0/reports/getOffice365ActiveUserCounts(period='D7')"),
+            "/reports/getOffice365ActiveUserCounts(…)"
+        );
+        assert_eq!(
+            route_label("/beta/reports/office365ActiveUserCounts/abc"),
+            "/reports/office365ActiveUserCounts/{id}"
+        );
+        assert_eq!(route_label("/nope/x"), "unmatched");
+        assert_eq!(
+            route_label("/reports/download/xyz"),
+            "/reports/download/{token}"
+        );
+    }
+}
