@@ -267,6 +267,20 @@ impl ReportType {
         self.property_index(self.refresh_date).unwrap_or_default()
     }
 
+    /// Position of the activity date of a per-day report (`reportDate`): its one date
+    /// property other than the refresh date. Graph reports a day only on or after it, so a
+    /// row's activity date is normally not after its refresh date.
+    pub fn activity_date_index(&self) -> Option<usize> {
+        if self.grain != Grain::PerDay {
+            return None;
+        }
+        let refresh = self.refresh_date_index();
+        self.properties
+            .iter()
+            .enumerate()
+            .position(|(i, p)| i != refresh && p.kind == ValueKind::Date)
+    }
+
     /// Position of the period property, when the report has one.
     pub fn period_index(&self) -> Option<usize> {
         self.properties

@@ -31,7 +31,10 @@ pub use reportroot_storage::error_chain;
 /// and created idempotently, as in SQLite). Version 2 lets counts and durations be `NULL`
 /// (Graph's empty CSV cells): a version 1 database drops their `NOT NULL`. Version 3 adds the
 /// directory's tables (`reportroot_storage::directory`), created like the report tables.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4 adds the `_ahead_` partial index of per-day reports (rows dated after their
+/// refresh date), created like the others, which bounds `reportDate` filters to a range of
+/// the natural-key index.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -284,6 +287,36 @@ impl PostgresStorage {
     }
 }
 
+/// A read-only transaction whose statements PostgreSQL cancels after
+/// [`reportroot_storage::READ_TIME_LIMIT`] (`SET LOCAL`: the pooled session keeps no limit,
+/// so writes and bulk loads have none).
+async fn limited_read(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StorageError> {
+    let transaction = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(backend)?;
+    let limit = reportroot_storage::READ_TIME_LIMIT.as_millis();
+    transaction
+        .batch_execute(&format!("SET LOCAL statement_timeout = {limit}"))
+        .await
+        .map_err(backend)?;
+    Ok(transaction)
+}
+
+/// A read's failure: [`StorageError::QueryTimeout`] when PostgreSQL cancelled it for the
+/// time limit (`query_canceled`).
+fn read_failure(error: tokio_postgres::Error) -> StorageError {
+    if error.code() == Some(&SqlState::QUERY_CANCELED) {
+        StorageError::QueryTimeout
+    } else {
+        backend(error)
+    }
+}
+
 /// `ALTER TABLE … ALTER COLUMN … DROP NOT NULL` for every count and duration column of
 /// `report` (idempotent: dropping an absent constraint does nothing), or `None` if it has none.
 fn drop_not_null(report: &ReportType) -> Option<String> {
@@ -421,24 +454,34 @@ impl SqlBackend for PostgresStorage {
         report: &'static ReportType,
         query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&query.sql).await.map_err(backend)?;
-        client
+        let mut client = self.client().await?;
+        let transaction = limited_read(&mut client).await?;
+        let statement = transaction
+            .prepare_cached(&query.sql)
+            .await
+            .map_err(backend)?;
+        let rows = transaction
             .query(&statement, &refs(&binds(&query.params)))
             .await
-            .map_err(backend)?
-            .iter()
+            .map_err(read_failure)?;
+        transaction.commit().await.map_err(backend)?;
+        rows.iter()
             .map(|row| decode_entity(report, &Columns(row)))
             .collect()
     }
 
     async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&query.sql).await.map_err(backend)?;
-        let row = client
-            .query_one(&statement, &refs(&binds(&query.params)))
+        let mut client = self.client().await?;
+        let transaction = limited_read(&mut client).await?;
+        let statement = transaction
+            .prepare_cached(&query.sql)
             .await
             .map_err(backend)?;
+        let row = transaction
+            .query_one(&statement, &refs(&binds(&query.params)))
+            .await
+            .map_err(read_failure)?;
+        transaction.commit().await.map_err(backend)?;
         row.try_get(0).map_err(backend)
     }
 

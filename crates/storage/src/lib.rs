@@ -48,6 +48,10 @@ pub enum StorageError {
     /// the load was written.
     #[error("the load was stopped and rolled back: {0}")]
     Aborted(String),
+    /// A read ran past the backend's statement time limit (a `$filter` no index serves,
+    /// over a long history) and was stopped; see [`READ_TIME_LIMIT`].
+    #[error("The query took longer than {} ms and was stopped; narrow $filter (e.g. by reportDate) or ask for fewer rows.", READ_TIME_LIMIT.as_millis())]
+    QueryTimeout,
     /// Anything else the database reported, with what was being done and why it failed.
     #[error(transparent)]
     Backend(BackendError),
@@ -332,6 +336,14 @@ pub trait Storage: Send + Sync {
         chunks: RowChunks,
     ) -> Result<UpsertCounts, StorageError>;
 }
+
+/// How long one read statement (a page, a count) may run before the backend stops it
+/// (SQLite: a progress handler on the reader connection; PostgreSQL: `statement_timeout` in
+/// the read's transaction). Why: a filter on an unindexed count scans the tenant's history
+/// (`teams gt 100` on 1.12M rows: 550 ms unloaded, 4–6 s on a loaded 2-core machine) and
+/// holds one of SQLite's four reader connections meanwhile; the limit bounds how long any
+/// tenant's scan can keep a reader from the others. Pages an index serves take milliseconds.
+pub const READ_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which rows a listing starts from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! Compiles the OData query AST to parameterised SQL in either dialect. Values never enter the
 //! SQL text: every literal becomes a numbered parameter.
 
-use reportroot_model::{ReportType, Value};
+use reportroot_model::{ReportType, Value, ValueKind};
 use reportroot_odata::query::{
     CompareOp, Expr, Function, Literal, Operand, OrderKey, PropertyRef, StringMatch, Type,
 };
 use uuid::Uuid;
 
-use crate::sql::{latest_refresh, Dialect};
+use crate::sql::{ahead_index, latest_refresh, Dialect};
 use crate::{Cursor, ListQuery, Scope};
 
 /// A parameter of a compiled statement.
@@ -109,6 +109,17 @@ impl Builder<'_> {
         match (self.dialect, ty) {
             (Dialect::Postgres, Type::String) => " COLLATE \"C\"",
             _ => "",
+        }
+    }
+
+    /// The collation `$orderby` and keyset paging compare a property in. A period holds
+    /// digits only (`7`, `30`, `90`, `180`), which every collation orders as "C" does; left
+    /// in the column's own collation it matches the natural-key index, which PostgreSQL
+    /// otherwise could not read in order (it sorted the page again: an incremental sort).
+    fn order_collate(&self, property: PropertyRef) -> &'static str {
+        match property {
+            PropertyRef::Index(i) if self.report.properties[i].kind == ValueKind::Period => "",
+            _ => self.collate(property.ty(self.report)),
         }
     }
 
@@ -326,8 +337,88 @@ impl Builder<'_> {
         if let Some(filter) = filter {
             let condition = self.expr(filter);
             self.sql.push_str(&format!(" AND {condition}"));
+            if let Some(floor) = activity_floor(self.report, filter) {
+                let bound = self.refresh_floor(&t, floor);
+                self.sql.push_str(&bound);
+            }
         }
     }
+
+    /// ` AND <refresh date> >= <bound>`, implied by `reportDate ge floor`: a row is reported
+    /// on or after its activity date, so the refresh-date order of the history (the natural
+    /// key's, which leads the default order) can start at the floor instead of reading every
+    /// older refresh. Rows dated after their refresh date (which Graph never writes, but a
+    /// client may POST) are found through the `_ahead` partial index, normally empty, and
+    /// lower the bound to their refresh date, so the condition never drops a match.
+    ///
+    /// Why: on 1.12M rows (10 years), `reportDate ge 2020-01-01&$top=10` sorted 630k matches
+    /// (487 ms); with the bound the natural-key index is read in order from 2020-01-01 and
+    /// stops after the page.
+    fn refresh_floor(&mut self, tenant: &str, floor: &Value) -> String {
+        let table = self.report.table_name();
+        let refresh = self.report.properties[self.report.refresh_date_index()].column_name();
+        let Some(activity) = self.report.activity_date_index() else {
+            return String::new();
+        };
+        let activity = self.report.properties[activity].column_name();
+        let f = self.bind(SqlParam::Value(floor.clone()));
+        // SQLite names the index: without statistics it read the whole table instead.
+        let indexed_by = match self.dialect {
+            Dialect::Sqlite => format!(" INDEXED BY {}", ahead_index(self.report, &activity)),
+            Dialect::Postgres => String::new(),
+        };
+        let ahead = format!(
+            "(SELECT MIN(a.{refresh}) FROM {table} a{indexed_by} WHERE a.tenant_id = {tenant} \
+             AND a.{activity} > a.{refresh} AND a.{activity} >= {f})"
+        );
+        match self.dialect {
+            // SQLite's two-argument min() is NULL when either argument is.
+            Dialect::Sqlite => format!(" AND {refresh} >= min({f}, coalesce({ahead}, {f}))"),
+            Dialect::Postgres => format!(" AND {refresh} >= LEAST({f}, {ahead})"),
+        }
+    }
+}
+
+/// The greatest lower bound the filter's top-level conjuncts put on the activity date
+/// (`reportDate ge/gt/eq <date>`), when they put one.
+fn activity_floor<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
+    let activity = PropertyRef::Index(report.activity_date_index()?);
+    match filter {
+        Expr::And(a, b) => match (activity_floor(report, a), activity_floor(report, b)) {
+            (Some(x), Some(y)) => Some(if date_after(y, x) { y } else { x }),
+            (x, y) => x.or(y),
+        },
+        Expr::Compare { op, left, right } => {
+            let (op, value) = match (left, right) {
+                (Operand::Property(p), Operand::Literal(Literal::Value(v))) if *p == activity => {
+                    (*op, v)
+                }
+                (Operand::Literal(Literal::Value(v)), Operand::Property(p)) if *p == activity => {
+                    (flipped(*op), v)
+                }
+                _ => return None,
+            };
+            matches!(op, CompareOp::Ge | CompareOp::Gt | CompareOp::Eq)
+                .then_some(value)
+                .filter(|v| matches!(v, Value::Date(_)))
+        }
+        _ => None,
+    }
+}
+
+/// `a op b` as `b flipped(op) a`.
+fn flipped(op: CompareOp) -> CompareOp {
+    match op {
+        CompareOp::Gt => CompareOp::Lt,
+        CompareOp::Ge => CompareOp::Le,
+        CompareOp::Lt => CompareOp::Gt,
+        CompareOp::Le => CompareOp::Ge,
+        other => other,
+    }
+}
+
+fn date_after(a: &Value, b: &Value) -> bool {
+    matches!((a, b), (Value::Date(a), Value::Date(b)) if a > b)
 }
 
 /// The order a listing uses: the requested keys (else the report function's order for the
@@ -385,11 +476,13 @@ pub fn compile_list(
     if let Some(cursor) = &query.after {
         let condition = keyset_condition(&mut b, &order, cursor);
         b.sql.push_str(&format!(" AND {condition}"));
+        let leading = leading_key_bound(&mut b, &order, cursor);
+        b.sql.push_str(&leading);
     }
-    let order_sql: Vec<String> = order
+    let order_sql: Vec<String> = order[..sql_order_len(report, &order)]
         .iter()
         .map(|k| {
-            let collate = b.collate(k.property.ty(report));
+            let collate = b.order_collate(k.property);
             format!(
                 "{}{collate} {}{}",
                 b.order_column(k.property),
@@ -412,6 +505,25 @@ pub fn compile_list(
     }
 }
 
+/// How many keys of `order` the SQL `ORDER BY` needs: all but the final `id` when the keys
+/// before it include the whole natural key, which is unique within a tenant, so that `id`
+/// never decides and the order is the same. Why: with `reportPeriod eq '7'` the planners
+/// drop the constant period from the order, and `…, id` then no longer matched the
+/// natural-key index (SQLite sorted each refresh date's rows, PostgreSQL added an incremental
+/// sort); without `id` the index delivers the order as it is.
+fn sql_order_len(report: &ReportType, order: &[OrderKey]) -> usize {
+    let natural = report.natural_key_indexes();
+    let covered = natural
+        .iter()
+        .all(|i| order.iter().any(|k| k.property == PropertyRef::Index(*i)));
+    match order.last() {
+        Some(last) if covered && !natural.is_empty() && last.property == PropertyRef::Id => {
+            order.len() - 1
+        }
+        _ => order.len(),
+    }
+}
+
 /// `SELECT COUNT(*)` of the rows a filter matches (before paging).
 pub fn compile_count(
     report: &ReportType,
@@ -431,6 +543,29 @@ pub fn compile_count(
         sql: b.sql,
         params: b.params,
     }
+}
+
+/// ` AND k1 >= v1` (`<=` descending), which the keyset condition implies: planners do not
+/// read a range out of its `OR`s, so without it the next page reads every row before the
+/// cursor again. Only for a leading key that cannot be null (dates, periods, text).
+fn leading_key_bound(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) -> String {
+    let Some(key) = order.first() else {
+        return String::new();
+    };
+    let value = match key.property {
+        PropertyRef::Index(_) if b.nullable(&Operand::Property(key.property)) => {
+            return String::new()
+        }
+        PropertyRef::Index(_) => match cursor.values.first() {
+            Some(Value::Null) | None => return String::new(),
+            Some(value) => b.bind(SqlParam::Value(value.clone())),
+        },
+        PropertyRef::Id => b.id_param(cursor.id),
+    };
+    let column = b.order_column(key.property);
+    let collate = b.order_collate(key.property);
+    let symbol = if key.descending { "<=" } else { ">=" };
+    format!(" AND {column}{collate} {symbol} {value}{collate}")
 }
 
 /// Rows strictly after the cursor in the given order:
@@ -465,7 +600,7 @@ fn keyset_condition(b: &mut Builder<'_>, order: &[OrderKey], cursor: &Cursor) ->
             })
             .collect();
         let column = b.order_column(key.property);
-        let collate = b.collate(key.property.ty(b.report));
+        let collate = b.order_collate(key.property);
         let after = match (param, key.descending) {
             (None, false) => format!("{column} IS NOT NULL"),
             (None, true) => continue,

@@ -76,6 +76,11 @@ pub struct TableSql {
     pub note_refresh: Option<String>,
 }
 
+/// The partial index of rows whose activity date (`column`) is after their refresh date.
+pub fn ahead_index(report: &ReportType, column: &str) -> String {
+    format!("{}_ahead_{column}", report.table_name())
+}
+
 /// A subquery giving the latest refresh date of the tenant's rows (of the period, when
 /// `period` names its parameter).
 pub fn latest_refresh(
@@ -159,6 +164,17 @@ impl TableSql {
                     "CREATE INDEX IF NOT EXISTS {table}_history_{column} ON {table} (tenant_id, {column}{period_suffix})"
                 ));
             }
+        }
+        // Rows whose activity date is after their refresh date: none in Graph's data, so the
+        // index is empty and costs imports nothing; `$filter` reads it to bound the refresh
+        // date from a `reportDate` floor without ever dropping such a row (see
+        // `query_sql::Builder::refresh_floor`).
+        if let Some(activity) = report.activity_date_index() {
+            let column = &property_columns[activity];
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (tenant_id, {column}, {refresh}) WHERE {column} > {refresh}",
+                ahead_index(report, column)
+            ));
         }
         // The latest refresh date of a period, for the report functions. PostgreSQL indexes
         // every row for it. SQLite keeps the refresh dates each period has in a small side

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# History at interactive speed (issue 16): the issue's queries over one tenant with 10 years of
+# office365ActiveUserCounts (1.12M rows), SQLite, one at a time (curl, best and median of 5)
+# and under wrk at 32 connections (req/s, p50, p99). Prints a Markdown table.
+# Settings: DURATION=5 CONNECTIONS=32 THREADS=2; BENCH_WORK (the seeded database is kept there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=${BENCH_WORK:-$ROOT/bench/work}
+DURATION=${DURATION:-5}; CONNECTIONS=${CONNECTIONS:-32}; THREADS=${THREADS:-2}
+mkdir -p "$WORK"
+export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
+PORT=18082
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --locked -q -p reportroot
+RR=$ROOT/target/release/reportroot
+DB=$WORK/bench-1x3650-D7_D30_D90_D180.db
+if [ ! -f "$DB" ]; then
+  "$RR" seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts --database "sqlite://$DB.tmp" >&2
+  mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
+fi
+TOKEN=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
+setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "sqlite://$DB" > "$WORK/history-server.log" 2>&1 &
+PID=$!
+trap 'kill -- "-$PID" 2>/dev/null || true' EXIT
+until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do sleep 0.2; done
+Q="'"
+QUERIES=(
+  '$top=10'
+  '$filter=reportDate ge 2025-01-01&$top=10'
+  '$filter=reportDate ge 2020-01-01&$top=10'
+  "\$filter=reportDate ge 2020-01-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
+  "\$filter=reportDate ge $(date +%Y)-10-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
+  '$orderby=reportDate desc&$top=10'
+  '$filter=teams gt 100&$top=10'
+  '$filter=reportDate ge 2020-01-01&$count=true&$top=1'
+)
+echo "uptime: $(uptime)"
+echo
+echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 |"
+echo "|---|---:|---:|---:|---:|---:|"
+for query in "${QUERIES[@]}"; do
+  path="/v1.0/reports/office365ActiveUserCounts?${query// /%20}"
+  path=${path//\'/%27}
+  times=()
+  for _ in 1 2 3 4 5; do
+    times+=("$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$path")")
+  done
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$path")
+  single=$(python3 -c "import sys; v=sorted(float(x)*1000 for x in sys.argv[1:]); print(f'{v[0]:.1f} / {v[2]:.1f} ms')" "${times[@]}")
+  out=$(TOKENS= WRK_PATH=$path wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency \
+    -s bench/lua/get.lua -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  echo "| \`$query\` | $single | $status | $rps | $p50 | $p99 |"
+done

@@ -1,0 +1,272 @@
+//! Query plans of history pages: a `$top` page in the default order, or in an order an index
+//! delivers, reads the index in that order and stops after the page, whatever the `reportDate`
+//! range. Checked with `EXPLAIN` on both backends over a year of one tenant's per-day history
+//! (the SQL is the storage crate's own, on the schema the backends create, with statistics);
+//! PostgreSQL when `REPORTROOT_TEST_POSTGRES_URL` is set.
+#![expect(clippy::unwrap_used)]
+
+use std::io::Write as _;
+
+use reportroot_model::{find_report, ReportType, ValueKind};
+use reportroot_odata::query::{parse_filter, parse_order_by};
+use reportroot_sqlite::{Durability, SqliteStorage};
+use reportroot_storage::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
+use reportroot_storage::sql::{Dialect, TableSql};
+use reportroot_storage::{ListQuery, Scope};
+use uuid::Uuid;
+
+/// Refresh dates of the synthetic history: one a day from 2024-01-01.
+const REFRESHES: u32 = 400;
+
+/// `(name, $filter, $orderby)` of each page that must not sort; `$top=10` each.
+const PAGES: &[(&str, &str, &str)] = &[
+    ("$top=10", "", ""),
+    ("wide range", "reportDate ge 2024-02-01", ""),
+    ("narrow range", "reportDate ge 2025-01-15", ""),
+    (
+        "wide range of a period",
+        "reportDate ge 2024-02-01 and reportPeriod eq '7'",
+        "",
+    ),
+    (
+        "narrow range of a period",
+        "reportDate ge 2025-01-15 and reportPeriod eq '7'",
+        "",
+    ),
+    ("reportDate desc", "", "reportDate desc"),
+];
+
+/// Pages whose order the history index `(tenant_id, report_date, report_period)` delivers
+/// only up to the date: the `id` tie-break is sorted within each date's rows (at most 307
+/// here; SQLite's `RIGHT PART OF ORDER BY`, PostgreSQL's incremental sort), and the scan
+/// still stops after the page. An index of its own for this order would cost every import.
+const PARTLY_SORTED: &[&str] = &["reportDate desc"];
+
+/// Not done yet (issue 16): with statistics, SQLite still prefers the history index and a
+/// sort of the matches for a narrow range (a few thousand rows here: cheap, but not a page);
+/// PostgreSQL reads a period's rows through `_by_period` and sorts them by date
+/// incrementally, and its `reportDate desc` is a full sort. Listed so that the test fails
+/// when one of these starts reading in order (then drop it from the list).
+const STILL_SORTED_SQLITE: &[&str] = &["narrow range", "narrow range of a period"];
+/// See [`STILL_SORTED_SQLITE`].
+const STILL_SORTED_POSTGRES: &[&str] = &[
+    "wide range of a period",
+    "narrow range of a period",
+    "reportDate desc",
+];
+
+fn report() -> &'static ReportType {
+    find_report("office365ActiveUserCounts").unwrap()
+}
+
+fn page(report: &ReportType, filter: &str, order: &str) -> ListQuery {
+    ListQuery {
+        scope: Scope::All,
+        filter: (!filter.is_empty()).then(|| parse_filter(report, filter).unwrap()),
+        order_by: if order.is_empty() {
+            Vec::new()
+        } else {
+            parse_order_by(report, order).unwrap()
+        },
+        after: None,
+        skip: 0,
+        limit: Some(10),
+    }
+}
+
+/// The `SELECT` list of synthetic rows: every refresh date holds each period's days.
+fn synthetic_values(report: &ReportType, dialect: Dialect) -> String {
+    let refresh = report.refresh_date_index();
+    report
+        .properties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match (p.kind, dialect) {
+            (ValueKind::Date, Dialect::Sqlite) if i == refresh => {
+                "date('2024-01-01', r.n || ' days')".to_owned()
+            }
+            (ValueKind::Date, Dialect::Sqlite) => {
+                "date('2024-01-01', (r.n - k.n) || ' days')".to_owned()
+            }
+            (ValueKind::Date, Dialect::Postgres) if i == refresh => {
+                "DATE '2024-01-01' + r.n".to_owned()
+            }
+            (ValueKind::Date, Dialect::Postgres) => "DATE '2024-01-01' + r.n - k.n".to_owned(),
+            (ValueKind::Period, Dialect::Sqlite) => "CAST(p.d AS TEXT)".to_owned(),
+            (ValueKind::Period, Dialect::Postgres) => "p.d::text".to_owned(),
+            (kind, _) if kind.is_count() => "(r.n * 7 + k.n) % 97".to_owned(),
+            _ => "'x'".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn columns(report: &ReportType) -> String {
+    report
+        .properties
+        .iter()
+        .map(|p| p.column_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn sqlite_pages_read_in_index_order() {
+    let report = report();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plans.db");
+    drop(SqliteStorage::open(&path, Durability::Process).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let tenant = Uuid::new_v4();
+    let insert = format!(
+        "WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < {last}), \
+         k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < 179), \
+         p(d) AS (VALUES (7), (30), (90), (180)) \
+         INSERT INTO {table} (tenant_id, id, version, {columns}) \
+         SELECT ?1, randomblob(16), 1, {values} FROM r, p, k WHERE k.n < p.d",
+        last = REFRESHES - 1,
+        table = report.table_name(),
+        columns = columns(report),
+        values = synthetic_values(report, Dialect::Sqlite),
+    );
+    connection
+        .execute(&insert, [tenant.as_bytes().to_vec()])
+        .unwrap();
+    // What the backend runs after imports and at start-up.
+    connection.execute_batch("ANALYZE").unwrap();
+    let plan = |compiled: &CompiledSql| -> String {
+        let params: Vec<rusqlite::types::Value> = compiled
+            .params
+            .iter()
+            .map(|p| match p {
+                SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
+                SqlParam::Int(n) => rusqlite::types::Value::Integer(*n),
+                SqlParam::Value(reportroot_model::Value::Int(n)) => {
+                    rusqlite::types::Value::Integer(*n)
+                }
+                SqlParam::Value(v) => rusqlite::types::Value::Text(v.to_string()),
+            })
+            .collect();
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
+            .unwrap();
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(params), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    };
+    let columns = TableSql::new(report, Dialect::Sqlite).columns;
+    for (name, filter, order) in PAGES {
+        let query = page(report, filter, order);
+        let compiled = compile_list(report, Dialect::Sqlite, &columns, tenant, &query);
+        let plan = plan(&compiled);
+        let sorted = if PARTLY_SORTED.contains(name) {
+            plan.contains("USE TEMP B-TREE FOR ORDER BY")
+        } else {
+            plan.contains("TEMP B-TREE")
+        };
+        assert_eq!(
+            sorted,
+            STILL_SORTED_SQLITE.contains(name),
+            "{name}: {}\n{plan}",
+            compiled.sql
+        );
+    }
+    // `$count` of a range reads an index, not the table.
+    let filter = parse_filter(report, "reportDate ge 2024-02-01").unwrap();
+    let count = compile_count(report, Dialect::Sqlite, tenant, &Scope::All, Some(&filter));
+    let plan = plan(&count);
+    assert!(plan.contains("COVERING INDEX"), "{}\n{plan}", count.sql);
+}
+
+#[tokio::test]
+async fn postgres_pages_read_in_index_order() {
+    let Some(url) = std::env::var("REPORTROOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED PostgreSQL plans: REPORTROOT_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let report = report();
+    // A database of its own: its statistics are this test's.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = format!("reportroot_plans_{}", Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    drop(
+        reportroot_postgres::PostgresStorage::connect(&own, 1)
+            .await
+            .unwrap(),
+    );
+    let (client, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tenant = Uuid::new_v4();
+    let insert = format!(
+        "INSERT INTO {table} (tenant_id, id, version, {columns}) \
+         SELECT '{tenant}'::uuid, gen_random_uuid(), 1, {values} \
+         FROM generate_series(0, {last}) r(n), (VALUES (7), (30), (90), (180)) p(d), \
+         generate_series(0, 179) k(n) WHERE k.n < p.d; ANALYZE {table}",
+        last = REFRESHES - 1,
+        table = report.table_name(),
+        columns = columns(report),
+        values = synthetic_values(report, Dialect::Postgres),
+    );
+    client.batch_execute(&insert).await.unwrap();
+    let columns = TableSql::new(report, Dialect::Postgres).columns;
+    for (label, filter, order) in PAGES {
+        let query = page(report, filter, order);
+        let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
+        let plan = explain(&client, &compiled).await;
+        let sorted = if PARTLY_SORTED.contains(label) {
+            plan.replace("Incremental Sort", "").contains("Sort")
+        } else {
+            plan.contains("Sort")
+        };
+        assert_eq!(
+            sorted,
+            STILL_SORTED_POSTGRES.contains(label),
+            "{label}: {}\n{plan}",
+            compiled.sql
+        );
+    }
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .ok();
+}
+
+/// `EXPLAIN` of a compiled statement with its parameters inlined as typed literals (a
+/// parameterless plan: what the server's first executions get).
+async fn explain(client: &tokio_postgres::Client, compiled: &CompiledSql) -> String {
+    let mut sql = compiled.sql.clone();
+    // Highest first, so that `$1` does not replace the start of `$10`.
+    for (n, param) in compiled.params.iter().enumerate().rev() {
+        let literal = match param {
+            SqlParam::Uuid(id) => format!("'{id}'::uuid"),
+            SqlParam::Int(n) => format!("{n}::bigint"),
+            SqlParam::Value(reportroot_model::Value::Date(d)) => format!("DATE '{d}'"),
+            SqlParam::Value(reportroot_model::Value::Int(n)) => format!("{n}::bigint"),
+            SqlParam::Value(v) => format!("'{v}'::text"),
+        };
+        sql = sql.replace(&format!("${}", n + 1), &literal);
+    }
+    let rows = client.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
+    rows.iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
