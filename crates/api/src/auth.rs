@@ -358,22 +358,8 @@ fn caller_of(claims: Claims) -> Result<(Caller, u64), ApiError> {
     ))
 }
 
-/// An error and its causes, `error: cause: cause`, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // A cause whose text its error already shows (storage errors print their cause) is
-        // not repeated.
-        let shown = cause.to_string();
-        if !text.contains(&shown) {
-            text.push_str(": ");
-            text.push_str(&shown);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error and its causes, `error: cause: cause`, for logs (the storage crate's).
+pub(crate) use reportroot_storage::error_chain;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {

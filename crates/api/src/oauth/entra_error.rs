@@ -51,6 +51,17 @@ impl EntraError {
         )
     }
 
+    /// `503 temporarily_unavailable` AADSTS90033: the database or the keys failed (the cause
+    /// is logged, not sent).
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.",
+        )
+    }
+
     /// `401 invalid_client`.
     pub fn invalid_client(code: u32, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", code, message)

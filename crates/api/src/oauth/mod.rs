@@ -127,12 +127,7 @@ pub(crate) async fn known_tenant(
         TenantSegment::Id(id) => {
             let known = state.storage.directory().has_tenant(*id).await.map_err(|error| {
                 tracing::error!(error = %error_chain(&error), "cannot read app registrations");
-                EntraError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    90033,
-                    "A transient error has occurred. Please try again.",
-                )
+                EntraError::unavailable()
             })?;
             if known {
                 Ok(*id)
@@ -233,12 +228,7 @@ async fn keys(state: &AppState, method: &Method) -> Result<serde_json::Value, En
         .await
         .map_err(|error| {
             tracing::error!(error = %error_chain(&error), "cannot read the signing keys");
-            EntraError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                90033,
-                "A transient error has occurred. Please try again.",
-            )
+            EntraError::unavailable()
         })?;
     Ok(serde_json::json!({ "keys": keys }))
 }

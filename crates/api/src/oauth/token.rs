@@ -186,12 +186,7 @@ async fn issue(
 }
 
 fn unavailable() -> EntraError {
-    EntraError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        90033,
-        "A transient error has occurred. Please try again.",
-    )
+    EntraError::unavailable()
 }
 
 fn subjects(client_id: &str, source: Option<IpAddr>) -> Vec<Subject> {
