@@ -145,16 +145,8 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, ids: &TraceIds) 
     response
 }
 
-/// UTC now as Entra writes it: `2026-01-09 02:02:12Z`.
+/// UTC now as Entra writes it: `2026-01-09 02:02:12Z` (Graph's `innerError.date`, with a space
+/// and a zone).
 fn entra_timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    format!("{}Z", crate::context::utc_timestamp().replacen('T', " ", 1))
 }
