@@ -6,8 +6,7 @@
 use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind, Version};
 use reportroot_odata::json::ID_INDEX;
 use reportroot_odata::query::{parse_query_options, OrderKey, PropertyRef, QueryOptions};
-use reportroot_storage::query_sql::effective_order;
-use reportroot_storage::{Cursor, ListQuery, Scope};
+use reportroot_storage::{effective_order, Cursor, ListQuery, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

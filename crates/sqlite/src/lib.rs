@@ -159,6 +159,21 @@ pub fn path_from_url(url: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Deletes a database file and the write-ahead log and shared-memory files SQLite keeps beside
+/// it; a file that is not there is not an error.
+pub fn remove_database(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {

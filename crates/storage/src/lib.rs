@@ -8,6 +8,10 @@ pub mod engine;
 pub mod query_sql;
 pub mod sql;
 
+/// The order a list query is answered in: its `$orderby`, else the scope's default, with the
+/// id last for a total order (what a `$skiptoken` records the position in).
+pub use query_sql::effective_order;
+
 use async_trait::async_trait;
 use reportroot_model::{Entity, Period, ReportType, TenantId, Value};
 use reportroot_odata::query::{Expr, OrderKey};
