@@ -614,3 +614,51 @@ async fn metrics_show_storage_and_pools(backend: Backend) {
     promtool_check(&text);
     app.stop().await;
 }
+
+/// When the shared counters fail (here: their table is gone), report calls are admitted, not
+/// answered 500, and the failure is counted.
+#[tokio::test]
+async fn a_failing_counter_store_admits_the_request() {
+    let Some(url) = postgres_url() else {
+        announce_skip("failing counter store");
+        return;
+    };
+    let name = format!("reportroot_ops_{}", Uuid::new_v4().simple());
+    let own = reportroot_postgres::citus::create_database(&url, &name)
+        .await
+        .unwrap();
+    let app = spawn_on(Db::Postgres(own.clone()), |c| {
+        c.metrics = true;
+        c.throttle = Some(small_limits());
+    })
+    .await;
+    let (client, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("DROP TABLE reportroot_throttle")
+        .await
+        .unwrap();
+    let t = tenant();
+    for _ in 0..3 {
+        assert_eq!(app.get(ACTIVE_USERS, &t.read).await.status(), 302);
+    }
+    let metrics_url = app.metrics_url.clone().expect("metrics listener");
+    let text = app
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await;
+    let text = text.unwrap();
+    let failures = metric(&text, "reportroot_throttle_store_failures_total", &[]);
+    assert_eq!(failures, Some(3.0), "{text}");
+    app.stop().await;
+    drop(client);
+    reportroot_postgres::citus::drop_database(&url, &name)
+        .await
+        .unwrap();
+}
