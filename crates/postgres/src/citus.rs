@@ -4,8 +4,13 @@
 //! - Every report table (derived from the registry) is distributed by `tenant_id`, all of them
 //!   co-located: a tenant's rows of every report live on one shard group, and every statement
 //!   reportroot sends, which always filters on one tenant, is routed to one shard.
-//! - Every global table — named `reportroot_…`: the schema version and the directory (app
-//!   registrations, secrets, signing keys) — becomes a reference table, copied to every node.
+//! - The throttle counters (`reportroot_throttle`, `reportroot_storage::throttle`) are
+//!   tenant-scoped too, and distributed and co-located the same way: each decision is routed
+//!   to one shard, where a reference table would make every request a two-phase commit on
+//!   every node.
+//! - Every other global table — named `reportroot_…`: the schema version and the directory
+//!   (app registrations, secrets, signing keys) — becomes a reference table, copied to every
+//!   node.
 //!
 //! Idempotent: tables already in `pg_dist_partition` are skipped, so a report type or a global
 //! table added by a later release is distributed by the same code at the next start-up.
@@ -47,8 +52,8 @@ pub async fn has_citus(client: &tokio_postgres::Client) -> Result<bool, StorageE
         .is_some())
 }
 
-/// On a Citus database, distributes `report_tables` by tenant and makes the global tables
-/// reference tables (see the module's documentation); `None` on plain PostgreSQL. Run by the
+/// On a Citus database, distributes `report_tables` (and any other tenant-scoped table given
+/// with them) by tenant and makes the other global tables reference tables (see the module's documentation); `None` on plain PostgreSQL. Run by the
 /// migration, under its advisory lock, after every table exists.
 pub async fn distribute(
     client: &tokio_postgres::Client,
@@ -129,7 +134,10 @@ pub async fn distribute(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    for table in global.iter().filter(|t| !is_known(t)) {
+    for table in global
+        .iter()
+        .filter(|t| !is_known(t) && !report_tables.contains(t))
+    {
         client
             .execute(
                 "SELECT create_reference_table($1::text::regclass)",

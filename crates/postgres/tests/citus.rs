@@ -65,10 +65,12 @@ const GLOBAL: [&str; 4] = [
     "reportroot_signing_keys",
 ];
 
-/// Report tables hash-distributed by tenant, all in one co-location group of `shards` shards;
-/// the global tables reference tables (one shard, on every node); nothing else.
+/// Report tables and the throttle counters hash-distributed by tenant, all in one co-location
+/// group of `shards` shards; the global tables reference tables (one shard, on every node);
+/// nothing else.
 fn assert_distributed(tables: &[(String, String, i32, i64, String)], shards: i64, extra: &[&str]) {
-    let reports = report_tables();
+    let mut reports = report_tables();
+    reports.push(reportroot_storage::throttle::THROTTLE_TABLE.to_owned());
     let group = tables
         .iter()
         .find(|t| t.0 == reports[0])

@@ -1135,6 +1135,29 @@ impl SqlBackend for SqliteStorage {
         &self.inner.tables
     }
 
+    /// The reader connections (opened on demand, kept) and the one writer.
+    fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
+        let readers_in_use =
+            MAX_READERS.saturating_sub(self.inner.reader_slots.available_permits());
+        let writer_in_use = 1 - self.inner.writer_slot.available_permits().min(1);
+        vec![
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_readers",
+                in_use: readers_in_use,
+                idle: lock(&self.inner.readers).len(),
+                max: MAX_READERS,
+                waiting: None,
+            },
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_writer",
+                in_use: writer_in_use,
+                idle: 1 - writer_in_use,
+                max: 1,
+                waiting: None,
+            },
+        ]
+    }
+
     async fn read_entities(
         &self,
         report: &'static ReportType,
