@@ -168,6 +168,16 @@ impl Storage for TimedStorage {
             .await
     }
 
+    async fn series(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &reportroot_storage::series::SeriesQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        self.timed("series", self.inner.series(tenant, report, query))
+            .await
+    }
+
     async fn update(
         &self,
         tenant: TenantId,
