@@ -3,6 +3,7 @@
 //! ([`engine::SqlBackend`]) and provides only what differs between databases. Every operation
 //! is scoped to one tenant: no method can read or write another tenant's rows.
 
+pub mod csv_import;
 pub mod directory;
 pub mod engine;
 pub mod query_sql;
