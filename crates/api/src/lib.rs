@@ -7,6 +7,7 @@ mod body;
 pub mod chaos;
 pub mod client_secrets;
 pub mod context;
+mod dashboard;
 pub mod download;
 mod entities;
 pub mod error;
@@ -446,6 +447,11 @@ async fn route(
             let base = state.base_url(&parts);
             tracing::Span::current().record("route", format!("/{{tenant}}/{endpoint:?}"));
             return Ok(oauth::serve(state, endpoint, tenant, &parts, &body, source, base).await);
+        }
+    }
+    if nesting == Nesting::TopLevel {
+        if let Some(answer) = dashboard::route(state, &parts, body, &segments).await {
+            return answer;
         }
     }
     let resolved = resolve(&segments)?;

@@ -159,8 +159,7 @@ pub async fn import_file(
         }
     };
     let total = bytes.len() as u64;
-    let (chunks, parser) =
-        parse_in_background(bytes, name, only, skip_bad_rows, progress.clone());
+    let (chunks, parser) = parse_in_background(bytes, name, only, skip_bad_rows, progress.clone());
     let written = storage.upsert_stream(tenant, report, chunks).await;
     let problems = parser.join().map_err(|_| {
         StorageError::Backend(crate::BackendError::message("the CSV parser failed"))

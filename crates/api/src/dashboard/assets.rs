@@ -110,13 +110,7 @@ pub(crate) fn serve(name: &str, query: Option<&str>, request: &HeaderMap) -> Opt
     } else {
         "no-cache"
     };
-    Some(cached(
-        asset.bytes,
-        asset.content_type,
-        tag,
-        cache,
-        request,
-    ))
+    Some(cached(asset.bytes, asset.content_type, tag, cache, request))
 }
 
 /// An answer of fixed bytes with its ETag and Cache-Control: `304` without a body when the
@@ -137,7 +131,10 @@ pub(crate) fn cached(
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     if let Ok(value) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, value);
     }
@@ -162,8 +159,8 @@ mod tests {
     #[test]
     fn versioned_links_are_immutable_and_revalidation_answers_304() {
         let v = version_of("app.js");
-        let response = serve("app.js", Some(&format!("v={v}")), &HeaderMap::new())
-            .expect("app.js is served");
+        let response =
+            serve("app.js", Some(&format!("v={v}")), &HeaderMap::new()).expect("app.js is served");
         assert_eq!(response.status(), StatusCode::OK);
         let cache = &response.headers()[header::CACHE_CONTROL];
         assert!(cache.to_str().expect("ascii").contains("immutable"));

@@ -87,10 +87,9 @@ fn registry_answer(parts: &Parts) -> Response {
         "no-cache",
         &parts.headers,
     );
-    response.headers_mut().insert(
-        header::VARY,
-        HeaderValue::from_static("Accept-Encoding"),
-    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     response
 }
 

@@ -64,7 +64,9 @@ pub(crate) async fn import(
         .as_deref()
         .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
         .map(TenantId)
-        .ok_or_else(|| ApiError::bad_request("The form needs a 'tenant' field holding a tenant id."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("The form needs a 'tenant' field holding a tenant id.")
+        })?;
     if !user.may_write(tenant) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -172,7 +174,11 @@ async fn read_form(bytes: bytes::Bytes, boundary: String) -> Result<Upload, ApiE
 /// which report a shared header belongs to, and is shown back.
 fn shown_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let kept: String = last.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+    let kept: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
     if kept.is_empty() {
         "upload.csv".to_owned()
     } else {
