@@ -18,6 +18,7 @@ pub mod oauth;
 mod paging;
 mod report_cache;
 pub mod routes;
+mod series;
 pub mod server;
 pub mod signing;
 pub mod throttle;
@@ -495,6 +496,7 @@ async fn route(
             functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
         Target::Count(report) => entities::count(state, &call, caller, report).await,
+        Target::Series(report, args) => series::series(state, &call, caller, report, &args).await,
         Target::Batch => batch::run_batch(state, &call).await,
     }
 }

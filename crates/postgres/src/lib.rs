@@ -17,7 +17,7 @@ use reportroot_storage::engine::{
     WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::Dialect;
+use reportroot_storage::sql::{retired_indexes, Dialect};
 use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -33,8 +33,9 @@ pub use reportroot_storage::error_chain;
 /// directory's tables (`reportroot_storage::directory`), created like the report tables.
 /// Version 4 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), created like the others, which bounds `reportDate` filters to a range of
-/// the natural-key index.
-pub const SCHEMA_VERSION: i64 = 4;
+/// the natural-key index. Version 5 replaces the activity date's history index with the series
+/// index (`reportroot_storage::sql::series_index`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -50,6 +51,8 @@ pub struct PostgresStorage {
     schema_change: SchemaChange,
     /// How migrations distribute the tables on a Citus database.
     citus: citus::CitusOptions,
+    /// `statement_timeout` of reads ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
+    read_time_limit: std::time::Duration,
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -185,10 +188,18 @@ impl PostgresStorage {
             tables: Arc::new(TableSet::new(Dialect::Postgres)),
             target,
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
+            read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             citus,
         };
         storage.schema_change = storage.migrate().await?;
         Ok(storage)
+    }
+
+    /// The storage with reads cancelled after `limit` instead of
+    /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
+    pub fn with_read_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.read_time_limit = limit;
+        self
     }
 
     /// What [`PostgresStorage::connect`] did to the schema.
@@ -270,6 +281,13 @@ impl PostgresStorage {
                         }
                     }
                 }
+                // The series index replaced the activity date's history index (version 5).
+                for index in REPORTS.iter().flat_map(retired_indexes) {
+                    client
+                        .batch_execute(&format!("DROP INDEX IF EXISTS {index}"))
+                        .await
+                        .map_err(backend)?;
+                }
                 client
                     .execute(
                         "UPDATE reportroot_schema SET version = $1",
@@ -292,6 +310,7 @@ impl PostgresStorage {
 /// so writes and bulk loads have none).
 async fn limited_read(
     client: &mut Object,
+    limit: std::time::Duration,
 ) -> Result<deadpool_postgres::Transaction<'_>, StorageError> {
     let transaction = client
         .build_transaction()
@@ -299,7 +318,8 @@ async fn limited_read(
         .start()
         .await
         .map_err(backend)?;
-    let limit = reportroot_storage::READ_TIME_LIMIT.as_millis();
+    // 0 would turn the limit off: at least a millisecond.
+    let limit = limit.as_millis().max(1);
     transaction
         .batch_execute(&format!("SET LOCAL statement_timeout = {limit}"))
         .await
@@ -455,7 +475,7 @@ impl SqlBackend for PostgresStorage {
         query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
         let mut client = self.client().await?;
-        let transaction = limited_read(&mut client).await?;
+        let transaction = limited_read(&mut client, self.read_time_limit).await?;
         let statement = transaction
             .prepare_cached(&query.sql)
             .await
@@ -472,7 +492,7 @@ impl SqlBackend for PostgresStorage {
 
     async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
         let mut client = self.client().await?;
-        let transaction = limited_read(&mut client).await?;
+        let transaction = limited_read(&mut client, self.read_time_limit).await?;
         let statement = transaction
             .prepare_cached(&query.sql)
             .await

@@ -18,7 +18,7 @@ use reportroot_storage::engine::{
     Write, WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::{Dialect, TableSql};
+use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
 use reportroot_storage::{LoadAborted, RowChunks, SchemaChange, StorageError, UpsertCounts};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, Transaction, TransactionBehavior};
@@ -39,7 +39,9 @@ use uuid::Uuid;
 /// `reportroot_storage::directory`); a version 4 binary would serve without them.
 /// Version 6 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), which bounds `reportDate` filters to a range of the natural-key index.
-pub const SCHEMA_VERSION: i64 = 6;
+/// Version 7 replaces the activity date's history index with the series index
+/// (`reportroot_storage::sql::series_index`), which a version 6 binary would not keep up.
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
@@ -83,6 +85,8 @@ struct Inner {
     tables: TableSet,
     /// What the open did to the schema.
     schema_change: SchemaChange,
+    /// How long a read may run ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
+    read_time_limit: Duration,
 }
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] on its own
@@ -197,9 +201,20 @@ impl SqliteStorage {
                 writer_slot: tokio::sync::Semaphore::new(1),
                 tables: TableSet::new(Dialect::Sqlite),
                 schema_change,
+                read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             }),
         };
         Ok(storage)
+    }
+
+    /// The storage with reads stopped after `limit` instead of
+    /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
+    /// Call before sharing the storage: later it changes nothing.
+    pub fn with_read_time_limit(mut self, limit: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.read_time_limit = limit;
+        }
+        self
     }
 
     /// What opening the file did to its schema.
@@ -220,7 +235,8 @@ impl SqliteStorage {
                 Some(c) => c,
                 None => open_connection(&inner.path, inner.durability, READER_CACHE_KIB)?,
             };
-            let result = with_time_limit(&connection, || work(&connection, &inner));
+            let limit = inner.read_time_limit;
+            let result = with_time_limit(&connection, limit, || work(&connection, &inner));
             lock(&inner.readers).push(connection);
             result
         };
@@ -332,9 +348,10 @@ impl SqliteStorage {
 /// steps), which turns their failure into [`StorageError::QueryTimeout`].
 fn with_time_limit<T>(
     connection: &Connection,
+    limit: Duration,
     work: impl FnOnce() -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
-    let deadline = Instant::now() + reportroot_storage::READ_TIME_LIMIT;
+    let deadline = Instant::now() + limit;
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = Arc::clone(&stopped);
     connection.progress_handler(
@@ -504,7 +521,11 @@ fn current_schema(connection: &Connection) -> Result<Option<SchemaChange>, Stora
             .split_whitespace()
             .nth(5)
             .is_some_and(|name| names.contains(name))
-    }) && !names.iter().any(|name| name.ends_with("_by_period"));
+    }) && !names.iter().any(|name| name.ends_with("_by_period"))
+        && !REPORTS
+            .iter()
+            .flat_map(retired_indexes)
+            .any(|name| names.contains(&name));
     Ok(complete.then_some(SchemaChange::UpToDate(SCHEMA_VERSION)))
 }
 
@@ -545,6 +566,9 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
             backfills.push(report);
         }
         script.push_str(&format!("DROP INDEX IF EXISTS {table}_by_period;\n"));
+        for index in retired_indexes(report) {
+            script.push_str(&format!("DROP INDEX IF EXISTS {index};\n"));
+        }
         for statement in TableSql::new(report, Dialect::Sqlite).create {
             script.push_str(&statement);
             script.push_str(";\n");

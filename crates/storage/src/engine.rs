@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::directory::{Directory, SqlRunner};
 use crate::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
+use crate::series::{compile_series, SeriesQuery, SERIES_MAX_POINTS};
 use crate::sql::{natural_key_label, Dialect, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
@@ -663,6 +664,34 @@ impl<B: SqlBackend> Storage for B {
     ) -> Result<Vec<Entity>, StorageError> {
         let query = latest_query(self.tables().get(report)?, tenant.0, period);
         self.read_entities(report, query).await
+    }
+
+    async fn series(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &SeriesQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        if query.interval.buckets(query.from, query.to) > SERIES_MAX_POINTS {
+            return Err(StorageError::TooManyPoints);
+        }
+        let columns = &self.tables().get(report)?.columns;
+        // One row more than allowed tells a series that is too long (dimension values
+        // multiply the buckets) without reading all of it.
+        let compiled = compile_series(
+            report,
+            self.dialect(),
+            columns,
+            tenant.0,
+            query,
+            SERIES_MAX_POINTS + 1,
+        );
+        tracing::debug!(sql = %compiled.sql, "series");
+        let rows = self.read_entities(report, compiled).await?;
+        if rows.len() as u64 > SERIES_MAX_POINTS {
+            return Err(StorageError::TooManyPoints);
+        }
+        Ok(rows)
     }
 
     async fn upsert_stream(

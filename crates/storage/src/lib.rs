@@ -7,6 +7,7 @@ pub mod csv_import;
 pub mod directory;
 pub mod engine;
 pub mod query_sql;
+pub mod series;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -53,6 +54,9 @@ pub enum StorageError {
     /// over a long history) and was stopped; see [`READ_TIME_LIMIT`].
     #[error("The query took longer than {} ms and was stopped; narrow $filter (e.g. by reportDate) or ask for fewer rows.", READ_TIME_LIMIT.as_millis())]
     QueryTimeout,
+    /// A series would answer more than [`series::SERIES_MAX_POINTS`] rows.
+    #[error("The series has more than {} points; narrow the range from/to or use a longer interval ('week' or 'month').", series::SERIES_MAX_POINTS)]
+    TooManyPoints,
     /// Anything else the database reported, with what was being done and why it failed.
     #[error(transparent)]
     Backend(BackendError),
@@ -308,6 +312,18 @@ pub trait Storage: Send + Sync {
         tenant: TenantId,
         report: &'static ReportType,
         period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError>;
+
+    /// The tenant's history as a chart reads it (`reportroot.series`): one row per date of
+    /// the report's axis (or per week or month: the row of its latest date) and dimension
+    /// value, in `[from, to]`, ascending by date, then dimension value. For a per-day report,
+    /// each date's row is the one of the latest refresh that reports it, whatever its period.
+    /// [`StorageError::TooManyPoints`] past [`series::SERIES_MAX_POINTS`] rows.
+    async fn series(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &series::SeriesQuery,
     ) -> Result<Vec<Entity>, StorageError>;
 
     /// Inserts or updates rows by natural key, all in one transaction.

@@ -1,7 +1,7 @@
 //! SQL derived from the registry, shared by the backends: table and index definitions and the
 //! fixed statements of each report type, in either dialect.
 
-use reportroot_model::{ReportType, ValueKind};
+use reportroot_model::{Grain, ReportType, ValueKind};
 
 /// The SQL dialect a statement is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +81,58 @@ pub fn ahead_index(report: &ReportType, column: &str) -> String {
     format!("{}_ahead_{column}", report.table_name())
 }
 
+/// The index a series (`crate::series`) reads, by name and columns after `tenant_id`, derived
+/// from the grain:
+/// - per-day reports: `(dimension, activity date, refresh date, period)` (without the
+///   dimension or period when the report has none), `{table}_by_day`. A point is one backward
+///   seek: the latest refresh of a date, for a dimension value. It also serves `$filter` on
+///   the activity date (with the refresh date inside, `$count` of a date range reads it alone),
+///   so it replaced the history index `(tenant_id, report_date, report_period)` of schema
+///   versions before 7 (SQLite) and 5 (PostgreSQL): no import pays for one more index.
+/// - per-dimension reports: `(dimension, refresh date)`, `{table}_by_dimension`, which also
+///   lists the dimension values (a loose index scan); their tables are small.
+/// - per-period reports: none of their own; the natural key `(refresh date, period)` (SQLite)
+///   or `_by_period` (PostgreSQL) serves them.
+pub fn series_index(report: &ReportType) -> Option<(String, Vec<String>)> {
+    let table = report.table_name();
+    let column = |i: usize| report.properties[i].column_name();
+    let dimension = report
+        .dimension
+        .and_then(|d| report.property_index(d))
+        .map(column);
+    let refresh = column(report.refresh_date_index());
+    match report.grain {
+        Grain::PerDay => {
+            let mut columns: Vec<String> = dimension.into_iter().collect();
+            columns.extend(report.activity_date_index().map(column));
+            columns.push(refresh);
+            columns.extend(report.period_index().map(column));
+            Some((format!("{table}_by_day"), columns))
+        }
+        Grain::PerDimension => Some((
+            format!("{table}_by_dimension"),
+            dimension.into_iter().chain([refresh]).collect(),
+        )),
+        Grain::PerPeriod => None,
+    }
+}
+
+/// The history index of `column` that schema versions before the series index had, and
+/// migrations drop when it is no longer created.
+pub fn retired_indexes(report: &ReportType) -> Vec<String> {
+    report
+        .activity_date_index()
+        .map(|i| {
+            format!(
+                "{}_history_{}",
+                report.table_name(),
+                report.properties[i].column_name()
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
 /// A subquery giving the latest refresh date of the tenant's rows (of the period, when
 /// `period` names its parameter).
 pub fn latest_refresh(
@@ -158,12 +210,19 @@ impl TableSql {
             .as_ref()
             .map(|c| format!(", {c}"))
             .unwrap_or_default();
+        let activity = report.activity_date_index().map(|i| &property_columns[i]);
         for (property, column) in report.properties.iter().zip(&property_columns) {
-            if property.kind == ValueKind::Date && column != refresh {
+            if property.kind == ValueKind::Date && column != refresh && Some(column) != activity {
                 create.push(format!(
                     "CREATE INDEX IF NOT EXISTS {table}_history_{column} ON {table} (tenant_id, {column}{period_suffix})"
                 ));
             }
+        }
+        if let Some((name, columns)) = series_index(report) {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
+                columns.join(", ")
+            ));
         }
         // Rows whose activity date is after their refresh date: none in Graph's data, so the
         // index is empty and costs imports nothing; `$filter` reads it to bound the refresh
