@@ -189,9 +189,17 @@
     );
   }
 
+  /** Marks a page drawn (tests and the benchmark wait for it), with when, in ms since navigation. */
+  RR.ready = function (main) {
+    main.setAttribute('data-ready-ms', performance.now().toFixed(1));
+    main.setAttribute('data-ready', 'true');
+  };
+
   /** Shows a failure in the main area. */
   RR.fail = function (message) {
-    document.getElementById('main').replaceChildren(el('p', { class: 'error', role: 'alert' }, message));
+    const main = document.getElementById('main');
+    main.replaceChildren(el('p', { class: 'error', role: 'alert' }, message));
+    RR.ready(main);
   };
 
   async function start() {

@@ -85,7 +85,7 @@
       };
     });
     await RR.limited(tasks, 4);
-    main.setAttribute('data-ready', 'true');
+    RR.ready(main);
   };
 
   function fillTile(tile, family, report, rows, options) {
@@ -155,6 +155,7 @@
     } catch (error) {
       refreshed.textContent = '';
       RR.chartError(chartBox, report.entitySet, error.message);
+      RR.ready(main);
       return;
     }
     refreshed.textContent = RR.refreshedText(extent.refreshed);
@@ -267,7 +268,7 @@
     };
 
     await draw();
-    main.setAttribute('data-ready', 'true');
+    RR.ready(main);
   };
 
   /** The report chart: one line per count, or per dimension value of the chosen count. */
@@ -342,7 +343,7 @@
       RR.table({ caption: 'Tenants and their key numbers', id: 'tenant-table', columns, rows, initialSort: { key: 'tenant' } })
     );
     compare(compareBox, keys);
-    main.setAttribute('data-ready', 'true');
+    RR.ready(main);
   };
 
   /** The chart comparing chosen tenants on one key number. */
@@ -429,7 +430,7 @@
       el('h1', {}, 'Import'),
       el('p', { class: 'lead' }, "Upload the CSV files Microsoft 365's admin center or Graph exported. Each file is written whole or not at all (unless bad rows are skipped), as `reportroot import` does."),
       form, result);
-    main.setAttribute('data-ready', 'true');
+    RR.ready(main);
   }
 
   function showImport(box, answer) {
