@@ -36,7 +36,7 @@ db="sqlite://$work/demo.db"
   --database "$db" --key-file "$work/reportroot.key" >"$work/demo.out" 2>"$work/demo.err" &
 pid=$!
 base="http://127.0.0.1:$http_port"
-for _ in $(seq 1 240); do
+for _ in $(seq 1 1200); do
   curl -sf "$base/readyz" >/dev/null 2>&1 && [ -s "$work/reportroot-demo-admin.txt" ] && break
   if ! kill -0 "$pid" 2>/dev/null; then cat "$work/demo.err" >&2; exit 1; fi
   sleep 0.5

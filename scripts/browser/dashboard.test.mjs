@@ -385,6 +385,7 @@ test('signing out ends the session, on the server too', async () => {
   assert.ok(cookie, 'a session cookie');
   assert.equal(cookie.httpOnly, true);
   await Promise.all([page.waitForURL(/\/dashboard\/signin|\/$/), page.click('form.signout button')]);
+  await page.goto(BASE + '/');
   assert.equal((await inPage(page, '/dashboard/api/me')).status, 401);
   await page.goto(BASE + '/dashboard/');
   await page.waitForURL(/\/dashboard\/signin/);

@@ -205,7 +205,7 @@
       tableBox.replaceChildren(RR.table({
         caption: `${report.entitySet} rows, ${from} to ${to}`,
         id: 'rows',
-        columns: report.properties.map((p) => ({ key: p.name, label: p.label, numeric: p.kind === 'count', header: p.name === report.x })),
+        columns: tableOrder(report).map((p) => ({ key: p.name, label: p.label, numeric: p.kind === 'count', header: p.name === report.x })),
         rows: answer.rows,
       }));
     };
@@ -229,7 +229,7 @@
       el('select', { id, onchange: (e) => onchange(e.target.value) },
         options.map(([v, text]) => el('option', { value: v, selected: v === value }, text))),
     ];
-    controls.append(
+    controls.append(...[
       el('div', { class: 'group', role: 'group', 'aria-label': 'Date range' }, presetButtons),
       el('div', { class: 'group' }, el('label', { for: 'from' }, 'From'), fromInput, el('label', { for: 'to' }, 'To'), toInput, applyDates),
       el('div', { class: 'group' }, select('interval', 'Points', [['auto', 'Auto'], ['day', 'Daily'], ['week', 'Weekly'], ['month', 'Monthly']], state.interval, (v) => { state.interval = v; draw(); })),
@@ -243,8 +243,8 @@
         : null,
       el('div', { class: 'group downloads' },
         el('button', { type: 'button', id: 'download-csv', onclick: () => download('csv') }, 'Download CSV'),
-        el('button', { type: 'button', id: 'download-json', onclick: () => download('json') }, 'Download JSON'))
-    );
+        el('button', { type: 'button', id: 'download-json', onclick: () => download('json') }, 'Download JSON')),
+    ].filter(Boolean));
 
     const download = async (format) => {
       if (!shownUrl) return;
@@ -270,6 +270,12 @@
     await draw();
     RR.ready(main);
   };
+
+  /** The table's columns: the chart's date and the dimension first, the rest as the API orders them. */
+  function tableOrder(report) {
+    const first = [report.x, report.dimension].filter(Boolean);
+    return first.map((n) => report.properties.find((p) => p.name === n)).concat(report.properties.filter((p) => !first.includes(p.name)));
+  }
 
   /** The report chart: one line per count, or per dimension value of the chosen count. */
   function drawChart(report, rows, state, box, title) {
@@ -428,7 +434,7 @@
     });
     main.replaceChildren(
       el('h1', {}, 'Import'),
-      el('p', { class: 'lead' }, "Upload the CSV files Microsoft 365's admin center or Graph exported. Each file is written whole or not at all (unless bad rows are skipped), as `reportroot import` does."),
+      el('p', { class: 'lead' }, "Upload the CSV files Microsoft 365's admin center or Graph exported. Each file is written whole or not at all (unless bad rows are skipped), as ", el('code', {}, 'reportroot import'), ' does.'),
       form, result);
     RR.ready(main);
   }
