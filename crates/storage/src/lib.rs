@@ -3,6 +3,7 @@
 //! ([`engine::SqlBackend`]) and provides only what differs between databases. Every operation
 //! is scoped to one tenant: no method can read or write another tenant's rows.
 
+pub mod accounts;
 pub mod csv_import;
 pub mod directory;
 pub mod engine;
@@ -252,6 +253,9 @@ pub struct UpsertCounts {
 pub trait Storage: Send + Sync {
     /// The app registrations and signing keys kept in the same database.
     fn directory(&self) -> directory::Directory<'_>;
+
+    /// The dashboard's users, sessions and tenant names kept in the same database.
+    fn accounts(&self) -> accounts::Accounts<'_>;
 
     /// Creates an entity; the natural key and the id must be new for the tenant.
     async fn insert(
