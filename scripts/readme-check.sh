@@ -84,7 +84,7 @@ awk -v mark="$MARK" -v dir="$WORK" '
 nblocks=$(wc -l <"$WORK/blocks")
 
 # --- files the demo and the examples create (removed at exit unless they existed before) --------
-created_candidates=(reportroot.key reportroot-ca.pem reportroot-tls.pem reportroot-tls.key reportroot-demo.db reportroot-demo.db-wal reportroot-demo.db-shm
+created_candidates=(reportroot.key reportroot-demo-admin.txt cookies.txt reportroot-ca.pem reportroot-tls.pem reportroot-tls.key reportroot-demo.db reportroot-demo.db-wal reportroot-demo.db-shm
     active.csv mine.db mine.db-wal mine.db-shm bench.db bench.db-wal bench.db-shm
     reportroot.db reportroot.db-wal reportroot.db-shm)
 preexisting=()

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::auth::Caller;
 use crate::context::render_error;
 use crate::entities::json_response;
 use crate::error::ApiError;
@@ -105,8 +106,17 @@ fn parse_batch(body: &[u8]) -> Result<Vec<BatchItem>, ApiError> {
     Ok(items)
 }
 
+/// The caller a batch's items run as: the batch's own, resolved once from the outer request
+/// (its token, or its session with the session's headers), never from an item's headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchCaller(pub Caller);
+
 /// `POST /$batch`.
-pub(crate) async fn run_batch(state: &Arc<AppState>, call: &Call) -> Result<Response, ApiError> {
+pub(crate) async fn run_batch(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     if call.method != Method::POST {
         return Err(ApiError::method_not_allowed("POST"));
     }
@@ -150,7 +160,7 @@ pub(crate) async fn run_batch(state: &Arc<AppState>, call: &Call) -> Result<Resp
             )
             .into_response()
         } else {
-            run_item(state, call, item).await
+            run_item(state, call, caller, item).await
         };
         let client_request_id = item_client_request_id(call, item);
         let response = render_error(
@@ -225,6 +235,7 @@ fn item_uri(call: &Call, url: &str) -> Result<Uri, ApiError> {
 fn is_reserved_header(name: &HeaderName) -> bool {
     [
         header::AUTHORIZATION,
+        header::COOKIE,
         header::HOST,
         header::CONTENT_LENGTH,
         header::TRANSFER_ENCODING,
@@ -233,8 +244,13 @@ fn is_reserved_header(name: &HeaderName) -> bool {
     .contains(name)
 }
 
-async fn run_item(state: &Arc<AppState>, call: &Call, item: &BatchItem) -> Response {
-    match build_item_request(call, item) {
+async fn run_item(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    item: &BatchItem,
+) -> Response {
+    match build_item_request(call, caller, item) {
         Ok(request) => match Box::pin(crate::handle(state, request, crate::Nesting::InBatch)).await
         {
             Ok(response) => response,
@@ -244,7 +260,11 @@ async fn run_item(state: &Arc<AppState>, call: &Call, item: &BatchItem) -> Respo
     }
 }
 
-fn build_item_request(call: &Call, item: &BatchItem) -> Result<Request<Body>, ApiError> {
+fn build_item_request(
+    call: &Call,
+    caller: Caller,
+    item: &BatchItem,
+) -> Result<Request<Body>, ApiError> {
     let method = Method::from_bytes(item.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| ApiError::bad_request(format!("Invalid method '{}'.", item.method)))?;
     let mut request = Request::builder()
@@ -260,10 +280,8 @@ fn build_item_request(call: &Call, item: &BatchItem) -> Result<Request<Body>, Ap
             }
         }
     }
-    // Items always run as the caller: the batch's token, never one of their own.
-    if let Some(authorization) = call.headers.get(header::AUTHORIZATION) {
-        request = request.header(header::AUTHORIZATION, authorization.clone());
-    }
+    // Items always run as the caller: the batch's, never one of their own.
+    request = request.extension(BatchCaller(caller));
     // Items answer with the batch's base URL (its listener's).
     request = request.extension(crate::server::ListenerUrl(call.base_url.clone()));
     let body = match &item.body {

@@ -7,6 +7,7 @@ mod body;
 pub mod chaos;
 pub mod client_secrets;
 pub mod context;
+mod dashboard;
 pub mod download;
 mod entities;
 pub mod error;
@@ -19,6 +20,7 @@ mod report_cache;
 pub mod routes;
 mod series;
 pub mod server;
+pub mod session;
 pub mod signing;
 pub mod throttle;
 mod timed_storage;
@@ -128,6 +130,8 @@ pub struct AppState {
     report_cache: report_cache::ReportCache,
     keys: Arc<signing::KeyRing>,
     failed_logins: oauth::failed_logins::FailedLogins,
+    /// Failed dashboard sign-ins, counted apart from the token endpoint's.
+    dashboard_logins: oauth::failed_logins::FailedLogins,
     /// Client-secret checks running at once (each is ~20 ms of a core and 19 MiB).
     secret_checks: tokio::sync::Semaphore,
     throttle: Option<throttle::Throttle>,
@@ -186,6 +190,7 @@ impl AppState {
             report_cache,
             keys,
             failed_logins: oauth::failed_logins::FailedLogins::default(),
+            dashboard_logins: oauth::failed_logins::FailedLogins::default(),
             secret_checks: tokio::sync::Semaphore::new(2),
             throttle: config.throttle.clone().map(throttle::Throttle::new),
             chaos: config.chaos.clone().map(chaos::Chaos::new),
@@ -348,7 +353,7 @@ fn timed_out(error: ApiError) -> ApiError {
 }
 
 /// Reads the body by the request's deadline, if it has one.
-async fn read_body_by_deadline(
+pub(crate) async fn read_body_by_deadline(
     state: &AppState,
     parts: &axum::http::request::Parts,
     body: Body,
@@ -458,11 +463,22 @@ async fn route(
             tracing::Span::current().record("route", format!("/{{tenant}}/{endpoint:?}"));
             return Ok(oauth::serve(state, endpoint, tenant, &parts, &body, source, base).await);
         }
+        if let Some(endpoint) = session::match_path(&segments) {
+            tracing::Span::current().record("route", format!("/{}", segments.join("/")));
+            return session::serve(state, endpoint, &parts, body).await;
+        }
+    }
+    if nesting == Nesting::TopLevel {
+        if let Some(answer) = dashboard::route(state, &parts, body, &segments).await {
+            return answer;
+        }
     }
     let resolved = resolve(&segments)?;
     if resolved.target == Target::Batch && nesting == Nesting::InBatch {
         return Err(ApiError::bad_request("A batch cannot contain a batch."));
     }
+    // A batch's items run as the batch's caller, resolved once for the batch.
+    let inherited = parts.extensions.get::<batch::BatchCaller>().map(|c| c.0);
     let query = parts
         .uri
         .query()
@@ -486,7 +502,10 @@ async fn route(
     }
     let span = tracing::Span::current();
     span.record("route", resolved.target.route());
-    let caller = state.verifier.caller(&call.headers).await?;
+    let caller = match inherited {
+        Some(caller) => caller,
+        None => session::api_caller(state, &call.headers, &call.base_url).await?,
+    };
     span.record("tenant", tracing::field::display(caller.tenant.0));
     if let (Some(throttle), Target::Function(report, _)) = (&state.throttle, &resolved.target) {
         admit(state, throttle, &call, caller, report).await?;
@@ -501,7 +520,7 @@ async fn route(
         }
         Target::Count(report) => entities::count(state, &call, caller, report).await,
         Target::Series(report, args) => series::series(state, &call, caller, report, &args).await,
-        Target::Batch => batch::run_batch(state, &call).await,
+        Target::Batch => batch::run_batch(state, &call, caller).await,
     }
 }
 

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use reportroot_model::{Date, Grain, Period, ReportType};
+use reportroot_odata::csv_format::write_report_csv_on;
 use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
 use reportroot_storage::series::{Interval, SeriesQuery};
 
@@ -31,13 +32,20 @@ pub(crate) async fn series(
         return Err(ApiError::method_not_allowed("GET"));
     }
     caller.require_read()?;
-    if let Some((option, _)) = call.query.first() {
-        return Err(ApiError::bad_request(format!(
-            "The query option '{option}' is not supported by {SERIES_FUNCTION}."
-        )));
-    }
+    let csv = wants_csv(call)?;
     let query = parse_args(report, args)?;
     let rows = state.storage.series(caller.tenant, report, &query).await?;
+    if csv {
+        // The same rows as Graph's CSV of this version (the dashboard's "Download CSV").
+        let mut body = Vec::new();
+        write_report_csv_on(report, Some(call.version.model()), &rows, &mut body);
+        let mut response = (StatusCode::OK, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        return Ok(response);
+    }
     let context = format!(
         "{}/$metadata#Collection({})",
         call.base(state),
@@ -134,6 +142,29 @@ pub fn parse_args(report: &ReportType, args: &str) -> Result<SeriesQuery, ApiErr
         interval: interval.unwrap_or_default(),
         period: (report.grain == Grain::PerPeriod).then(|| period.unwrap_or(Period::D7)),
     })
+}
+
+/// Whether `$format=text/csv` asks for Graph's CSV instead of JSON; any other query option
+/// is refused.
+fn wants_csv(call: &Call) -> Result<bool, ApiError> {
+    let mut csv = false;
+    for (option, value) in &call.query {
+        match (option.as_str(), value.as_str()) {
+            ("$format", "text/csv") => csv = true,
+            ("$format", "application/json") => csv = false,
+            ("$format", other) => {
+                return Err(ApiError::bad_request(format!(
+                    "The $format '{other}' is not supported by {SERIES_FUNCTION}: use text/csv or application/json."
+                )))
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "The query option '{option}' is not supported by {SERIES_FUNCTION}."
+                )))
+            }
+        }
+    }
+    Ok(csv)
 }
 
 fn set<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), ApiError> {

@@ -114,8 +114,9 @@ impl TimedStorage {
 
 #[async_trait]
 impl Storage for TimedStorage {
-    // The directory and the throttle counters are the inner storage's: the directory's
-    // statements are few and timed as part of sign-in, the throttle times its own decisions.
+    // The directory, the accounts and the throttle counters are the inner storage's: the
+    // directory's and accounts' statements are few and timed as part of sign-in, the
+    // throttle times its own decisions.
     fn directory(&self) -> Directory<'_> {
         self.inner.directory()
     }
@@ -126,6 +127,10 @@ impl Storage for TimedStorage {
 
     fn pool_status(&self) -> Vec<PoolStatus> {
         self.inner.pool_status()
+    }
+
+    fn accounts(&self) -> reportroot_storage::accounts::Accounts<'_> {
+        self.inner.accounts()
     }
 
     async fn insert(

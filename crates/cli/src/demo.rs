@@ -55,6 +55,11 @@ pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, Strin
                 .map_err(|e| e.to_string())?;
             total += counts.inserted;
         }
+        storage
+            .accounts()
+            .rename_tenant(tenant, name)
+            .await
+            .map_err(|e| e.to_string())?;
         tenants.push(Tenant { name, id: tenant });
     }
     tracing::info!(
@@ -80,11 +85,13 @@ pub fn print_welcome(
     tenants: &[Tenant],
     days: u32,
     apps: &[DemoApp],
+    admin: &DemoAdmin,
 ) {
     let base = &served.base;
     let mut out = String::new();
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
     out.push_str(&https_welcome(served));
+    out.push_str(&dashboard_welcome(served, admin));
     let day = 24 * 3600;
     for tenant in tenants {
         let token = |roles: &[&str]| {
@@ -178,6 +185,93 @@ pub async fn register_apps(
         });
     }
     Ok(apps)
+}
+
+/// The demo's operator: signs in to the dashboard and sees both tenants.
+pub struct DemoAdmin {
+    /// The sign-in name.
+    pub name: &'static str,
+    /// The password (the database holds only its hash).
+    pub password: String,
+    /// The file the password is kept in, so that it stays the same across restarts.
+    pub file: std::path::PathBuf,
+}
+
+/// The demo operator's name.
+const ADMIN: &str = "admin";
+
+/// The file next to the key file that keeps the demo operator's password.
+const ADMIN_PASSWORD_FILE: &str = "reportroot-demo-admin.txt";
+
+/// Creates the demo's operator `admin` with the password kept next to the key file (made on
+/// first run, reused after: a restarted demo signs in with the password printed before).
+pub async fn create_admin(
+    storage: &dyn Storage,
+    key_file: &std::path::Path,
+) -> Result<DemoAdmin, String> {
+    let dir = match key_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file = dir.join(ADMIN_PASSWORD_FILE);
+    let kept = std::fs::read_to_string(&file)
+        .ok()
+        .map(|text| text.trim().to_owned())
+        .filter(|text| text.len() >= 12);
+    let password = match kept {
+        Some(password) => password,
+        None => {
+            let password = crate::users::generate_password();
+            write_private(&file, &format!("{password}\n"))?;
+            password
+        }
+    };
+    let user = reportroot_storage::accounts::User {
+        name: ADMIN.to_owned(),
+        operator: true,
+        grants: Vec::new(),
+        created: reportroot_api::auth::unix_now() as i64,
+    };
+    // A PostgreSQL demo database is kept between runs: the user may exist already.
+    if !crate::users::add_user(storage, &user, &password).await? {
+        let hash = reportroot_api::client_secrets::hash(&password);
+        storage
+            .accounts()
+            .set_password(ADMIN, &hash)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let file = std::path::absolute(&file).unwrap_or(file);
+    Ok(DemoAdmin {
+        name: ADMIN,
+        password,
+        file,
+    })
+}
+
+/// Writes `text` to a new `path` readable by its owner only (on Unix).
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Where the dashboard is and how to sign in to it.
+fn dashboard_welcome(served: &Served, admin: &DemoAdmin) -> String {
+    format!(
+        "\n== Dashboard: {base}/dashboard\n\
+         sign in as {name} with password {password}  (an operator: both tenants; the password is\n\
+         kept in {file} and stays the same across restarts; `reportroot user add` adds users)\n",
+        base = served.base,
+        name = admin.name,
+        password = admin.password,
+        file = shell_quote(&admin.file),
+    )
 }
 
 /// How each demo app signs in (client credentials over HTTPS, as with Entra ID).

@@ -12,6 +12,7 @@ mod data;
 mod demo;
 mod reports;
 mod sync;
+mod users;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -229,6 +230,22 @@ enum Command {
         #[arg(long, env = "REPORTROOT_DATABASE", global = true)]
         database: Option<String>,
     },
+    /// Add, list, remove dashboard users and set their passwords.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE", global = true)]
+        database: Option<String>,
+    },
+    /// List the known tenants and give them display names.
+    Tenant {
+        #[command(subcommand)]
+        command: users::TenantCommand,
+        /// Database URL [default: sqlite://reportroot.db].
+        #[arg(long, env = "REPORTROOT_DATABASE", global = true)]
+        database: Option<String>,
+    },
     /// Rotate or list the keys that sign the token endpoint's access tokens.
     Keys {
         #[command(subcommand)]
@@ -308,8 +325,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let secret = settings.secret_source.load()?;
             let tenants = demo::fill(storage.as_ref(), days).await?;
             let apps = demo::register_apps(storage.as_ref(), &tenants).await?;
+            let admin = demo::create_admin(storage.as_ref(), &settings.key_file).await?;
             serve(settings, https, storage, move |served| {
-                demo::print_welcome(served, &secret, &tenants, days, &apps);
+                demo::print_welcome(served, &secret, &tenants, days, &apps, &admin);
             })
             .await
         }
@@ -330,6 +348,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::App { command, database } => {
             let (_, storage) = storage_for(database, &file, Missing::Create).await?;
             apps::app(storage.as_ref(), command).await
+        }
+        Command::User { command, database } => {
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
+            users::user(storage.as_ref(), command).await
+        }
+        Command::Tenant { command, database } => {
+            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
+            users::tenant(storage.as_ref(), command).await
         }
         Command::Keys { command, database } => {
             let (_, storage) = storage_for(database, &file, Missing::Create).await?;

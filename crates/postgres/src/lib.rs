@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, ReportType, REPORTS};
+use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
     decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
@@ -35,9 +36,11 @@ pub use reportroot_storage::error_chain;
 /// Version 4 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), created like the others, which bounds `reportDate` filters to a range of
 /// the natural-key index. Version 5 replaces the activity date's history index with the series
-/// index (`reportroot_storage::sql::series_index`). The throttle counters' table
-/// (`reportroot_storage::throttle`) needs no version: it is created at every start like the
-/// others, and older binaries ignore it.
+/// index (`reportroot_storage::sql::series_index`) and adds the dashboard's accounts (users,
+/// grants, sessions, tenant names: `reportroot_storage::accounts`), the tenant names filled
+/// from the rows already stored. The throttle counters' table (`reportroot_storage::throttle`)
+/// needs no version: it is created at every start like the others, and older binaries ignore
+/// it.
 pub const SCHEMA_VERSION: i64 = 5;
 
 /// Serialises schema changes between instances starting at once.
@@ -56,6 +59,8 @@ pub struct PostgresStorage {
     citus: citus::CitusOptions,
     /// `statement_timeout` of reads ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
     read_time_limit: std::time::Duration,
+    /// Tenants noted in `reportroot_tenants` by this process.
+    known_tenants: Arc<KnownTenants>,
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -193,6 +198,7 @@ impl PostgresStorage {
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
             read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             citus,
+            known_tenants: Arc::default(),
         };
         storage.schema_change = storage.migrate().await?;
         Ok(storage)
@@ -263,7 +269,8 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
-        for statement in DIRECTORY_TABLES.into_iter().chain([THROTTLE_TABLE_SQL]) {
+        let global = DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES).copied();
+        for statement in global.chain([THROTTLE_TABLE_SQL]) {
             client.batch_execute(statement).await.map_err(backend)?;
         }
         match found {
@@ -291,6 +298,11 @@ impl PostgresStorage {
                         .batch_execute(&format!("DROP INDEX IF EXISTS {index}"))
                         .await
                         .map_err(backend)?;
+                }
+                if from < 5 {
+                    for statement in tenant_backfill(Dialect::Postgres) {
+                        client.batch_execute(&statement).await.map_err(backend)?;
+                    }
                 }
                 client
                     .execute(
@@ -466,6 +478,29 @@ impl SqlRunner for PostgresStorage {
             })
             .collect()
     }
+
+    async fn transaction(
+        &self,
+        statements: Vec<(String, Vec<SqlValue>)>,
+        abort_unless_changed: Option<usize>,
+    ) -> Result<Vec<u64>, StorageError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(backend)?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for (i, (sql, params)) in statements.iter().enumerate() {
+            let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
+            let count = transaction
+                .execute(sql.as_str(), &refs(&params))
+                .await
+                .map_err(backend)?;
+            changed.push(count);
+            if count == 0 && abort_unless_changed == Some(i) {
+                return Ok(changed); // dropped: rolled back
+            }
+        }
+        transaction.commit().await.map_err(backend)?;
+        Ok(changed)
+    }
 }
 
 fn directory_param(value: &SqlValue) -> Bind<'_> {
@@ -480,6 +515,10 @@ fn directory_param(value: &SqlValue) -> Bind<'_> {
 impl SqlBackend for PostgresStorage {
     fn tables(&self) -> &TableSet {
         &self.tables
+    }
+
+    fn known_tenants(&self) -> &KnownTenants {
+        &self.known_tenants
     }
 
     async fn read_entities(

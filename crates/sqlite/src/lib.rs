@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
+use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
     decode_entity, key_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
@@ -40,7 +41,10 @@ use uuid::Uuid;
 /// Version 6 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), which bounds `reportDate` filters to a range of the natural-key index.
 /// Version 7 replaces the activity date's history index with the series index
-/// (`reportroot_storage::sql::series_index`), which a version 6 binary would not keep up.
+/// (`reportroot_storage::sql::series_index`), which a version 6 binary would not keep up,
+/// and adds the dashboard's accounts (users, grants, sessions, tenant names:
+/// `reportroot_storage::accounts`), the tenant names filled from the rows already stored; a
+/// version 6 binary would write rows without noting their tenant.
 pub const SCHEMA_VERSION: i64 = 7;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
@@ -83,6 +87,8 @@ struct Inner {
     /// Writers queue here, not on the writer's mutex, so that waiting holds no thread.
     writer_slot: tokio::sync::Semaphore,
     tables: TableSet,
+    /// Tenants noted in `reportroot_tenants` by this process.
+    known_tenants: KnownTenants,
     /// What the open did to the schema.
     schema_change: SchemaChange,
     /// How long a read may run ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
@@ -215,6 +221,7 @@ impl SqliteStorage {
                 reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
                 writer_slot: tokio::sync::Semaphore::new(1),
                 tables: TableSet::new(Dialect::Sqlite),
+                known_tenants: KnownTenants::default(),
                 schema_change,
                 read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             }),
@@ -511,6 +518,7 @@ fn schema_statements() -> impl Iterator<Item = String> {
         .flat_map(|report| TableSql::new(report, Dialect::Sqlite).create)
         .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(DIRECTORY_TABLES.iter().map(|s| (*s).to_owned()))
+        .chain(ACCOUNT_TABLES.iter().map(|s| (*s).to_owned()))
 }
 
 /// `UpToDate` if the file has this binary's version and every table and index (and not the
@@ -622,9 +630,20 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
              SELECT DISTINCT tenant_id, {period}, {refresh} FROM {table};\n"
         ));
     }
-    for statement in import::JOURNAL_TABLES.iter().chain(&DIRECTORY_TABLES) {
+    for statement in import::JOURNAL_TABLES
+        .iter()
+        .chain(&DIRECTORY_TABLES)
+        .chain(&ACCOUNT_TABLES)
+    {
         script.push_str(statement);
         script.push_str(";\n");
+    }
+    // Tenants that have rows before the tenant names existed (after every rebuild above).
+    if version < 7 {
+        for statement in tenant_backfill(Dialect::Sqlite) {
+            script.push_str(&statement);
+            script.push_str(";\n");
+        }
     }
     script.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};\n"));
     Ok(script)
@@ -1119,6 +1138,36 @@ impl SqlRunner for SqliteStorage {
         })
         .await
     }
+
+    async fn transaction(
+        &self,
+        statements: Vec<(String, Vec<SqlValue>)>,
+        abort_unless_changed: Option<usize>,
+    ) -> Result<Vec<u64>, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
+        tokio::task::spawn_blocking(move || {
+            let mut connection = lock(&inner.writer);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed("cannot begin a write transaction"))?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for (i, (sql, params)) in statements.iter().enumerate() {
+                let params = rusqlite::params_from_iter(params.iter().map(directory_param));
+                let count = transaction.execute(sql, params).map_err(backend)? as u64;
+                changed.push(count);
+                if count == 0 && abort_unless_changed == Some(i) {
+                    return Ok(changed); // dropped: rolled back
+                }
+            }
+            transaction
+                .commit()
+                .map_err(failed("cannot commit a write transaction"))?;
+            Ok(changed)
+        })
+        .await
+        .map_err(backend)?
+    }
 }
 
 fn directory_param(value: &SqlValue) -> rusqlite::types::Value {
@@ -1156,6 +1205,10 @@ impl SqlBackend for SqliteStorage {
                 waiting: None,
             },
         ]
+    }
+
+    fn known_tenants(&self) -> &KnownTenants {
+        &self.inner.known_tenants
     }
 
     async fn read_entities(

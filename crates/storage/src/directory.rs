@@ -84,6 +84,14 @@ pub trait SqlRunner: Send + Sync {
         sql: String,
         params: Vec<SqlValue>,
     ) -> Result<Vec<Vec<SqlValue>>, StorageError>;
+    /// Runs statements that return no rows in one transaction, and the rows each changed.
+    /// With `abort_unless_changed: Some(i)`, when statement `i` changes no row the
+    /// transaction stops there and is rolled back (the counts so far are returned).
+    async fn transaction(
+        &self,
+        statements: Vec<(String, Vec<SqlValue>)>,
+        abort_unless_changed: Option<usize>,
+    ) -> Result<Vec<u64>, StorageError>;
 }
 
 /// The directory's tables, for every backend's schema (`CREATE … IF NOT EXISTS`).

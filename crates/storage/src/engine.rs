@@ -17,6 +17,7 @@ use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueK
 use reportroot_odata::query::Expr;
 use uuid::Uuid;
 
+use crate::accounts::{Accounts, KnownTenants};
 use crate::directory::{Directory, SqlRunner};
 use crate::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
 use crate::series::{compile_series, SeriesQuery, SERIES_MAX_POINTS};
@@ -550,6 +551,10 @@ pub trait SqlBackend: SqlRunner {
     /// The statements of every report, in this backend's dialect.
     fn tables(&self) -> &TableSet;
 
+    /// The tenants this backend has seen noted in `reportroot_tenants` (see
+    /// [`note_tenant`]).
+    fn known_tenants(&self) -> &KnownTenants;
+
     /// Runs a query of [`TableSql::columns`] rows and decodes them as entities of `report`.
     async fn read_entities(
         &self,
@@ -603,6 +608,10 @@ impl<B: SqlBackend> Storage for B {
         SqlBackend::pool_status(self)
     }
 
+    fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(self)
+    }
+
     async fn insert(
         &self,
         tenant: TenantId,
@@ -613,7 +622,9 @@ impl<B: SqlBackend> Storage for B {
             id: entity.id.unwrap_or_else(Uuid::now_v7),
             values: entity.values,
         };
-        self.write(request(tenant, report, write)).await
+        let written = self.write(request(tenant, report, write)).await?;
+        note_tenant(self, tenant).await;
+        Ok(written)
     }
 
     async fn get(
@@ -720,12 +731,29 @@ impl<B: SqlBackend> Storage for B {
         report: &'static ReportType,
         chunks: RowChunks,
     ) -> Result<UpsertCounts, StorageError> {
-        self.load(Load {
-            tenant,
-            report,
-            chunks,
-        })
-        .await
+        let counts = self
+            .load(Load {
+                tenant,
+                report,
+                chunks,
+            })
+            .await?;
+        note_tenant(self, tenant).await;
+        Ok(counts)
+    }
+}
+
+/// Records `tenant` in `reportroot_tenants` after a write of its rows (an insert, a load), the
+/// first time this process sees it: one `INSERT … ON CONFLICT DO NOTHING`, then nothing.
+/// Why after the write and not failing it: the rows are committed by then, and a tenant missed
+/// here (the database failed just now) is noted by its next write.
+pub async fn note_tenant<B: SqlBackend>(backend: &B, tenant: TenantId) {
+    if backend.known_tenants().contains(tenant) {
+        return;
+    }
+    match Accounts::new(backend).note_tenant(tenant).await {
+        Ok(()) => backend.known_tenants().insert(tenant),
+        Err(error) => tracing::warn!(%error, tenant = %tenant.0, "cannot record the tenant"),
     }
 }
 

@@ -3,6 +3,8 @@
 //! ([`engine::SqlBackend`]) and provides only what differs between databases. Every operation
 //! is scoped to one tenant: no method can read or write another tenant's rows.
 
+pub mod accounts;
+pub mod csv_import;
 pub mod directory;
 pub mod engine;
 pub mod query_sql;
@@ -282,6 +284,9 @@ pub trait Storage: Send + Sync {
     fn pool_status(&self) -> Vec<PoolStatus> {
         Vec::new()
     }
+
+    /// The dashboard's users, sessions and tenant names kept in the same database.
+    fn accounts(&self) -> accounts::Accounts<'_>;
 
     /// Creates an entity; the natural key and the id must be new for the tenant.
     async fn insert(

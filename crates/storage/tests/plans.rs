@@ -181,7 +181,10 @@ fn sqlite_pages_read_in_index_order() {
     let count = compile_count(report, Dialect::Sqlite, tenant, &Scope::All, Some(&filter));
     let count_plan = plan(&count);
     assert!(
-        count_plan.starts_with(&format!("SEARCH {} USING COVERING INDEX", report.table_name())),
+        count_plan.starts_with(&format!(
+            "SEARCH {} USING COVERING INDEX",
+            report.table_name()
+        )),
         "{}\n{count_plan}",
         count.sql
     );
