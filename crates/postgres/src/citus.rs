@@ -134,6 +134,7 @@ pub async fn distribute(
         .iter()
         .map(|row| row.get(0))
         .collect();
+    replica_identity(client, &global).await?;
     for table in global
         .iter()
         .filter(|t| !is_known(t) && !report_tables.contains(t))
@@ -155,6 +156,42 @@ pub async fn distribute(
         );
     }
     Ok(Some(done))
+}
+
+/// Gives every global table without a primary key (`reportroot_schema`) `REPLICA IDENTITY
+/// FULL`, new tables and reference tables alike (Citus propagates the change). Why: when a
+/// worker is added, the rebalancer copies the reference tables to it by logical replication,
+/// and refuses a table that has neither a primary key nor a replica identity; without this,
+/// `citus_rebalance_start()` failed on the first bench run (bench/citus.sh).
+async fn replica_identity(
+    client: &tokio_postgres::Client,
+    global: &[String],
+) -> Result<(), StorageError> {
+    let lacking: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relnamespace = current_schema()::regnamespace \
+             AND c.relname = ANY($1) AND c.relreplident = 'd' \
+             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            &[&global],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in lacking {
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        client
+            .batch_execute(&format!("ALTER TABLE {quoted} REPLICA IDENTITY FULL"))
+            .await
+            .map_err(backend)?;
+        tracing::info!(
+            table,
+            "Citus: replica identity FULL, so that shard moves can copy it"
+        );
+    }
+    Ok(())
 }
 
 /// Creates the database `name` on the server of `url` and returns its URL (`url` with the
