@@ -149,3 +149,41 @@ async fn concurrent_instances_admit_exactly_the_limit() {
         citus::drop_database(&url, &name).await.unwrap();
     }
 }
+
+/// On Citus a decision is a router query: one task on the tenant's shard.
+#[tokio::test]
+async fn a_decision_is_routed_to_one_shard_on_citus() {
+    let Some((_, url)) = urls().into_iter().find(|(name, _)| *name == "Citus") else {
+        return;
+    };
+    let (name, own, storage) = own_storage(&url, 1).await;
+    let (client, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tenant = Uuid::new_v4().to_string();
+    let app = Uuid::new_v4().to_string();
+    let window = "getOffice365ActiveUserCounts/csv".to_owned();
+    let (now, length, per_app, total) = (1_000_i64, 600_000_i64, 14_i64, 40_i64);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&tenant, &window, &now, &app, &length, &per_app, &total];
+    let sql = reportroot_storage::throttle::admit_sql();
+    let plan: Vec<String> = client
+        .query(&format!("EXPLAIN {sql}"), &params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    let tasks: Vec<&str> = plan
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Task Count: "))
+        .collect();
+    assert!(
+        plan.contains("Custom Scan (Citus Adaptive)") && tasks == ["1"],
+        "not routed to one shard:\n{plan}"
+    );
+    drop((client, storage));
+    citus::drop_database(&url, &name).await.unwrap();
+}

@@ -87,9 +87,13 @@ const WINDOW: &str = "$5::bigint";
 const PER_APP: &str = "$6::bigint";
 const TOTAL: &str = "$7::bigint";
 
-/// The decision, over the row `t` as locked. `width_bucket` of `now - window` over the
-/// ascending times counts those at or before it: the expired prefix, sliced off.
-fn admit_sql() -> String {
+/// The statement [`ThrottleCounters::admit`] runs (public for tests that `EXPLAIN` it); its
+/// parameters are those of [`WindowRequest`] in order: tenant, window, now, app, window
+/// length, per-app limit, total limit.
+///
+/// The decision is computed over the row `t` as locked. `width_bucket` of `now - window` over
+/// the ascending times counts those at or before it: the expired prefix, sliced off.
+pub fn admit_sql() -> String {
     let expired = format!("width_bucket({NOW} - {WINDOW}, t.times)");
     let live = |column: &str| format!("t.{column}[{expired} + 1:]");
     let app_positions = format!("array_positions({}, {APP})", live("apps"));
