@@ -16,12 +16,13 @@
 # at this load each window then holds about 100 requests, as Graph's limits allow at most).
 # Settings (environment): TENANTS=100 DAYS=30 DURATION=5 ROUNDS=5 WARMUP=1 CONNECTIONS=32
 #   THREADS=2 PIN WINDOW PATHS (default: beta JSON and v1.0 CSV without redirect)
+#   ON=both|throttle|metrics: what "on" turns on (to tell their costs apart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BACKEND=${BACKEND:-sqlite}
 TENANTS=${TENANTS:-100}; DAYS=${DAYS:-30}; DURATION=${DURATION:-5}; ROUNDS=${ROUNDS:-5}
-WARMUP=${WARMUP:-1}; CONNECTIONS=${CONNECTIONS:-32}; THREADS=${THREADS:-2}
+ON=${ON:-both}; WARMUP=${WARMUP:-1}; CONNECTIONS=${CONNECTIONS:-32}; THREADS=${THREADS:-2}
 if [ "$BACKEND" = postgres ]; then WINDOW=${WINDOW:-3}; else WINDOW=${WINDOW:-600}; fi
 WORK=${BENCH_WORK:-$ROOT/bench/work}
 mkdir -p "$WORK"
@@ -86,9 +87,16 @@ cleanup() {
 }
 trap cleanup EXIT
 start() { # mode
-  local extra=()
-  [ "$1" = on ] && extra=(--config "$WORK/ops.toml" --throttle graph --metrics-listen "127.0.0.1:$METRICS_PORT")
-  setsid "${SERVER_CPU[@]}" "$RR" "${extra[@]}" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" > "$WORK/ops-server.log" 2>&1 &
+  local config=() extra=()
+  if [ "$1" = on ]; then
+    config=(--config "$WORK/ops.toml")
+    case "$ON" in
+      both) extra=(--throttle graph --metrics-listen "127.0.0.1:$METRICS_PORT") ;;
+      throttle) extra=(--throttle graph) ;;
+      metrics) config=(); extra=(--metrics-listen "127.0.0.1:$METRICS_PORT") ;;
+    esac
+  fi
+  setsid "${SERVER_CPU[@]}" "$RR" "${config[@]}" serve "${extra[@]}" --listen "127.0.0.1:$PORT" --database "$DATABASE" > "$WORK/ops-server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
@@ -97,16 +105,23 @@ start() { # mode
   done
   echo "server did not start" >&2; exit 1
 }
-rps() { # path seconds
+rps() { # path seconds → "req/s requests"
   WRK_PATH=$1 "${WRK_CPU[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${2}s" -s bench/lua/get.lua \
-    "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
+    "http://127.0.0.1:$PORT" | awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"} END {print r, n}'
 }
-measure() { # mode path → req/s
+TICK=$(getconf CLK_TCK)
+# CPU time the server used so far (user + system, all its threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+measure() { # mode path → "req/s cpu-µs-per-request"
   start "$1"
   rps "$2" "$WARMUP" > /dev/null
+  local before out after
+  before=$(cpu_ticks)
+  out=$(rps "$2" "$DURATION")
+  after=$(cpu_ticks)
   local value
-  value=$(rps "$2" "$DURATION")
-  if [ "$1" = on ]; then
+  value=$(echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '{printf "%s %.1f", $1, (a - b) * 1e6 / t / $2}')
+  if [ "$1" = on ] && [ "$ON" != throttle ]; then
     local throttled
     throttled=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^reportroot_(throttled_responses|throttle_store_failures)_total/ {s += $2} END {print s + 0}')
     [ "$throttled" = 0 ] || echo "WARNING: $throttled requests were throttled or undecided" >&2
@@ -116,20 +131,24 @@ measure() { # mode path → req/s
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 PATHS=${PATHS:-"/beta/reports/getOffice365ActiveUserCounts(period='D7')?\$format=application/json /v1.0/reports/getOffice365ActiveUserCounts(period='D7')?redirect=false"}
-echo "backend $BACKEND, pinned $PIN, window ${WINDOW}s, $ROUNDS rounds of ${DURATION}s (+${WARMUP}s warm-up)"
+echo "on = $ON; backend $BACKEND, pinned $PIN, window ${WINDOW}s, $ROUNDS rounds of ${DURATION}s (+${WARMUP}s warm-up)"
 echo "before: $(uptime)"
+# Besides req/s, the server's CPU time per request: unlike req/s it does not depend on how much
+# of the core the machine's other processes leave the server, so on a loaded machine it is
+# the steadier measure of the cost (on/off of req/s on a core of its own = off/on of CPU).
 for path in $PATHS; do
-  off=(); on=(); ratios=()
+  off=(); on=(); ratios=(); cpu_ratios=()
   for round in $(seq 1 "$ROUNDS"); do
     if [ $(( round % 2 )) = 1 ]; then order="off on"; else order="on off"; fi
     for mode in $order; do
-      value=$(measure "$mode" "$path")
-      if [ "$mode" = on ]; then a=$value; on+=("$value"); else b=$value; off+=("$value"); fi
+      read -r value cpu < <(measure "$mode" "$path")
+      if [ "$mode" = on ]; then a=$value; ac=$cpu; on+=("$value"); else b=$value; bc=$cpu; off+=("$value"); fi
     done
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')
-    ratios+=("$ratio")
-    echo "$path round $round ($order): off $b, on $a req/s, on/off $ratio"
+    cpu_ratio=$(awk -v a="$ac" -v b="$bc" 'BEGIN {printf "%.3f", b / a}')
+    ratios+=("$ratio"); cpu_ratios+=("$cpu_ratio")
+    echo "$path round $round ($order): off $b req/s ${bc} CPU µs/req, on $a req/s ${ac} CPU µs/req; on/off req/s $ratio, off/on CPU $cpu_ratio"
   done
-  echo "$path: median off $(median "${off[@]}"), median on $(median "${on[@]}") req/s; median of the rounds' on/off = $(median "${ratios[@]}") (rounds: ${ratios[*]})"
+  echo "$path: median off $(median "${off[@]}"), median on $(median "${on[@]}") req/s; median of the rounds' on/off = $(median "${ratios[@]}") (rounds: ${ratios[*]}); median off/on CPU per request = $(median "${cpu_ratios[@]}") (rounds: ${cpu_ratios[*]})"
 done
 echo "after: $(uptime)"
