@@ -1,46 +1,68 @@
 #!/usr/bin/env bash
-# History at interactive speed (issue 16): the issue's queries over one tenant with 10 years of
-# office365ActiveUserCounts (1.12M rows), SQLite, one at a time (curl, best and median of 5)
-# and under wrk at 32 connections (req/s, p50, p99). Prints a Markdown table.
-# Settings: DURATION=5 CONNECTIONS=32 THREADS=2; BENCH_WORK (the seeded database is kept there).
+# History at interactive speed (issue 16): the issue's queries and the daily series
+# (reportroot.series) over 1, 3 and 10 years, on one tenant with 10 years of
+# office365ActiveUserCounts (1.12M rows), one at a time (curl, best and median of 5) and under
+# wrk at 32 connections (req/s, p50, p99). Prints a Markdown table.
+# Settings: BACKEND=sqlite|postgres (postgres: BENCH_POSTGRES_URL, a server URL whose
+# database reportroot_bench_history is created and seeded once), DURATION=5 CONNECTIONS=32
+# THREADS=2; BENCH_WORK (the seeded SQLite database is kept there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${BENCH_WORK:-$ROOT/bench/work}
 DURATION=${DURATION:-5}; CONNECTIONS=${CONNECTIONS:-32}; THREADS=${THREADS:-2}
+BACKEND=${BACKEND:-sqlite}
 mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=18082
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --locked -q -p reportroot
 RR=$ROOT/target/release/reportroot
-DB=$WORK/bench-1x3650-D7_D30_D90_D180.db
-if [ ! -f "$DB" ]; then
-  "$RR" seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts --database "sqlite://$DB.tmp" >&2
-  mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
+SEED=(seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
+if [ "$BACKEND" = postgres ]; then
+  : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
+  DATABASE="${BENCH_POSTGRES_URL%/*}/reportroot_bench_history"
+  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'reportroot_bench_history'" | grep -q 1; then
+    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE reportroot_bench_history" >&2
+    "$RR" "${SEED[@]}" --database "$DATABASE" >&2
+    # What autovacuum does after a load, at once: statistics and the visibility map.
+    psql "$DATABASE" -c "VACUUM ANALYZE office365_active_user_counts" >&2
+  fi
+else
+  DB=$WORK/bench-1x3650-D7_D30_D90_D180.db
+  if [ ! -f "$DB" ]; then
+    "$RR" "${SEED[@]}" --database "sqlite://$DB.tmp" >&2
+    mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
+  fi
+  DATABASE="sqlite://$DB"
 fi
 TOKEN=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
-setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "sqlite://$DB" > "$WORK/history-server.log" 2>&1 &
+setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" > "$WORK/history-server.log" 2>&1 &
 PID=$!
 trap 'kill -- "-$PID" 2>/dev/null || true' EXIT
 until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do sleep 0.2; done
 Q="'"
+TODAY=$(date -u +%F)
 QUERIES=(
-  '$top=10'
-  '$filter=reportDate ge 2025-01-01&$top=10'
-  '$filter=reportDate ge 2020-01-01&$top=10'
-  "\$filter=reportDate ge 2020-01-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
-  "\$filter=reportDate ge $(date +%Y)-10-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
-  '$orderby=reportDate desc&$top=10'
-  '$filter=teams gt 100&$top=10'
-  '$filter=reportDate ge 2020-01-01&$count=true&$top=1'
+  '?$top=10'
+  '?$filter=reportDate ge 2025-01-01&$top=10'
+  '?$filter=reportDate ge 2020-01-01&$top=10'
+  "?\$filter=reportDate ge 2020-01-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
+  "?\$filter=reportDate ge $(date +%Y)-10-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
+  '?$orderby=reportDate desc&$top=10'
+  '?$filter=teams gt 100&$top=10'
+  '?$filter=reportDate ge 2020-01-01&$count=true&$top=1'
+  "/reportroot.series(from=$(date -u -d '-1 year' +%F),to=$TODAY)"
+  "/reportroot.series(from=$(date -u -d '-3 years' +%F),to=$TODAY)"
+  "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY)"
+  "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY,interval=${Q}week${Q})"
 )
-echo "uptime: $(uptime)"
+echo "backend: $BACKEND; uptime: $(uptime)"
 echo
 echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 |"
 echo "|---|---:|---:|---:|---:|---:|"
 for query in "${QUERIES[@]}"; do
-  path="/v1.0/reports/office365ActiveUserCounts?${query// /%20}"
+  path="/v1.0/reports/office365ActiveUserCounts${query// /%20}"
   path=${path//\'/%27}
   times=()
   for _ in 1 2 3 4 5; do

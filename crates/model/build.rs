@@ -309,6 +309,7 @@ fn report_type(out: &mut String, report: &Value) {
         out,
         "        grain: {grain_rust},\n        dimension: {dimension:?},"
     );
+    let _ = writeln!(out, "        family: {:?},", s(report, "family"));
     let _ = writeln!(
         out,
         "        json_container: {:?},",

@@ -186,6 +186,7 @@ impl From<StorageError> for ApiError {
             // 503 rather than 400: the same query may succeed on a less busy server, and
             // Graph asks clients to retry `serviceNotAvailable` later.
             StorageError::QueryTimeout => ApiError::unavailable(error.to_string()),
+            StorageError::TooManyPoints => ApiError::bad_request(error.to_string()),
             StorageError::SchemaTooNew { .. }
             | StorageError::Aborted(_)
             | StorageError::Backend(_) => {

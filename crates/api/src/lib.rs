@@ -7,6 +7,7 @@ mod body;
 pub mod chaos;
 pub mod client_secrets;
 pub mod context;
+mod dashboard;
 pub mod download;
 mod entities;
 pub mod error;
@@ -17,10 +18,12 @@ pub mod oauth;
 mod paging;
 mod report_cache;
 pub mod routes;
+mod series;
 pub mod server;
 pub mod session;
 pub mod signing;
 pub mod throttle;
+mod timed_storage;
 pub mod tls;
 pub mod trusted_issuers;
 
@@ -139,6 +142,23 @@ pub struct AppState {
 impl AppState {
     /// Builds the state.
     pub fn new(storage: Arc<dyn Storage>, config: ApiConfig) -> Arc<Self> {
+        let report_cache = report_cache::ReportCache::new(config.answer_cache_bytes);
+        let metrics = config
+            .metrics
+            .then(|| metrics::Metrics::new(&report_cache.counters))
+            .and_then(|made| {
+                made.map_err(|error| tracing::error!(%error, "metrics are off"))
+                    .ok()
+            });
+        // With metrics on, every storage operation is timed (sign-in's reads of the directory
+        // and the throttle's decisions aside: see `timed_storage`).
+        let storage: Arc<dyn Storage> = match &metrics {
+            Some(metrics) => Arc::new(timed_storage::TimedStorage::new(
+                storage,
+                metrics.storage.clone(),
+            )),
+            None => storage,
+        };
         let keys = Arc::new(signing::KeyRing::default());
         let trusted = config
             .trusted_issuers
@@ -162,14 +182,6 @@ impl AppState {
         });
         let downloads = download::DownloadSigner::new(&config.secret);
         let skiptokens = paging::skiptoken_signer(&config.secret);
-        let report_cache = report_cache::ReportCache::new(config.answer_cache_bytes);
-        let metrics = config
-            .metrics
-            .then(|| metrics::Metrics::new(&report_cache.counters))
-            .and_then(|made| {
-                made.map_err(|error| tracing::error!(%error, "metrics are off"))
-                    .ok()
-            });
         Arc::new(AppState {
             storage,
             verifier,
@@ -208,7 +220,7 @@ impl AppState {
     /// The Prometheus text exposition of this server's metrics, if they are on.
     pub fn render_metrics(&self) -> Option<String> {
         let metrics = self.metrics.as_ref()?;
-        Some(metrics.render(self.answer_cache_bytes()))
+        Some(metrics.render(self.answer_cache_bytes(), &self.storage.pool_status()))
     }
 }
 
@@ -456,6 +468,11 @@ async fn route(
             return session::serve(state, endpoint, &parts, body).await;
         }
     }
+    if nesting == Nesting::TopLevel {
+        if let Some(answer) = dashboard::route(state, &parts, body, &segments).await {
+            return answer;
+        }
+    }
     let resolved = resolve(&segments)?;
     if resolved.target == Target::Batch && nesting == Nesting::InBatch {
         return Err(ApiError::bad_request("A batch cannot contain a batch."));
@@ -491,7 +508,7 @@ async fn route(
     };
     span.record("tenant", tracing::field::display(caller.tenant.0));
     if let (Some(throttle), Target::Function(report, _)) = (&state.throttle, &resolved.target) {
-        admit(state, throttle, &call, caller, report)?;
+        admit(state, throttle, &call, caller, report).await?;
     }
     match resolved.target {
         Target::Metadata => metadata(&call),
@@ -502,6 +519,7 @@ async fn route(
             functions::call_function(state, &call, caller, report, args.as_deref()).await
         }
         Target::Count(report) => entities::count(state, &call, caller, report).await,
+        Target::Series(report, args) => series::series(state, &call, caller, report, &args).await,
         Target::Batch => batch::run_batch(state, &call, caller).await,
     }
 }
@@ -567,7 +585,7 @@ async fn inject(
 }
 
 /// Counts a report-function call against Graph's limits, or refuses it with 429.
-fn admit(
+async fn admit(
     state: &AppState,
     throttle: &throttle::Throttle,
     call: &Call,
@@ -580,8 +598,17 @@ fn admit(
         throttle::Kind::Csv
     };
     let name = report.function.name;
+    let metrics = state.metrics.as_ref();
     throttle
-        .admit(caller.tenant, caller.app, name, kind)
+        .admit(
+            &state.storage,
+            metrics,
+            caller.tenant,
+            caller.app,
+            name,
+            kind,
+        )
+        .await
         .map_err(|refused| {
             if let Some(metrics) = &state.metrics {
                 metrics.throttled(refused.limit.label());

@@ -56,6 +56,8 @@ pub enum Target {
     Count(&'static ReportType),
     /// A report function with its raw argument list (`None` when written without parentheses).
     Function(&'static ReportType, Option<String>),
+    /// `/reports/{set}/reportroot.series(…)` with its raw argument list.
+    Series(&'static ReportType, String),
     /// `$metadata`.
     Metadata,
     /// `$batch`.
@@ -71,6 +73,7 @@ impl Target {
             Target::Entity(report, _) => format!("/reports/{}/{{id}}", report.entity),
             Target::Count(report) => format!("/reports/{}/$count", report.entity),
             Target::Function(report, _) => format!("/reports/{}(…)", report.function.name),
+            Target::Series(report, _) => format!("/reports/{}/reportroot.series(…)", report.entity),
             Target::Metadata => "/$metadata".to_owned(),
             Target::Batch => "/$batch".to_owned(),
         }
@@ -131,6 +134,14 @@ fn unqualified(name: &str) -> &str {
     }
 }
 
+/// The argument list of a `reportroot.series(…)` segment (the namespace in any ASCII case).
+fn series_args(segment: &str) -> Option<&str> {
+    let (name, args) = split_call(segment);
+    name.eq_ignore_ascii_case(crate::series::SERIES_FUNCTION)
+        .then_some(args)
+        .flatten()
+}
+
 /// Resolves what follows `/reports` (or the version, for the root-level entity sets). A report
 /// that does not exist on `version` (the beta-only ones on v1.0) is an unknown segment there,
 /// as in Graph.
@@ -158,6 +169,10 @@ fn resolve_under_root(
         ([_], None) => Ok(Target::Collection(report)),
         ([_], Some(key)) => Ok(Target::Entity(report, key)),
         ([_, count], None) if count.eq_ignore_ascii_case("$count") => Ok(Target::Count(report)),
+        ([_, call], None) if series_args(call).is_some() => Ok(Target::Series(
+            report,
+            series_args(call).unwrap_or_default().to_owned(),
+        )),
         ([_, id], None) => Ok(Target::Entity(report, (*id).to_owned())),
         ([_, next, ..], _) => Err(ApiError::unknown_segment(next)),
         ([], _) => Err(ApiError::unknown_segment("")),
@@ -200,6 +215,13 @@ mod tests {
         assert!(matches!(r.target, Target::Entity(_, ref id) if id == "x"));
         let r = resolve(&segments("/v1.0/reports/office365ActiveUserCounts/$count")).expect("ok");
         assert!(matches!(r.target, Target::Count(_)));
+        let r = resolve(&segments(
+            "/beta/reports/office365ActiveUserCounts/reportroot.series(from=2024-01-01,to=2024-12-31)",
+        ))
+        .expect("ok");
+        assert!(
+            matches!(r.target, Target::Series(_, ref a) if a == "from=2024-01-01,to=2024-12-31")
+        );
         for bad in [
             "/v2/reports",
             "/v1.0/reports/nope",

@@ -2,22 +2,19 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use reportroot_model::demo::{demo_rows, DemoTenant};
 use reportroot_model::{
     find_report, report_by_function, Date, Period, ReportType, TenantId, Value, Version, REPORTS,
 };
-use reportroot_odata::csv_format::{write_report_csv_on, CsvProblem, ReportCsvReader};
+use reportroot_odata::csv_format::write_report_csv_on;
 use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
 use reportroot_odata::query::parse_filter_on;
-use reportroot_storage::{
-    ListQuery, LoadAborted, RowChunks, Scope, Storage, StorageError, UpsertCounts,
-};
+use reportroot_storage::csv_import::import_file;
+use reportroot_storage::{ListQuery, Scope, Storage};
 use uuid::Uuid;
-
-/// Most bad rows listed per file.
-const MAX_LISTED_PROBLEMS: usize = 50;
 
 fn out(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
@@ -43,18 +40,11 @@ fn csv_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// What an import did.
-#[derive(Debug, Default)]
-pub struct ImportSummary {
-    pub files: u64,
-    pub rejected_files: u64,
-    pub counts: UpsertCounts,
-    pub rejected_rows: u64,
-}
+pub use reportroot_storage::csv_import::{ImportSummary, KnownReport};
 
 /// `reportroot import`: validates every row of each file and upserts the file's rows while it
-/// is parsed, all or nothing per file ([`Storage::upsert_stream`]); a file with a bad row is
-/// refused whole (what was written of it is undone) unless `skip_bad_rows`.
+/// is parsed, all or nothing per file ([`import_file`]); a file with a bad row is refused whole
+/// (what was written of it is undone) unless `skip_bad_rows`.
 pub async fn import(
     storage: &dyn Storage,
     tenant: TenantId,
@@ -80,231 +70,32 @@ pub async fn import(
         }
         bar
     });
-    let mut done_bytes = 0;
     for file in &files {
-        summary.files += 1;
-        let shown = file.display();
+        let shown = file.display().to_string();
         let bytes = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
-        done_bytes += bytes.len() as u64;
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let report = match open_reader(&bytes, &name, only) {
-            Ok(reader) => reader.report(),
-            Err(problem) => {
-                out(&format!("{shown}:{problem}"));
-                summary.rejected_files += 1;
-                if let Some(bar) = &progress {
-                    bar.set_position(done_bytes);
-                }
-                continue;
+        let advance = progress.clone().map(|bar| {
+            Arc::new(move |bytes: u64| bar.inc(bytes)) as reportroot_storage::csv_import::Progress
+        });
+        let done = import_file(storage, tenant, bytes, name, only, skip_bad_rows, advance)
+            .await
+            .map_err(|error| format!("{shown}: {error}"))?;
+        for line in done.lines(&shown) {
+            match &progress {
+                Some(bar) => bar.println(&line),
+                None => out(&line),
             }
-        };
-        let (chunks, parser) =
-            parse_in_background(bytes, name, only, skip_bad_rows, progress.clone());
-        let written = storage.upsert_stream(tenant, report, chunks).await;
-        let problems = parser
-            .join()
-            .map_err(|_| format!("{shown}: the CSV parser failed"))?;
-        for problem in &problems.listed {
-            out(&format!("{shown}:{problem}"));
         }
-        if problems.count > problems.listed.len() as u64 {
-            out(&format!(
-                "{shown}: … and {} more bad rows",
-                problems.count - problems.listed.len() as u64
-            ));
-        }
-        summary.rejected_rows += problems.count;
-        let counts = match written {
-            Err(StorageError::Aborted(_)) => {
-                out(&format!(
-                    "{shown}: rejected, nothing written ({} bad rows; --skip-bad-rows writes the good ones)",
-                    problems.count
-                ));
-                summary.rejected_files += 1;
-                if let Some(bar) = &progress {
-                    bar.set_position(done_bytes);
-                }
-                continue;
-            }
-            Err(error) => return Err(format!("{shown}: {error}")),
-            Ok(counts) => counts,
-        };
-        let verdict = if counts.inserted + counts.updated == 0 {
-            "nothing changed"
-        } else {
-            "imported"
-        };
-        let line = format!(
-            "{shown}: {} {verdict}: {} inserted, {} updated, {} unchanged",
-            report.entity, counts.inserted, counts.updated, counts.unchanged
-        );
-        match &progress {
-            Some(bar) => {
-                bar.println(&line);
-                bar.set_position(done_bytes);
-            }
-            None => out(&line),
-        }
-        summary.counts.inserted += counts.inserted;
-        summary.counts.updated += counts.updated;
-        summary.counts.unchanged += counts.unchanged;
+        summary.add(&done);
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let seconds = started.elapsed().as_secs_f64().max(1e-9);
-    let c = summary.counts;
-    let rows = c.inserted + c.updated + c.unchanged;
-    out(&format!(
-        "{} files ({} rejected): {} inserted, {} updated, {} unchanged, {} rows rejected; {:.0} rows/s",
-        summary.files,
-        summary.rejected_files,
-        c.inserted,
-        c.updated,
-        c.unchanged,
-        summary.rejected_rows,
-        rows as f64 / seconds
-    ));
+    out(&summary.line(started.elapsed().as_secs_f64()));
     Ok(summary)
-}
-
-/// Rows per chunk handed from the parser to the writer.
-const CHUNK_ROWS: usize = 4096;
-
-/// The bad rows of a file: how many, and the first few.
-#[derive(Debug, Default)]
-struct Problems {
-    count: u64,
-    listed: Vec<CsvProblem>,
-}
-
-/// What the parser hands the writer.
-enum Handoff {
-    Rows(Vec<Vec<Value>>),
-    Abort(LoadAborted),
-    /// The whole file was read. Without it, a closed channel means the parser died, and the
-    /// writer must not commit a part of the file.
-    End,
-}
-
-/// The writer's side of the hand-off, as the [`RowChunks`] storage takes.
-struct Received {
-    handoff: std::sync::mpsc::Receiver<Handoff>,
-    finished: bool,
-}
-
-impl Iterator for Received {
-    type Item = Result<Vec<Vec<Value>>, LoadAborted>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        match self.handoff.recv() {
-            Ok(Handoff::Rows(rows)) => Some(Ok(rows)),
-            Ok(Handoff::Abort(why)) => {
-                self.finished = true;
-                Some(Err(why))
-            }
-            Ok(Handoff::End) => {
-                self.finished = true;
-                None
-            }
-            Err(_) => {
-                self.finished = true;
-                Some(Err(LoadAborted(
-                    "the CSV parser stopped before the end of the file".into(),
-                )))
-            }
-        }
-    }
-}
-
-/// Parses a CSV file on its own thread, handing good rows to the writer in chunks as they are
-/// read. Unless `skip_bad_rows`, the first bad row aborts the load (the writer rolls back) and
-/// parsing goes on only to list the problems.
-/// The report a file is known to be (`import --report`), with the period its rows are for.
-pub type KnownReport = (&'static ReportType, Option<Period>);
-
-/// A reader of one file: of the report named, or of the report its header (and, between
-/// reports that share a header, its name) says.
-fn open_reader<'a>(
-    bytes: &'a [u8],
-    file_name: &str,
-    only: Option<KnownReport>,
-) -> Result<ReportCsvReader<'a>, CsvProblem> {
-    match only {
-        Some((report, period)) => ReportCsvReader::for_report(bytes, report, period),
-        None => ReportCsvReader::named(bytes, file_name),
-    }
-}
-
-fn parse_in_background(
-    bytes: Vec<u8>,
-    file_name: String,
-    only: Option<KnownReport>,
-    skip_bad_rows: bool,
-    progress: Option<indicatif::ProgressBar>,
-) -> (RowChunks, std::thread::JoinHandle<Problems>) {
-    // A few chunks in flight keep both cores busy without holding the file's rows.
-    let (sender, handoff) = std::sync::mpsc::sync_channel(4);
-    let parser = std::thread::spawn(move || {
-        let mut problems = Problems::default();
-        let mut rows = match open_reader(&bytes, &file_name, only) {
-            Ok(rows) => rows,
-            Err(problem) => {
-                let _ = sender.send(Handoff::Abort(LoadAborted(problem.to_string())));
-                problems.count = 1;
-                problems.listed.push(problem);
-                return problems;
-            }
-        };
-        // False once the load was aborted, or the writer failed and closed the channel.
-        let mut sending = true;
-        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        let mut reported = 0;
-        while let Some(row) = rows.next() {
-            match row {
-                Ok((_, values)) if sending => {
-                    chunk.push(values);
-                    if chunk.len() == CHUNK_ROWS {
-                        if let Some(bar) = &progress {
-                            bar.inc(rows.bytes_read() - reported);
-                            reported = rows.bytes_read();
-                        }
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                        sending = sender.send(Handoff::Rows(full)).is_ok();
-                    }
-                }
-                Ok(_) => {}
-                Err(problem) => {
-                    if sending && !skip_bad_rows {
-                        let _ = sender.send(Handoff::Abort(LoadAborted(problem.to_string())));
-                        sending = false;
-                    }
-                    problems.count += 1;
-                    if problems.listed.len() < MAX_LISTED_PROBLEMS {
-                        problems.listed.push(problem);
-                    }
-                }
-            }
-        }
-        if sending {
-            if !chunk.is_empty() {
-                let _ = sender.send(Handoff::Rows(chunk));
-            }
-            let _ = sender.send(Handoff::End);
-        }
-        problems
-    });
-    let received = Received {
-        handoff,
-        finished: false,
-    };
-    (Box::new(received), parser)
 }
 
 /// Finds a report by entity-set or function name.

@@ -17,7 +17,7 @@ pub enum ValueKind {
     /// `Edm.String` holding a report period: `"7"`, `"30"`, `"90"` or `"180"`.
     Period,
     /// `Edm.Duration`, kept as Graph's CSV writes it: `hh:mm:ss` (hours may exceed 23 and have
-    /// more than two digits). Stored as text; `$filter` refuses it rather than compare text.
+    /// more than two digits). Stored as text; `$filter` compares it as a number of seconds.
     Duration,
 }
 
@@ -193,6 +193,9 @@ pub struct ReportType {
     pub grain: Grain,
     /// The dimension property (`productType`, `siteType`), when rows are split by one.
     pub dimension: Option<&'static str>,
+    /// The family the report belongs to in Graph's catalog (`Teams`, `OneDrive`, …): the
+    /// dashboard's overview shows one tile per family.
+    pub family: &'static str,
     /// The array holding the per-row objects in the nested beta JSON shape (`userCounts`), or
     /// `None` for the flat `value[...]` shape.
     pub json_container: Option<&'static str>,

@@ -1,11 +1,11 @@
 //! `$metadata`: the CSDL XML document of namespace `microsoft.graph` for one API version,
 //! generated from the registry: the `entity` base type, `reportRoot` with its report
 //! collections, every report type of the version, the report functions bound to `reportRoot`,
-//! and the container.
+//! and the container; then namespace `reportroot` with reportroot's own `series` function.
 
 use std::fmt::Write;
 
-use reportroot_model::{ReportType, V1Return, Version, REPORTS};
+use reportroot_model::{Grain, ReportType, V1Return, Version, REPORTS};
 
 /// What a report function's `ReturnType` promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,10 @@ pub fn metadata_xml(version: Version) -> String {
     out.push_str(concat!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n",
         "<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n",
+        // The Core vocabulary describes reportroot's own functions (the last schema).
+        "  <edmx:Reference Uri=\"https://oasis-tcs.github.io/odata-vocabularies/vocabularies/Org.OData.Core.V1.xml\">\n",
+        "    <edmx:Include Namespace=\"Org.OData.Core.V1\" Alias=\"Core\"/>\n",
+        "  </edmx:Reference>\n",
         "  <edmx:DataServices>\n",
         "    <Schema Namespace=\"microsoft.graph\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
         "      <EntityType Name=\"entity\" Abstract=\"true\">\n",
@@ -145,8 +149,85 @@ pub fn metadata_xml(version: Version) -> String {
             escape(&report.qualified_name())
         );
     }
-    out.push_str("      </EntityContainer>\n    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n");
+    out.push_str("      </EntityContainer>\n    </Schema>\n");
+    series_schema(&mut out, &reports);
+    out.push_str("  </edmx:DataServices>\n</edmx:Edmx>\n");
     out
+}
+
+/// reportroot's own namespace: the function `reportroot.series`, bound to every report's
+/// entity set (one overload per entity type), described with the Core vocabulary.
+fn series_schema(out: &mut String, reports: &[&ReportType]) {
+    out.push_str(
+        "    <Schema Namespace=\"reportroot\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
+    );
+    for report in reports {
+        let collection = escape(&format!("Collection({})", report.qualified_name()));
+        let per_period = report.grain == Grain::PerPeriod;
+        let _ = writeln!(out, r#"      <Function Name="series" IsBound="true">"#);
+        let _ = writeln!(
+            out,
+            r#"        <Parameter Name="bindingParameter" Type="{collection}" Nullable="false"/>"#
+        );
+        for (name, about) in [
+            ("from", "The first date of the series."),
+            ("to", "The last date of the series, inclusive."),
+        ] {
+            let _ = writeln!(
+                out,
+                r#"        <Parameter Name="{name}" Type="Edm.Date" Nullable="false">"#
+            );
+            let _ = writeln!(
+                out,
+                r#"          <Annotation Term="Core.Description" String="{about}"/>"#
+            );
+            out.push_str("        </Parameter>\n");
+        }
+        optional(out, "interval", "day", "'day', 'week' (ISO, Monday to Sunday) or 'month': one row per bucket, the row of its latest date.");
+        if per_period {
+            optional(
+                out,
+                "period",
+                "D7",
+                "The report period of the rows: D7, D30, D90 or D180.",
+            );
+        }
+        let _ = writeln!(out, r#"        <ReturnType Type="{collection}"/>"#);
+        let _ = writeln!(
+            out,
+            r#"        <Annotation Term="Core.Description" String="{}"/>"#,
+            escape(series_description(report))
+        );
+        out.push_str("      </Function>\n");
+    }
+    out.push_str("    </Schema>\n");
+}
+
+/// What the series of `report` holds, by grain.
+fn series_description(report: &ReportType) -> &'static str {
+    match report.grain {
+        Grain::PerDay => "reportroot's history of this report: for each reportDate in [from, to] (and dimension value), the row of the latest refresh that reports it, whatever its period; ascending by reportDate, then dimension value. At most 20000 rows.",
+        Grain::PerPeriod => "reportroot's history of this report: one row per reportRefreshDate in [from, to], of the given period; ascending by date. At most 20000 rows.",
+        Grain::PerDimension => "reportroot's history of this report: one row per reportRefreshDate in [from, to] and dimension value; ascending by date, then dimension value. At most 20000 rows.",
+    }
+}
+
+/// An optional string parameter with its default and description.
+fn optional(out: &mut String, name: &str, default: &str, about: &str) {
+    let _ = writeln!(
+        out,
+        r#"        <Parameter Name="{name}" Type="Edm.String">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"          <Annotation Term="Core.Description" String="{}"/>"#,
+        escape(about)
+    );
+    let _ = writeln!(
+        out,
+        r#"          <Annotation Term="Core.OptionalParameter"><Record><PropertyValue Property="DefaultValue" String="{default}"/></Record></Annotation>"#
+    );
+    out.push_str("        </Parameter>\n");
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use reportroot_storage::engine::{
     WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::Dialect;
+use reportroot_storage::sql::{retired_indexes, Dialect};
+use reportroot_storage::throttle::{THROTTLE_TABLE, THROTTLE_TABLE_SQL};
 use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -34,9 +35,12 @@ pub use reportroot_storage::error_chain;
 /// directory's tables (`reportroot_storage::directory`), created like the report tables.
 /// Version 4 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), created like the others, which bounds `reportDate` filters to a range of
-/// the natural-key index. Version 5 adds the dashboard's accounts (users, grants, sessions,
-/// tenant names: `reportroot_storage::accounts`), the tenant names filled from the rows
-/// already stored.
+/// the natural-key index. Version 5 replaces the activity date's history index with the series
+/// index (`reportroot_storage::sql::series_index`) and adds the dashboard's accounts (users,
+/// grants, sessions, tenant names: `reportroot_storage::accounts`), the tenant names filled
+/// from the rows already stored. The throttle counters' table (`reportroot_storage::throttle`)
+/// needs no version: it is created at every start like the others, and older binaries ignore
+/// it.
 pub const SCHEMA_VERSION: i64 = 5;
 
 /// Serialises schema changes between instances starting at once.
@@ -53,6 +57,8 @@ pub struct PostgresStorage {
     schema_change: SchemaChange,
     /// How migrations distribute the tables on a Citus database.
     citus: citus::CitusOptions,
+    /// `statement_timeout` of reads ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
+    read_time_limit: std::time::Duration,
     /// Tenants noted in `reportroot_tenants` by this process.
     known_tenants: Arc<KnownTenants>,
 }
@@ -190,11 +196,19 @@ impl PostgresStorage {
             tables: Arc::new(TableSet::new(Dialect::Postgres)),
             target,
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
+            read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             citus,
             known_tenants: Arc::default(),
         };
         storage.schema_change = storage.migrate().await?;
         Ok(storage)
+    }
+
+    /// The storage with reads cancelled after `limit` instead of
+    /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
+    pub fn with_read_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.read_time_limit = limit;
+        self
     }
 
     /// What [`PostgresStorage::connect`] did to the schema.
@@ -220,7 +234,8 @@ impl PostgresStorage {
         let result = match self.migrate_locked(&client).await {
             // Also when the schema was up to date: Citus may have been added since.
             Ok(change) => {
-                let tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                let mut tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                tables.push(THROTTLE_TABLE.to_owned());
                 citus::distribute(&client, &tables, self.citus)
                     .await
                     .map(|_| change)
@@ -254,7 +269,8 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
-        for statement in DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES) {
+        let global = DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES).copied();
+        for statement in global.chain([THROTTLE_TABLE_SQL]) {
             client.batch_execute(statement).await.map_err(backend)?;
         }
         match found {
@@ -275,6 +291,13 @@ impl PostgresStorage {
                             client.batch_execute(&statement).await.map_err(backend)?;
                         }
                     }
+                }
+                // The series index replaced the activity date's history index (version 5).
+                for index in REPORTS.iter().flat_map(retired_indexes) {
+                    client
+                        .batch_execute(&format!("DROP INDEX IF EXISTS {index}"))
+                        .await
+                        .map_err(backend)?;
                 }
                 if from < 5 {
                     for statement in tenant_backfill(Dialect::Postgres) {
@@ -303,6 +326,7 @@ impl PostgresStorage {
 /// so writes and bulk loads have none).
 async fn limited_read(
     client: &mut Object,
+    limit: std::time::Duration,
 ) -> Result<deadpool_postgres::Transaction<'_>, StorageError> {
     let transaction = client
         .build_transaction()
@@ -310,7 +334,8 @@ async fn limited_read(
         .start()
         .await
         .map_err(backend)?;
-    let limit = reportroot_storage::READ_TIME_LIMIT.as_millis();
+    // 0 would turn the limit off: at least a millisecond.
+    let limit = limit.as_millis().max(1);
     transaction
         .batch_execute(&format!("SET LOCAL statement_timeout = {limit}"))
         .await
@@ -415,7 +440,12 @@ impl SqlRunner for PostgresStorage {
     async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
         let client = self.client().await?;
         let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
-        client.execute(&sql, &refs(&params)).await.map_err(backend)
+        // Prepared once per connection: a statement then costs one round trip, not two.
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        client
+            .execute(&statement, &refs(&params))
+            .await
+            .map_err(backend)
     }
 
     async fn query(
@@ -426,7 +456,11 @@ impl SqlRunner for PostgresStorage {
         use tokio_postgres::types::Type;
         let client = self.client().await?;
         let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
-        let rows = client.query(&sql, &refs(&params)).await.map_err(backend)?;
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        let rows = client
+            .query(&statement, &refs(&params))
+            .await
+            .map_err(backend)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -493,16 +527,17 @@ impl SqlBackend for PostgresStorage {
         query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
         let mut client = self.client().await?;
-        let transaction = limited_read(&mut client).await?;
+        let transaction = limited_read(&mut client, self.read_time_limit).await?;
+        // Preparing runs under the limit too.
         let statement = transaction
             .prepare_cached(&query.sql)
             .await
-            .map_err(backend)?;
+            .map_err(read_failure)?;
         let rows = transaction
             .query(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(read_failure)?;
-        transaction.commit().await.map_err(backend)?;
+        transaction.commit().await.map_err(read_failure)?;
         rows.iter()
             .map(|row| decode_entity(report, &Columns(row)))
             .collect()
@@ -510,16 +545,17 @@ impl SqlBackend for PostgresStorage {
 
     async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
         let mut client = self.client().await?;
-        let transaction = limited_read(&mut client).await?;
+        let transaction = limited_read(&mut client, self.read_time_limit).await?;
+        // Preparing runs under the limit too.
         let statement = transaction
             .prepare_cached(&query.sql)
             .await
-            .map_err(backend)?;
+            .map_err(read_failure)?;
         let row = transaction
             .query_one(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(read_failure)?;
-        transaction.commit().await.map_err(backend)?;
+        transaction.commit().await.map_err(read_failure)?;
         row.try_get(0).map_err(backend)
     }
 
@@ -540,6 +576,21 @@ impl SqlBackend for PostgresStorage {
         }
         while !run_steps(&client, &mut plan).await? {}
         plan.finish()
+    }
+
+    fn shares_throttle_counters(&self) -> bool {
+        true
+    }
+
+    fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
+        let status = self.pool.status();
+        vec![reportroot_storage::PoolStatus {
+            pool: "postgres",
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            max: status.max_size,
+            waiting: Some(status.waiting),
+        }]
     }
 
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {

@@ -19,7 +19,7 @@ use reportroot_storage::engine::{
     Write, WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::{Dialect, TableSql};
+use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
 use reportroot_storage::{LoadAborted, RowChunks, SchemaChange, StorageError, UpsertCounts};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, Transaction, TransactionBehavior};
@@ -40,7 +40,9 @@ use uuid::Uuid;
 /// `reportroot_storage::directory`); a version 4 binary would serve without them.
 /// Version 6 adds the `_ahead_` partial index of per-day reports (rows dated after their
 /// refresh date), which bounds `reportDate` filters to a range of the natural-key index.
-/// Version 7 adds the dashboard's accounts (users, grants, sessions, tenant names:
+/// Version 7 replaces the activity date's history index with the series index
+/// (`reportroot_storage::sql::series_index`), which a version 6 binary would not keep up,
+/// and adds the dashboard's accounts (users, grants, sessions, tenant names:
 /// `reportroot_storage::accounts`), the tenant names filled from the rows already stored; a
 /// version 6 binary would write rows without noting their tenant.
 pub const SCHEMA_VERSION: i64 = 7;
@@ -89,6 +91,8 @@ struct Inner {
     known_tenants: KnownTenants,
     /// What the open did to the schema.
     schema_change: SchemaChange,
+    /// How long a read may run ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
+    read_time_limit: Duration,
 }
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] on its own
@@ -165,6 +169,21 @@ pub fn path_from_url(url: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Deletes a database file and the write-ahead log and shared-memory files SQLite keeps beside
+/// it; a file that is not there is not an error.
+pub fn remove_database(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
@@ -204,9 +223,20 @@ impl SqliteStorage {
                 tables: TableSet::new(Dialect::Sqlite),
                 known_tenants: KnownTenants::default(),
                 schema_change,
+                read_time_limit: reportroot_storage::READ_TIME_LIMIT,
             }),
         };
         Ok(storage)
+    }
+
+    /// The storage with reads stopped after `limit` instead of
+    /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
+    /// Call before sharing the storage: later it changes nothing.
+    pub fn with_read_time_limit(mut self, limit: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.read_time_limit = limit;
+        }
+        self
     }
 
     /// What opening the file did to its schema.
@@ -227,7 +257,8 @@ impl SqliteStorage {
                 Some(c) => c,
                 None => open_connection(&inner.path, inner.durability, READER_CACHE_KIB)?,
             };
-            let result = with_time_limit(&connection, || work(&connection, &inner));
+            let limit = inner.read_time_limit;
+            let result = with_time_limit(&connection, limit, || work(&connection, &inner));
             lock(&inner.readers).push(connection);
             result
         };
@@ -339,9 +370,10 @@ impl SqliteStorage {
 /// steps), which turns their failure into [`StorageError::QueryTimeout`].
 fn with_time_limit<T>(
     connection: &Connection,
+    limit: Duration,
     work: impl FnOnce() -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
-    let deadline = Instant::now() + reportroot_storage::READ_TIME_LIMIT;
+    let deadline = Instant::now() + limit;
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = Arc::clone(&stopped);
     connection.progress_handler(
@@ -512,7 +544,11 @@ fn current_schema(connection: &Connection) -> Result<Option<SchemaChange>, Stora
             .split_whitespace()
             .nth(5)
             .is_some_and(|name| names.contains(name))
-    }) && !names.iter().any(|name| name.ends_with("_by_period"));
+    }) && !names.iter().any(|name| name.ends_with("_by_period"))
+        && !REPORTS
+            .iter()
+            .flat_map(retired_indexes)
+            .any(|name| names.contains(&name));
     Ok(complete.then_some(SchemaChange::UpToDate(SCHEMA_VERSION)))
 }
 
@@ -553,6 +589,9 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
             backfills.push(report);
         }
         script.push_str(&format!("DROP INDEX IF EXISTS {table}_by_period;\n"));
+        for index in retired_indexes(report) {
+            script.push_str(&format!("DROP INDEX IF EXISTS {index};\n"));
+        }
         for statement in TableSql::new(report, Dialect::Sqlite).create {
             script.push_str(&statement);
             script.push_str(";\n");
@@ -1143,6 +1182,29 @@ fn directory_param(value: &SqlValue) -> rusqlite::types::Value {
 impl SqlBackend for SqliteStorage {
     fn tables(&self) -> &TableSet {
         &self.inner.tables
+    }
+
+    /// The reader connections (opened on demand, kept) and the one writer.
+    fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
+        let readers_in_use =
+            MAX_READERS.saturating_sub(self.inner.reader_slots.available_permits());
+        let writer_in_use = 1 - self.inner.writer_slot.available_permits().min(1);
+        vec![
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_readers",
+                in_use: readers_in_use,
+                idle: lock(&self.inner.readers).len(),
+                max: MAX_READERS,
+                waiting: None,
+            },
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_writer",
+                in_use: writer_in_use,
+                idle: 1 - writer_in_use,
+                max: 1,
+                waiting: None,
+            },
+        ]
     }
 
     fn known_tenants(&self) -> &KnownTenants {

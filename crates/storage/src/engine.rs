@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::accounts::{Accounts, KnownTenants};
 use crate::directory::{Directory, SqlRunner};
 use crate::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
+use crate::series::{compile_series, SeriesQuery, SERIES_MAX_POINTS};
 use crate::sql::{natural_key_label, Dialect, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
@@ -569,6 +570,17 @@ pub trait SqlBackend: SqlRunner {
 
     /// [`Storage::upsert_stream`]: each backend loads its own way.
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError>;
+
+    /// Whether the throttle counters are kept in this database
+    /// ([`crate::throttle::ThrottleCounters`], PostgreSQL only).
+    fn shares_throttle_counters(&self) -> bool {
+        false
+    }
+
+    /// [`Storage::pool_status`].
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        Vec::new()
+    }
 }
 
 /// The arguments of [`Storage::upsert_stream`], for [`SqlBackend::load`].
@@ -585,6 +597,15 @@ pub struct Load {
 impl<B: SqlBackend> Storage for B {
     fn directory(&self) -> Directory<'_> {
         Directory::new(self)
+    }
+
+    fn throttle_counters(&self) -> Option<crate::throttle::ThrottleCounters<'_>> {
+        self.shares_throttle_counters()
+            .then(|| crate::throttle::ThrottleCounters::new(self))
+    }
+
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        SqlBackend::pool_status(self)
     }
 
     fn accounts(&self) -> Accounts<'_> {
@@ -674,6 +695,34 @@ impl<B: SqlBackend> Storage for B {
     ) -> Result<Vec<Entity>, StorageError> {
         let query = latest_query(self.tables().get(report)?, tenant.0, period);
         self.read_entities(report, query).await
+    }
+
+    async fn series(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &SeriesQuery,
+    ) -> Result<Vec<Entity>, StorageError> {
+        if query.interval.buckets(query.from, query.to) > SERIES_MAX_POINTS {
+            return Err(StorageError::TooManyPoints);
+        }
+        let columns = &self.tables().get(report)?.columns;
+        // One row more than allowed tells a series that is too long (dimension values
+        // multiply the buckets) without reading all of it.
+        let compiled = compile_series(
+            report,
+            self.dialect(),
+            columns,
+            tenant.0,
+            query,
+            SERIES_MAX_POINTS + 1,
+        );
+        tracing::debug!(sql = %compiled.sql, "series");
+        let rows = self.read_entities(report, compiled).await?;
+        if rows.len() as u64 > SERIES_MAX_POINTS {
+            return Err(StorageError::TooManyPoints);
+        }
+        Ok(rows)
     }
 
     async fn upsert_stream(

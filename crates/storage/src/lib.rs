@@ -4,10 +4,17 @@
 //! is scoped to one tenant: no method can read or write another tenant's rows.
 
 pub mod accounts;
+pub mod csv_import;
 pub mod directory;
 pub mod engine;
 pub mod query_sql;
+pub mod series;
 pub mod sql;
+pub mod throttle;
+
+/// The order a list query is answered in: its `$orderby`, else the scope's default, with the
+/// id last for a total order (what a `$skiptoken` records the position in).
+pub use query_sql::effective_order;
 
 use async_trait::async_trait;
 use reportroot_model::{Entity, Period, ReportType, TenantId, Value};
@@ -53,6 +60,9 @@ pub enum StorageError {
     /// over a long history) and was stopped; see [`READ_TIME_LIMIT`].
     #[error("The query took longer than {} ms and was stopped; narrow $filter (e.g. by reportDate) or ask for fewer rows.", READ_TIME_LIMIT.as_millis())]
     QueryTimeout,
+    /// A series would answer more than [`series::SERIES_MAX_POINTS`] rows.
+    #[error("The series has more than {} points; narrow the range from/to or use a longer interval ('week' or 'month').", series::SERIES_MAX_POINTS)]
+    TooManyPoints,
     /// Anything else the database reported, with what was being done and why it failed.
     #[error(transparent)]
     Backend(BackendError),
@@ -243,11 +253,37 @@ pub struct UpsertCounts {
     pub unchanged: u64,
 }
 
+/// One connection pool of a backend, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Which pool (`postgres`; SQLite's `sqlite_readers` and `sqlite_writer`).
+    pub pool: &'static str,
+    /// Connections lent out now.
+    pub in_use: usize,
+    /// Connections open and waiting in the pool.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
+    /// Tasks waiting for a connection, when the pool knows.
+    pub waiting: Option<usize>,
+}
+
 /// The backend-independent contract of a report store.
 #[async_trait]
 pub trait Storage: Send + Sync {
     /// The app registrations and signing keys kept in the same database.
     fn directory(&self) -> directory::Directory<'_>;
+
+    /// Throttle counters shared by every instance on this database, or `None` when the
+    /// backend keeps none (SQLite: the API counts in memory).
+    fn throttle_counters(&self) -> Option<throttle::ThrottleCounters<'_>> {
+        None
+    }
+
+    /// The backend's connection pools as they are now, for metrics.
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
 
     /// The dashboard's users, sessions and tenant names kept in the same database.
     fn accounts(&self) -> accounts::Accounts<'_>;
@@ -311,6 +347,18 @@ pub trait Storage: Send + Sync {
         tenant: TenantId,
         report: &'static ReportType,
         period: Option<Period>,
+    ) -> Result<Vec<Entity>, StorageError>;
+
+    /// The tenant's history as a chart reads it (`reportroot.series`): one row per date of
+    /// the report's axis (or per week or month: the row of its latest date) and dimension
+    /// value, in `[from, to]`, ascending by date, then dimension value. For a per-day report,
+    /// each date's row is the one of the latest refresh that reports it, whatever its period.
+    /// [`StorageError::TooManyPoints`] past [`series::SERIES_MAX_POINTS`] rows.
+    async fn series(
+        &self,
+        tenant: TenantId,
+        report: &'static ReportType,
+        query: &series::SeriesQuery,
     ) -> Result<Vec<Entity>, StorageError>;
 
     /// Inserts or updates rows by natural key, all in one transaction.

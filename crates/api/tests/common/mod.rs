@@ -164,6 +164,15 @@ pub async fn open_storage(db: &Db) -> Arc<dyn Storage> {
 
 pub async fn spawn_on(db: Db, configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let storage = open_storage(&db).await;
+    spawn_over(storage, db, configure).await
+}
+
+/// A server over `storage`, opened by the test on `db`.
+pub async fn spawn_over(
+    storage: Arc<dyn Storage>,
+    db: Db,
+    configure: impl FnOnce(&mut ApiConfig),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

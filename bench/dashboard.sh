@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The dashboard's benchmark (issue 17), in Debian's Chromium via playwright-core
+# (scripts/browser/bench.mjs): render time of the tenant overview and of a report page over
+# 3 years of daily rows (Performance API: ms from navigation start until the page is drawn),
+# the first view's transfer, and the report function's throughput (wrk, 16 connections)
+# alone and while 5 dashboards re-read their data every second. Prints JSON; the numbers
+# go into bench/RESULTS.md by hand. The machine is shared: run it on a quiet one.
+#   TENANTS=2 DAYS=1095 RUNS=5 WRK_SECONDS=10 bench/dashboard.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+TENANTS=${TENANTS:-2}; DAYS=${DAYS:-1095}
+command -v chromium >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+command -v wrk >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --locked -q -p reportroot
+(cd scripts/browser && npm ci --no-audit --no-fund --silent)
+rr=$root/target/release/reportroot
+work=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+db="sqlite://$work/bench.db"
+export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
+# Every report (the overview reads each family's), D7 only: 3 years of daily rows each.
+"$rr" seed --tenants "$TENANTS" --days "$DAYS" --periods D7 --database "$db" >&2
+password="bench-$RANDOM-$RANDOM-$RANDOM"
+printf '%s\n' "$password" | "$rr" user add --name bench --all-tenants --password-stdin --database "$db" >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$rr" serve --listen "127.0.0.1:$port" --database "$db" --key-file "$work/reportroot.key" >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+tenant=$(printf '5eed0000-0000-0001-0000-%012x' 0)
+token=$("$rr" token --tenant "$tenant" --role Reports.Read.All --ttl 1h --key-file "$work/reportroot.key")
+DASHBOARD_URL="http://127.0.0.1:$port" OPERATOR_NAME=bench OPERATOR_PASSWORD=$password TENANT=$tenant TOKEN=$token \
+  node scripts/browser/bench.mjs

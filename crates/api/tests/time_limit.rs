@@ -1,0 +1,84 @@
+//! A read that runs past the storage's time limit (here a millisecond instead of 2 s) is
+//! stopped and answered `503 serviceNotAvailable` with `Retry-After`, on every backend: a
+//! `$filter` on a count that no index serves, over 10,000 rows.
+#![expect(clippy::unwrap_used)]
+
+mod common;
+
+on_both_backends!(a_scan_past_the_time_limit_is_a_503);
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use reportroot_model::{find_report, Date, TenantId, Value, ValueKind};
+use reportroot_storage::Storage;
+
+const LIMIT: Duration = Duration::from_millis(1);
+
+async fn a_scan_past_the_time_limit_is_a_503(backend: Backend) {
+    let (storage, db, dir): (Arc<dyn Storage>, Db, Option<tempfile::TempDir>) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("limit.db");
+            let storage = reportroot_sqlite::SqliteStorage::open(
+                &path,
+                reportroot_sqlite::Durability::Process,
+            )
+            .unwrap()
+            .with_read_time_limit(LIMIT);
+            (Arc::new(storage), Db::Sqlite(path), Some(dir))
+        }
+        Backend::Postgres | Backend::Citus => {
+            let url = match backend {
+                Backend::Postgres => postgres_url(),
+                _ => citus_url(),
+            };
+            let Some(url) = url else {
+                announce_skip("the time limit");
+                return;
+            };
+            let storage = reportroot_postgres::PostgresStorage::connect(&url, 4)
+                .await
+                .unwrap()
+                .with_read_time_limit(LIMIT);
+            (Arc::new(storage), Db::Postgres(url), None)
+        }
+    };
+    let t = tenant();
+    let report = find_report("office365ActiveUserCounts").unwrap();
+    let first = Date::parse("2000-01-01").unwrap();
+    let rows: Vec<Vec<Value>> = (0..10_000)
+        .map(|n| {
+            let day = Value::Date(first.add_days(n));
+            report
+                .properties
+                .iter()
+                .map(|p| match p.kind {
+                    ValueKind::Date => day.clone(),
+                    ValueKind::Period => Value::Text("7".into()),
+                    _ => Value::Int(n % 50),
+                })
+                .collect()
+        })
+        .collect();
+    storage
+        .upsert_many(TenantId(t.id), report, rows)
+        .await
+        .unwrap();
+    let mut app = spawn_over(storage, db, |_| {}).await;
+    app._dir = dir;
+    let response = app
+        .get(
+            "/v1.0/reports/office365ActiveUserCounts?$filter=teams%20gt%20100&$count=true",
+            &t.read,
+        )
+        .await;
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "{}",
+        response.status()
+    );
+    let message = assert_error(response, 503, "serviceNotAvailable").await;
+    assert!(message.contains("narrow $filter"), "{message}");
+}
