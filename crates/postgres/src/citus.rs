@@ -9,8 +9,8 @@
 //!   to one shard, where a reference table would make every request a two-phase commit on
 //!   every node.
 //! - Every other global table — named `reportroot_…`: the schema version and the directory
-//!   (app registrations, secrets, signing keys) — becomes a reference table, copied to every
-//!   node.
+//!   (app registrations, secrets, signing keys) and the dashboard's accounts (users, grants,
+//!   sessions, tenant names) — becomes a reference table, copied to every node.
 //!
 //! Idempotent: tables already in `pg_dist_partition` are skipped, so a report type or a global
 //! table added by a later release is distributed by the same code at the next start-up.
@@ -338,6 +338,7 @@ fn with_database(url: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use reportroot_model::REPORTS;
+    use reportroot_storage::accounts::ACCOUNT_TABLES;
     use reportroot_storage::directory::DIRECTORY_TABLES;
 
     use super::*;
@@ -353,7 +354,7 @@ mod tests {
                 report.table_name()
             );
         }
-        for statement in DIRECTORY_TABLES {
+        for statement in DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES) {
             if let Some(rest) = statement.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
                 assert!(rest.starts_with(GLOBAL_TABLE_PREFIX), "{statement}");
             }

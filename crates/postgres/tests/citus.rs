@@ -58,11 +58,15 @@ fn report_tables() -> Vec<String> {
     REPORTS.iter().map(ReportType::table_name).collect()
 }
 
-const GLOBAL: [&str; 4] = [
+const GLOBAL: [&str; 8] = [
     "reportroot_app_secrets",
     "reportroot_apps",
     "reportroot_schema",
+    "reportroot_sessions",
     "reportroot_signing_keys",
+    "reportroot_tenants",
+    "reportroot_user_tenants",
+    "reportroot_users",
 ];
 
 /// Report tables and the throttle counters hash-distributed by tenant, all in one co-location
