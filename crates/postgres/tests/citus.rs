@@ -5,11 +5,12 @@
 
 use std::io::Write;
 
-use reportroot_model::{Date, Period, ReportType, Value, ValueKind, REPORTS};
+use reportroot_model::{Date, Grain, Period, ReportType, Value, ValueKind, REPORTS};
 use reportroot_odata::query::{parse_filter, parse_order_by, PropertyRef};
 use reportroot_postgres::citus::{self, CitusOptions};
 use reportroot_postgres::PostgresStorage;
 use reportroot_storage::query_sql::{compile_count, compile_list, effective_order, SqlParam};
+use reportroot_storage::series::{compile_series, Interval, SeriesQuery};
 use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{Cursor, ListQuery, Scope};
 use tokio_postgres::types::ToSql;
@@ -373,6 +374,28 @@ fn statements(report: &'static ReportType, tenant: Uuid) -> Vec<(String, String,
                 bind_params(&compiled.params),
             ));
         }
+    }
+    // The history series (`reportroot.series`), by day and by month.
+    for interval in [Interval::Day, Interval::Month] {
+        let query = SeriesQuery {
+            from: Date::parse("2024-01-01").unwrap(),
+            to: Date::parse("2025-01-01").unwrap(),
+            interval,
+            period: (report.grain == Grain::PerPeriod).then_some(Period::D7),
+        };
+        let compiled = compile_series(
+            report,
+            Dialect::Postgres,
+            &table.columns,
+            tenant,
+            &query,
+            100,
+        );
+        all.push((
+            format!("series by {interval:?}"),
+            compiled.sql,
+            bind_params(&compiled.params),
+        ));
     }
     all
 }
