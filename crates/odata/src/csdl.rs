@@ -158,9 +158,9 @@ pub fn metadata_xml(version: Version) -> String {
 /// reportroot's own namespace: the function `reportroot.series`, bound to every report's
 /// entity set (one overload per entity type), described with the Core vocabulary.
 fn series_schema(out: &mut String, reports: &[&ReportType]) {
-    out.push_str(concat!(
+    out.push_str(
         "    <Schema Namespace=\"reportroot\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
-    ));
+    );
     for report in reports {
         let collection = escape(&format!("Collection({})", report.qualified_name()));
         let per_period = report.grain == Grain::PerPeriod;

@@ -514,15 +514,16 @@ impl SqlBackend for PostgresStorage {
     ) -> Result<Vec<Entity>, StorageError> {
         let mut client = self.client().await?;
         let transaction = limited_read(&mut client, self.read_time_limit).await?;
+        // Preparing runs under the limit too.
         let statement = transaction
             .prepare_cached(&query.sql)
             .await
-            .map_err(backend)?;
+            .map_err(read_failure)?;
         let rows = transaction
             .query(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(read_failure)?;
-        transaction.commit().await.map_err(backend)?;
+        transaction.commit().await.map_err(read_failure)?;
         rows.iter()
             .map(|row| decode_entity(report, &Columns(row)))
             .collect()
@@ -531,15 +532,16 @@ impl SqlBackend for PostgresStorage {
     async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
         let mut client = self.client().await?;
         let transaction = limited_read(&mut client, self.read_time_limit).await?;
+        // Preparing runs under the limit too.
         let statement = transaction
             .prepare_cached(&query.sql)
             .await
-            .map_err(backend)?;
+            .map_err(read_failure)?;
         let row = transaction
             .query_one(&statement, &refs(&binds(&query.params)))
             .await
             .map_err(read_failure)?;
-        transaction.commit().await.map_err(backend)?;
+        transaction.commit().await.map_err(read_failure)?;
         row.try_get(0).map_err(backend)
     }
 

@@ -175,21 +175,25 @@ fn sqlite_pages_read_in_index_order() {
             compiled.sql
         );
     }
-    // `$count` of a range reads the series index alone (it holds the refresh date the
-    // filter's floor bounds), not the table.
+    // `$count` of a range reads a range of an index that holds both dates (the natural key's
+    // or the series index, equally wide), not the table.
     let filter = parse_filter(report, "reportDate ge 2024-02-01").unwrap();
     let count = compile_count(report, Dialect::Sqlite, tenant, &Scope::All, Some(&filter));
-    let plan = plan(&count);
+    let count_plan = plan(&count);
     assert!(
-        plan.contains(&format!("COVERING INDEX {}_by_day", report.table_name())),
-        "{}\n{plan}",
+        count_plan.starts_with(&format!(
+            "SEARCH {} USING COVERING INDEX",
+            report.table_name()
+        )),
+        "{}\n{count_plan}",
         count.sql
     );
     // A series: per bucket, one seek of the series index and one of the primary key; the
     // only sort is of the answer's rows.
     for interval in [Interval::Day, Interval::Month] {
         let series = series_sql(report, Dialect::Sqlite, tenant, interval);
-        let plan = plan(&series);
+        let series_plan = plan(&series);
+        let plan = &series_plan;
         assert!(
             plan.contains(&format!(
                 "SEARCH x USING COVERING INDEX {}_by_day",
@@ -298,10 +302,7 @@ async fn postgres_pages_read_in_index_order() {
     );
     let plan = explain(&client, &count).await;
     assert!(
-        plan.contains(&format!(
-            "Index Only Scan using {}_by_day",
-            report.table_name()
-        )),
+        plan.contains("Index Only Scan") && !plan.contains("Seq Scan"),
         "{}\n{plan}",
         count.sql
     );
@@ -314,7 +315,7 @@ async fn postgres_pages_read_in_index_order() {
                 report.table_name()
             )) && plan.contains(&format!("Index Scan using {}_pkey", report.table_name()))
                 && !plan.contains("Seq Scan on office365")
-                && plan.matches("Sort").count() == 1,
+                && plan.matches("Sort  (").count() == 1,
             "{interval:?}: {}\n{plan}",
             series.sql
         );
