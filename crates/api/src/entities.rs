@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reportroot_model::{Entity, ReportType};
 use reportroot_odata::json::{
@@ -201,11 +201,18 @@ pub(crate) fn page_response(report: &ReportType, page: &Page, context: &str) -> 
 
 /// Says which `odata.maxpagesize` preference was honoured.
 pub(crate) fn add_preference_applied(response: &mut Response, page: &Page) {
-    if let Some(size) = page.applied_page_size {
-        if let Ok(value) = HeaderValue::from_str(&format!("odata.maxpagesize={size}")) {
-            response.headers_mut().insert("preference-applied", value);
-        }
+    if let Some(value) = preference_applied(page) {
+        response.headers_mut().insert(PREFERENCE_APPLIED, value);
     }
+}
+
+/// The `Preference-Applied` header's name.
+pub(crate) const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+
+/// `Preference-Applied: odata.maxpagesize=N` when the page size a client preferred was applied.
+pub(crate) fn preference_applied(page: &Page) -> Option<HeaderValue> {
+    let size = page.applied_page_size?;
+    HeaderValue::from_str(&format!("odata.maxpagesize={size}")).ok()
 }
 
 /// `GET /reports/{set}/$count`: the number of matching rows as plain text.

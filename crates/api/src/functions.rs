@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use reportroot_model::{Period, ReportType};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::response::Response;
+use reportroot_model::{Period, ReportType, TenantId, Version};
 use reportroot_odata::csv_format::write_report_csv_on;
 use reportroot_odata::json::nested_collection_json;
 use reportroot_odata::query::parse_query_options;
 use reportroot_storage::Scope;
 
 use crate::auth::{unix_now, Caller};
+use crate::context::ODATA_JSON;
 use crate::download::Grant;
-use crate::entities::{add_preference_applied, json_response, page_body};
+use crate::entities::{page_body, preference_applied, PREFERENCE_APPLIED};
 use crate::error::ApiError;
 use crate::paging::{page_size, query_page};
 use crate::report_cache::CachedAnswer;
@@ -130,21 +131,7 @@ pub(crate) async fn call_function(
         return Ok(answer.respond(&call.headers));
     }
     let generation = cache.generation(caller.tenant);
-    let unconditional = Call {
-        headers: HeaderMap::new(),
-        ..call.clone()
-    };
-    let response = render_function(
-        state,
-        &unconditional,
-        caller,
-        report,
-        period,
-        format,
-        redirect,
-    )
-    .await?;
-    let answer = CachedAnswer::from_response(response).await;
+    let answer = render_function(state, call, caller, report, period, format, redirect).await?;
     cache.put(caller.tenant, key, generation, answer.clone());
     Ok(answer.respond(&call.headers))
 }
@@ -192,69 +179,83 @@ async fn render_function(
     period: Option<Period>,
     format: Format,
     redirect: bool,
-) -> Result<Response, ApiError> {
+) -> Result<CachedAnswer, ApiError> {
     if format == Format::Json {
-        let base = call.base(state);
-        let args = period.map_or_else(|| "()".to_owned(), |p| format!("(period='{p}')"));
-        let link_base = format!("{base}/reports/{}{args}", report.function.name);
-        let page = query_page(
-            state,
-            call,
-            caller.tenant,
-            report,
-            Scope::Latest { period },
-            &link_base,
-        )
-        .await?;
-        let body = match report.json_container {
-            Some(container) => nested_collection_json(
-                report,
-                Some(page.version),
-                &page.rows,
-                container,
-                page.next_link.as_deref(),
-            ),
-            None => {
-                let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
-                page_body(report, &page, &context, false)
-            }
-        };
-        return Ok(with_etag(&call.headers, body, |body| {
-            let mut response = json_response(StatusCode::OK, body);
-            add_preference_applied(&mut response, &page);
-            response
-        }));
+        return render_json(state, call, caller, report, period).await;
     }
-    let rows = state
-        .storage
-        .latest_report(caller.tenant, report, period)
-        .await?;
-    let mut csv = Vec::with_capacity(256 + rows.len() * 96);
-    write_report_csv_on(report, Some(call.version.model()), &rows, &mut csv);
+    let version = call.version.model();
+    let csv = csv_answer(state, caller.tenant, report, period, version).await?;
     if !redirect {
-        return Ok(with_etag(&call.headers, csv, |body| {
-            csv_response(report, period, body)
-        }));
+        return Ok(csv);
     }
     let grant = Grant {
         tenant: caller.tenant,
         report,
         period,
         expires: unix_now() + state.config.download_ttl_seconds,
-        version: call.version.model(),
+        version,
     };
     let location = format!(
         "{}/reports/download/{}",
         call.base_url,
         state.downloads.sign(&grant)
     );
-    Ok(with_etag(&call.headers, csv, move |_| {
-        let mut response = StatusCode::FOUND.into_response();
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, value);
+    Ok(CachedAnswer::redirect(&location, &csv))
+}
+
+/// A function's JSON answer (beta's `$format=application/json`): a page of the latest report.
+async fn render_json(
+    state: &Arc<AppState>,
+    call: &Call,
+    caller: Caller,
+    report: &'static ReportType,
+    period: Option<Period>,
+) -> Result<CachedAnswer, ApiError> {
+    let base = call.base(state);
+    let args = period.map_or_else(|| "()".to_owned(), |p| format!("(period='{p}')"));
+    let link_base = format!("{base}/reports/{}{args}", report.function.name);
+    let scope = Scope::Latest { period };
+    let page = query_page(state, call, caller.tenant, report, scope, &link_base).await?;
+    let body = match report.json_container {
+        Some(container) => nested_collection_json(
+            report,
+            Some(page.version),
+            &page.rows,
+            container,
+            page.next_link.as_deref(),
+        ),
+        None => {
+            let context = format!("{base}/$metadata#Collection({})", report.qualified_name());
+            page_body(report, &page, &context, false)
         }
-        response
-    }))
+    };
+    let mut headers = vec![(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON))];
+    headers.extend(preference_applied(&page).map(|v| (PREFERENCE_APPLIED, v)));
+    Ok(CachedAnswer::ok(headers, body))
+}
+
+/// The latest report as CSV in `version`'s columns: the body of `?redirect=false` and of the
+/// download the `302` points to. Cached on its own key (no base URL: the CSV has no links), so
+/// the download that follows a `302` is served from the bytes the `302`'s eTag was taken from.
+async fn csv_answer(
+    state: &AppState,
+    tenant: TenantId,
+    report: &'static ReportType,
+    period: Option<Period>,
+    version: Version,
+) -> Result<CachedAnswer, ApiError> {
+    let key = format!("csv|{version:?}|{}|{period:?}", report.entity);
+    let cache = &state.report_cache;
+    if let Some(answer) = cache.get(tenant, &key) {
+        return Ok(answer);
+    }
+    let generation = cache.generation(tenant);
+    let rows = state.storage.latest_report(tenant, report, period).await?;
+    let mut csv = Vec::with_capacity(256 + rows.len() * 96);
+    write_report_csv_on(report, Some(version), &rows, &mut csv);
+    let answer = CachedAnswer::ok(csv_headers(report, period), csv);
+    cache.put(tenant, key, generation, answer.clone());
+    Ok(answer)
 }
 
 /// `GET /reports/download/{token}`: the CSV a function's `302` pointed to; no `Authorization`.
@@ -268,55 +269,32 @@ pub(crate) async fn download(
         return Err(ApiError::method_not_allowed("GET"));
     }
     let grant = state.downloads.verify(token, unix_now())?;
-    let rows = state
-        .storage
-        .latest_report(grant.tenant, grant.report, grant.period)
-        .await?;
-    let mut csv = Vec::with_capacity(256 + rows.len() * 96);
-    write_report_csv_on(grant.report, Some(grant.version), &rows, &mut csv);
-    Ok(with_etag(headers, csv, |body| {
-        csv_response(grant.report, grant.period, body)
-    }))
+    let csv = csv_answer(
+        state,
+        grant.tenant,
+        grant.report,
+        grant.period,
+        grant.version,
+    )
+    .await?;
+    Ok(csv.respond(headers))
 }
 
-fn csv_response(report: &ReportType, period: Option<Period>, body: Vec<u8>) -> Response {
+/// The headers of a CSV answer: Graph's `application/octet-stream` and the file name.
+fn csv_headers(report: &ReportType, period: Option<Period>) -> Vec<(HeaderName, HeaderValue)> {
     let stem = report.function.name.trim_start_matches("get");
     let filename = match period {
         Some(period) => format!("{stem}_{period}.csv"),
         None => format!("{stem}.csv"),
     };
-    let disposition = format!("attachment; filename={filename}");
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
+    let mut headers = vec![(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
+    )];
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename={filename}")) {
+        headers.push((header::CONTENT_DISPOSITION, value));
     }
-    response
-}
-
-/// Answers `304` when `If-None-Match` names the eTag of `body`, else `respond(body)` with an
-/// `ETag` header. The eTag is a hash of the report's bytes, so it changes exactly when the
-/// report does.
-fn with_etag(
-    request: &HeaderMap,
-    body: Vec<u8>,
-    respond: impl FnOnce(Vec<u8>) -> Response,
-) -> Response {
-    let etag = crate::etag::of_bytes(&body);
-    let matches = crate::etag::none_match(request, &etag);
-    let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        respond(body)
-    };
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    headers
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod server;
 pub mod session;
 pub mod signing;
 pub mod throttle;
+mod timed_storage;
 pub mod tls;
 pub mod trusted_issuers;
 
@@ -141,6 +142,23 @@ pub struct AppState {
 impl AppState {
     /// Builds the state.
     pub fn new(storage: Arc<dyn Storage>, config: ApiConfig) -> Arc<Self> {
+        let report_cache = report_cache::ReportCache::new(config.answer_cache_bytes);
+        let metrics = config
+            .metrics
+            .then(|| metrics::Metrics::new(&report_cache.counters))
+            .and_then(|made| {
+                made.map_err(|error| tracing::error!(%error, "metrics are off"))
+                    .ok()
+            });
+        // With metrics on, every storage operation is timed (sign-in's reads of the directory
+        // and the throttle's decisions aside: see `timed_storage`).
+        let storage: Arc<dyn Storage> = match &metrics {
+            Some(metrics) => Arc::new(timed_storage::TimedStorage::new(
+                storage,
+                metrics.storage.clone(),
+            )),
+            None => storage,
+        };
         let keys = Arc::new(signing::KeyRing::default());
         let trusted = config
             .trusted_issuers
@@ -164,14 +182,6 @@ impl AppState {
         });
         let downloads = download::DownloadSigner::new(&config.secret);
         let skiptokens = paging::skiptoken_signer(&config.secret);
-        let report_cache = report_cache::ReportCache::new(config.answer_cache_bytes);
-        let metrics = config
-            .metrics
-            .then(|| metrics::Metrics::new(&report_cache.counters))
-            .and_then(|made| {
-                made.map_err(|error| tracing::error!(%error, "metrics are off"))
-                    .ok()
-            });
         Arc::new(AppState {
             storage,
             verifier,
@@ -210,7 +220,7 @@ impl AppState {
     /// The Prometheus text exposition of this server's metrics, if they are on.
     pub fn render_metrics(&self) -> Option<String> {
         let metrics = self.metrics.as_ref()?;
-        Some(metrics.render(self.answer_cache_bytes()))
+        Some(metrics.render(self.answer_cache_bytes(), &self.storage.pool_status()))
     }
 }
 
@@ -498,7 +508,7 @@ async fn route(
     };
     span.record("tenant", tracing::field::display(caller.tenant.0));
     if let (Some(throttle), Target::Function(report, _)) = (&state.throttle, &resolved.target) {
-        admit(state, throttle, &call, caller, report)?;
+        admit(state, throttle, &call, caller, report).await?;
     }
     match resolved.target {
         Target::Metadata => metadata(&call),
@@ -575,7 +585,7 @@ async fn inject(
 }
 
 /// Counts a report-function call against Graph's limits, or refuses it with 429.
-fn admit(
+async fn admit(
     state: &AppState,
     throttle: &throttle::Throttle,
     call: &Call,
@@ -588,8 +598,17 @@ fn admit(
         throttle::Kind::Csv
     };
     let name = report.function.name;
+    let metrics = state.metrics.as_ref();
     throttle
-        .admit(caller.tenant, caller.app, name, kind)
+        .admit(
+            &state.storage,
+            metrics,
+            caller.tenant,
+            caller.app,
+            name,
+            kind,
+        )
+        .await
         .map_err(|refused| {
             if let Some(metrics) = &state.metrics {
                 metrics.throttled(refused.limit.label());

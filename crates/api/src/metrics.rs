@@ -11,7 +11,10 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use reportroot_storage::PoolStatus;
+
 use crate::routes::resolve;
+use crate::timed_storage::StorageMetrics;
 
 /// Latency buckets, seconds: report answers from the cache take well under a millisecond,
 /// large JSON pages and imports seconds.
@@ -34,6 +37,12 @@ pub struct Metrics {
     throttled: IntCounterVec,
     injected: IntCounterVec,
     storage_latency: Histogram,
+    /// Storage operations, shared with the [`crate::timed_storage::TimedStorage`].
+    pub(crate) storage: StorageMetrics,
+    throttle_store_failures: IntCounter,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGaugeVec,
+    pool_waiting: IntGaugeVec,
 }
 
 /// Counters the answer cache keeps whether or not metrics are on (an atomic add per lookup).
@@ -119,6 +128,36 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let throttle_store_failures = IntCounter::new(
+            "reportroot_throttle_store_failures_total",
+            "Throttle decisions the shared counters (PostgreSQL) failed or were too slow to make; each request was admitted.",
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "reportroot_db_pool_connections",
+                "Database connections of each pool, lent out (in_use) or open and waiting (idle).",
+            ),
+            &["pool", "state"],
+        )?;
+        let pool_max = IntGaugeVec::new(
+            Opts::new(
+                "reportroot_db_pool_max_connections",
+                "Most connections each database pool opens.",
+            ),
+            &["pool"],
+        )?;
+        let pool_waiting = IntGaugeVec::new(
+            Opts::new(
+                "reportroot_db_pool_waiting",
+                "Tasks waiting for a connection of the pool (pools that know).",
+            ),
+            &["pool"],
+        )?;
+        let storage = StorageMetrics::register(&registry)?;
+        registry.register(Box::new(throttle_store_failures.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(pool_waiting.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -138,7 +177,17 @@ impl Metrics {
             throttled,
             injected,
             storage_latency,
+            storage,
+            throttle_store_failures,
+            pool_connections,
+            pool_max,
+            pool_waiting,
         })
+    }
+
+    /// Counts a throttle decision the shared counters could not make.
+    pub(crate) fn throttle_store_failed(&self) {
+        self.throttle_store_failures.inc();
     }
 
     /// Starts timing a request; the guard counts it in flight until finished or dropped.
@@ -168,16 +217,35 @@ impl Metrics {
         self.storage_latency.observe(seconds);
     }
 
-    /// The text exposition of every metric, with the cache's bytes as of now.
-    pub fn render(&self, cache_bytes: usize) -> String {
-        self.cache_bytes
-            .set(i64::try_from(cache_bytes).unwrap_or(i64::MAX));
+    /// The text exposition of every metric, with the cache's bytes and the pools as of now.
+    pub fn render(&self, cache_bytes: usize, pools: &[PoolStatus]) -> String {
+        self.cache_bytes.set(gauge(cache_bytes));
+        for pool in pools {
+            let name = pool.pool;
+            for (state, value) in [("in_use", pool.in_use), ("idle", pool.idle)] {
+                self.pool_connections
+                    .with_label_values(&[name, state])
+                    .set(gauge(value));
+            }
+            self.pool_max
+                .with_label_values(&[name])
+                .set(gauge(pool.max));
+            if let Some(waiting) = pool.waiting {
+                self.pool_waiting
+                    .with_label_values(&[name])
+                    .set(gauge(waiting));
+            }
+        }
         let mut text = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
             tracing::error!(%error, "cannot render metrics");
         }
         String::from_utf8(text).unwrap_or_default()
     }
+}
+
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// A request being timed.

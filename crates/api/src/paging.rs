@@ -5,9 +5,8 @@
 
 use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind, Version};
 use reportroot_odata::json::ID_INDEX;
-use reportroot_odata::query::{parse_query_options, PropertyRef, QueryOptions};
-use reportroot_storage::query_sql::effective_order;
-use reportroot_storage::{Cursor, ListQuery, Scope};
+use reportroot_odata::query::{parse_query_options, OrderKey, PropertyRef, QueryOptions};
+use reportroot_storage::{effective_order, Cursor, ListQuery, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -125,13 +124,7 @@ pub(crate) async fn query_page(
 ) -> Result<Page, ApiError> {
     let options = parse_query_options(report, Some(call.version.model()), &call.query)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let signer = &state.skiptokens;
     let hash = options_hash(report, &scope, &options);
-    let skiptoken = call
-        .query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("$skiptoken"))
-        .map(|(_, v)| v.as_str());
     let mut query = ListQuery {
         scope,
         filter: options.filter.clone(),
@@ -142,50 +135,23 @@ pub(crate) async fn query_page(
     };
     let order = effective_order(report, &query);
     let mut remaining = options.top;
-    if let Some(text) = skiptoken {
-        let invalid = || ApiError::bad_request("The $skiptoken is not valid for this request.");
-        let token: SkipToken = signer
-            .open(text)
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .ok_or_else(invalid)?;
-        if token.q != hash {
-            return Err(invalid());
-        }
-        let keys: Vec<_> = order
-            .iter()
-            .filter_map(|k| match k.property {
-                PropertyRef::Index(i) => Some(report.properties[i].kind),
-                PropertyRef::Id => None,
-            })
-            .collect();
-        if keys.len() != token.k.len() {
-            return Err(invalid());
-        }
-        let values = keys
-            .iter()
-            .zip(&token.k)
-            .map(|(kind, json)| value_from_json(*kind, json))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(invalid)?;
-        query.after = Some(Cursor {
-            values,
-            id: token.i,
-        });
+    if let Some(text) = query_value(call, "$skiptoken") {
+        let resumed = resume(state, report, &order, &hash, text)?;
+        query.after = Some(resumed.cursor);
         // $skip applied to the first page only.
         query.skip = 0;
-        remaining = token.r;
+        remaining = resumed.remaining;
     }
     let (size, applied) = page_size(state, call);
     let page = remaining.map_or(size, |r| r.min(size));
-    let count = if options.count {
-        Some(
+    let count = match options.count {
+        true => Some(
             state
                 .storage
-                .count(tenant, report, scope, options.filter.as_ref())
+                .count(tenant, report, scope, query.filter.as_ref())
                 .await?,
-        )
-    } else {
-        None
+        ),
+        false => None,
     };
     let mut rows = if page == 0 {
         Vec::new()
@@ -201,58 +167,132 @@ pub(crate) async fn query_page(
                 q: hash,
                 r: remaining.map(|r| r - page),
                 i: last.id,
-                k: order
-                    .iter()
-                    .filter_map(|k| match k.property {
-                        PropertyRef::Index(i) => Some(value_to_json(&last.values[i])),
-                        PropertyRef::Id => None,
-                    })
-                    .collect(),
+                k: order_values(&order, last),
             };
-            let sealed = signer.seal(&serde_json::to_string(&token).unwrap_or_default());
-            let mut link = format!("{link_base}?");
-            let kept = QueryOptions {
-                top: None,
-                skip: None,
-                ..options.clone()
-            };
-            for (name, value) in kept.to_query_pairs(report) {
-                link.push_str(name);
-                link.push('=');
-                link.extend(form_urlencoded::byte_serialize(value.as_bytes()));
-                link.push('&');
-            }
-            if let Some(format) = call
-                .query
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("$format"))
-            {
-                link.push_str("$format=");
-                link.extend(form_urlencoded::byte_serialize(format.1.as_bytes()));
-                link.push('&');
-            }
-            link.push_str("$skiptoken=");
-            link.push_str(&sealed);
-            Some(link)
+            Some(next_link(state, call, report, &options, link_base, &token))
         }
         _ => None,
     };
-    let select = options.select.map(|refs| {
-        refs.into_iter()
-            .map(|r| match r {
-                PropertyRef::Id => ID_INDEX,
-                PropertyRef::Index(i) => i,
-            })
-            .collect()
-    });
     Ok(Page {
         rows,
         count,
         next_link,
-        select,
+        select: options.select.map(selected_indexes),
         applied_page_size: applied,
         version: call.version.model(),
     })
+}
+
+/// The value of query parameter `name` (case-insensitive), if given.
+fn query_value<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Where a `$skiptoken` resumes: after which row, and how many rows of `$top` are left.
+struct Resumed {
+    cursor: Cursor,
+    remaining: Option<u64>,
+}
+
+/// Opens a `$skiptoken`, checking that it was issued for this query (`hash`) and that its
+/// keys fit `order`.
+fn resume(
+    state: &AppState,
+    report: &ReportType,
+    order: &[OrderKey],
+    hash: &str,
+    text: &str,
+) -> Result<Resumed, ApiError> {
+    let invalid = || ApiError::bad_request("The $skiptoken is not valid for this request.");
+    let token: SkipToken = state
+        .skiptokens
+        .open(text)
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .ok_or_else(invalid)?;
+    if token.q != hash {
+        return Err(invalid());
+    }
+    let kinds: Vec<_> = order
+        .iter()
+        .filter_map(|k| match k.property {
+            PropertyRef::Index(i) => Some(report.properties[i].kind),
+            PropertyRef::Id => None,
+        })
+        .collect();
+    if kinds.len() != token.k.len() {
+        return Err(invalid());
+    }
+    let values = kinds
+        .iter()
+        .zip(&token.k)
+        .map(|(kind, json)| value_from_json(*kind, json))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(invalid)?;
+    Ok(Resumed {
+        cursor: Cursor {
+            values,
+            id: token.i,
+        },
+        remaining: token.r,
+    })
+}
+
+/// The values of `row` at the order's keys, as a `$skiptoken` keeps them.
+fn order_values(order: &[OrderKey], row: &Entity) -> Vec<serde_json::Value> {
+    order
+        .iter()
+        .filter_map(|k| match k.property {
+            PropertyRef::Index(i) => Some(value_to_json(&row.values[i])),
+            PropertyRef::Id => None,
+        })
+        .collect()
+}
+
+/// The `@odata.nextLink`: the query's options but `$top`/`$skip` (the token carries what is
+/// left of them), its `$format`, and the sealed token.
+fn next_link(
+    state: &AppState,
+    call: &Call,
+    report: &ReportType,
+    options: &QueryOptions,
+    link_base: &str,
+    token: &SkipToken,
+) -> String {
+    let sealed = state
+        .skiptokens
+        .seal(&serde_json::to_string(token).unwrap_or_default());
+    let kept = QueryOptions {
+        top: None,
+        skip: None,
+        ..options.clone()
+    };
+    let mut pairs = kept.to_query_pairs(report);
+    if let Some(format) = query_value(call, "$format") {
+        pairs.push(("$format", format.to_owned()));
+    }
+    let mut link = format!("{link_base}?");
+    for (name, value) in pairs {
+        link.push_str(name);
+        link.push('=');
+        link.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+        link.push('&');
+    }
+    link.push_str("$skiptoken=");
+    link.push_str(&sealed);
+    link
+}
+
+/// `$select`'s properties as indexes into a row (the id as [`ID_INDEX`]).
+fn selected_indexes(refs: Vec<PropertyRef>) -> Vec<usize> {
+    refs.into_iter()
+        .map(|r| match r {
+            PropertyRef::Id => ID_INDEX,
+            PropertyRef::Index(i) => i,
+        })
+        .collect()
 }
 
 /// The signer for `$skiptoken`s.

@@ -24,18 +24,48 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// record and the allocations' headers, roughly.
 const ENTRY_OVERHEAD: usize = 256;
 
-/// An unconditional answer: status, headers and body.
+/// A rendered report answer: status, headers, body and eTag. It is what the cache holds and
+/// what every answer of a report function is made from, so a report is rendered once: the
+/// JSON page, the `302` (whose eTag is that of the CSV it points to) and the download all come
+/// from answers built here, never from a `Response` taken apart again.
 #[derive(Clone)]
 pub(crate) struct CachedAnswer {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
+    etag: HeaderValue,
 }
 
 impl CachedAnswer {
+    /// A `200` of `body` whose eTag is the hash of `body`.
+    pub fn ok(headers: Vec<(HeaderName, HeaderValue)>, body: Vec<u8>) -> Self {
+        let etag = crate::etag::of_bytes(&body);
+        CachedAnswer {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from(body),
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        }
+    }
+
+    /// A `302` to `location` carrying the eTag of `target`, the answer it points to: the eTag
+    /// changes exactly when the report does, whichever form the client asked for.
+    pub fn redirect(location: &str, target: &CachedAnswer) -> Self {
+        let headers = HeaderValue::from_str(location)
+            .map(|value| vec![(header::LOCATION, value)])
+            .unwrap_or_default();
+        CachedAnswer {
+            status: StatusCode::FOUND,
+            headers,
+            body: Bytes::new(),
+            etag: target.etag.clone(),
+        }
+    }
+
     /// Bytes this answer holds.
     fn size(&self) -> usize {
         self.body.len()
+            + self.etag.len()
             + self
                 .headers
                 .iter()
@@ -43,45 +73,25 @@ impl CachedAnswer {
                 .sum::<usize>()
     }
 
-    /// Takes a response apart.
-    pub async fn from_response(response: Response) -> Self {
-        let (parts, body) = response.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap_or_default();
-        CachedAnswer {
-            status: parts.status,
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
-            body,
-        }
-    }
-
-    /// The answer to a request: `304` when its `If-None-Match` names this answer's eTag.
+    /// The answer to a request: `304` when its `If-None-Match` names this answer's eTag. The
+    /// one place report answers match `If-None-Match`.
     pub fn respond(&self, request: &HeaderMap) -> Response {
-        let etag = self
-            .headers
-            .iter()
-            .find(|(n, _)| n == header::ETAG)
-            .map(|(_, v)| v.clone());
-        let not_modified = etag
-            .as_ref()
-            .and_then(|e| e.to_str().ok())
-            .is_some_and(|etag| crate::etag::none_match(request, etag));
-        if not_modified {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            if let Some(etag) = etag {
-                response.headers_mut().insert(header::ETAG, etag);
+        let not_modified = self
+            .etag
+            .to_str()
+            .is_ok_and(|etag| crate::etag::none_match(request, etag));
+        let mut response = if not_modified {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let mut response = (self.status, self.body.clone()).into_response();
+            for (name, value) in &self.headers {
+                response.headers_mut().insert(name.clone(), value.clone());
             }
-            return response;
-        }
-        let mut response = (self.status, self.body.clone()).into_response();
-        for (name, value) in &self.headers {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
+            response
+        };
+        response
+            .headers_mut()
+            .insert(header::ETAG, self.etag.clone());
         response
     }
 }
@@ -220,11 +230,7 @@ mod tests {
     use super::*;
 
     fn answer(body_bytes: usize) -> CachedAnswer {
-        CachedAnswer {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: Bytes::from(vec![b'x'; body_bytes]),
-        }
+        CachedAnswer::ok(Vec::new(), vec![b'x'; body_bytes])
     }
 
     #[test]
@@ -250,7 +256,7 @@ mod tests {
         for _ in 0..100 {
             cache.put(tenant, "same".into(), 0, answer(1000));
         }
-        assert_eq!(cache.bytes(), ENTRY_OVERHEAD + 4 + 1000);
+        assert_eq!(cache.bytes(), ENTRY_OVERHEAD + 4 + 1000 + 26);
         assert!(cache.get(tenant, "same").is_some());
         cache.invalidate(tenant);
         assert!(cache.get(tenant, "same").is_none());

@@ -5,16 +5,32 @@
 //! fewer than the limit were admitted in the window before it, and one refused is told in
 //! `Retry-After` when the oldest of those leaves the window.
 //!
-//! The counters are this process's own (a bounded map): several instances over one PostgreSQL
-//! database each count their own requests.
+//! Where the counters are is the storage's choice: on PostgreSQL and Citus they are shared by
+//! every instance on the database (`reportroot_storage::throttle`, one statement per decision),
+//! on SQLite they are this process's own (a bounded map).
+//!
+//! A shared decision that fails (the database is down, or slower than [`STORE_TIMEOUT`]) admits
+//! the request: fail open. Why: the throttle imitates Graph for clients under test, it does not
+//! protect reportroot (its own limits do), so a broken counter store must not answer errors
+//! Graph would not; the request then meets the database on its own and fails or succeeds as
+//! it would unthrottled. Each such decision is logged and counted
+//! (`reportroot_throttle_store_failures_total`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reportroot_model::TenantId;
+use reportroot_storage::throttle::{Verdict, WindowRequest};
+use reportroot_storage::Storage;
 use serde::Deserialize;
 use uuid::Uuid;
+
+use crate::metrics::Metrics;
+
+/// How long a shared decision may take before the request is admitted without it.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The limits, as Graph has them by default; each can be changed in the config file's
 /// `[throttle]` table (small windows make client tests fast).
@@ -98,11 +114,13 @@ struct Key {
 /// tenants and apps should not grow memory without bound; forgetting errs on admitting).
 const MAX_WINDOWS: usize = 100_000;
 
-/// The throttle's state: the admitted requests' times per window.
+/// The throttle's state: the admitted requests' times per window (when counted here), and
+/// when this instance last swept the shared counters.
 pub struct Throttle {
     limits: ThrottleLimits,
     window: Duration,
     windows: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    last_sweep_ms: AtomicI64,
 }
 
 impl Throttle {
@@ -112,19 +130,130 @@ impl Throttle {
             window: Duration::from_secs(limits.window_seconds.max(1)),
             limits,
             windows: Mutex::new(HashMap::new()),
+            last_sweep_ms: AtomicI64::new(0),
         }
     }
 
     /// Counts a request of `app` in `tenant` on the report API `report` (its function name),
-    /// or refuses it when a limit is reached.
-    pub fn admit(
+    /// or refuses it when a limit is reached: in `storage`'s shared counters if it has them,
+    /// else here. `metrics` times the shared decisions and counts their failures.
+    pub async fn admit(
         &self,
+        storage: &Arc<dyn Storage>,
+        metrics: Option<&Metrics>,
         tenant: TenantId,
         app: Option<Uuid>,
         report: &'static str,
         kind: Kind,
     ) -> Result<(), Throttled> {
-        self.admit_at(Instant::now(), tenant, app, report, kind)
+        let Some(counters) = storage.throttle_counters() else {
+            return self.admit_at(Instant::now(), tenant, app, report, kind);
+        };
+        let request = self.window_request(tenant, app, report, kind);
+        let (per_app_limit, _) = self.per_app_limit(kind);
+        if request.per_app == 0 || request.total == 0 {
+            let limit = match request.per_app {
+                0 => per_app_limit,
+                _ => Limit::CsvPerTenant,
+            };
+            let retry_after = self.window;
+            return Err(Throttled { limit, retry_after });
+        }
+        self.sweep(storage, request.now_ms);
+        let started = Instant::now();
+        let verdict = match tokio::time::timeout(STORE_TIMEOUT, counters.admit(&request)).await {
+            Ok(Ok(verdict)) => Ok(verdict),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", STORE_TIMEOUT.as_millis())),
+        };
+        if let Some(metrics) = metrics {
+            metrics.storage.observe("throttle_admit", started, &verdict);
+        }
+        let wait = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(1));
+        let refused = |limit, retry_ms| {
+            Err(Throttled {
+                limit,
+                retry_after: wait(retry_ms),
+            })
+        };
+        match verdict {
+            Ok(Verdict::Admitted) => Ok(()),
+            Ok(Verdict::PerAppFull { retry_ms }) => refused(per_app_limit, retry_ms),
+            Ok(Verdict::TotalFull { retry_ms }) => refused(Limit::CsvPerTenant, retry_ms),
+            Err(error) => {
+                if let Some(metrics) = metrics {
+                    metrics.throttle_store_failed();
+                }
+                tracing::warn!(%error, "the shared throttle counters failed: request admitted");
+                Ok(())
+            }
+        }
+    }
+
+    /// The per-app limit of `kind`, and its label.
+    fn per_app_limit(&self, kind: Kind) -> (Limit, usize) {
+        match kind {
+            Kind::Csv => (Limit::CsvPerApp, self.limits.csv_per_app),
+            Kind::Json => (Limit::JsonPerApp, self.limits.json_per_app),
+        }
+    }
+
+    /// The shared counters' window of a request: for CSV the tenant's report API (all apps,
+    /// with the per-app limit checked on the apps recorded in it); for JSON, which has no
+    /// tenant-wide limit, the app's own.
+    fn window_request(
+        &self,
+        tenant: TenantId,
+        app: Option<Uuid>,
+        report: &'static str,
+        kind: Kind,
+    ) -> WindowRequest {
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let (_, per_app) = self.per_app_limit(kind);
+        let (window, total) = match kind {
+            Kind::Csv => (format!("{report}/csv"), self.limits.csv_per_tenant),
+            Kind::Json => {
+                let app = app.map_or_else(|| "-".to_owned(), |a| a.to_string());
+                (format!("{report}/json/{app}"), per_app)
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        WindowRequest {
+            tenant,
+            window,
+            app,
+            now_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+            window_ms: i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX),
+            per_app: as_i64(per_app),
+            total: as_i64(total),
+        }
+    }
+
+    /// Once a window, deletes the shared windows whose requests have all left, in the
+    /// background (one statement; every instance does it, which is harmless).
+    fn sweep(&self, storage: &Arc<dyn Storage>, now_ms: i64) {
+        let window_ms = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < window_ms
+            || self
+                .last_sweep_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let storage = Arc::clone(storage);
+        tokio::spawn(async move {
+            let Some(counters) = storage.throttle_counters() else {
+                return;
+            };
+            match counters.forget(now_ms.saturating_sub(window_ms)).await {
+                Ok(forgotten) => tracing::debug!(forgotten, "throttle windows swept"),
+                Err(error) => tracing::warn!(%error, "cannot sweep the throttle counters"),
+            }
+        });
     }
 
     fn admit_at(

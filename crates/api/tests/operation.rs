@@ -451,3 +451,214 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
     }
     labels
 }
+
+/// The samples of `text` named `name` with (at least) `labels`, summed; `None` if none.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = parse_exposition(text)
+        .into_iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// Checks `text` with Prometheus' promtool when it is installed (scripts/clients/retry-check.sh
+/// installs it in CI); says so when it is not.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED promtool check metrics: promtool is not installed"
+        );
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+on_both_backends!(
+    instances_share_the_throttle_on_postgres,
+    metrics_show_storage_and_pools
+);
+
+/// Two instances on one database: on PostgreSQL and Citus the second is throttled once the
+/// first has used up the window (the counters are in the database); on SQLite each instance
+/// counts its own (in memory).
+async fn instances_share_the_throttle_on_postgres(backend: Backend) {
+    let limits = |c: &mut reportroot_api::ApiConfig| c.throttle = Some(small_limits());
+    let Some(first) = spawn(backend, limits).await else {
+        return;
+    };
+    let second = spawn_on(first.db.clone(), limits).await;
+    let tenant = Uuid::new_v4();
+    let (app, other_app) = (Uuid::new_v4(), Uuid::new_v4());
+    let token = app_token(tenant, app);
+    for _ in 0..2 {
+        assert_eq!(first.get(ACTIVE_USERS, &token).await.status(), 302);
+    }
+    let shared = !matches!(backend, Backend::Sqlite);
+    let refused = second.get(ACTIVE_USERS, &token).await;
+    if !shared {
+        assert_eq!(
+            refused.status(),
+            302,
+            "SQLite: each instance counts its own"
+        );
+        first.stop().await;
+        second.stop().await;
+        return;
+    }
+    assert_eq!(refused.status(), 429, "{backend:?}");
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    // The tenant's limit (3) counts both instances' requests of every app.
+    let other = app_token(tenant, other_app);
+    assert_eq!(second.get(ACTIVE_USERS, &other).await.status(), 302);
+    assert_eq!(first.get(ACTIVE_USERS, &other).await.status(), 429);
+    // JSON: per app, shared too (limit 4).
+    let json = "/beta/reports/getOffice365ActiveUserCounts(period='D7')?$format=application/json";
+    for i in 0..4 {
+        let via = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(via.get(json, &token).await.status(), 200);
+    }
+    assert_eq!(first.get(json, &token).await.status(), 429);
+    assert_eq!(second.get(json, &token).await.status(), 429);
+    first.stop().await;
+    second.stop().await;
+}
+
+/// Storage operations are timed by operation, the pools' connections shown, and the text is
+/// what promtool accepts.
+async fn metrics_show_storage_and_pools(backend: Backend) {
+    let Some(app) = spawn(backend, |c| {
+        c.metrics = true;
+        c.throttle = Some(small_limits());
+    })
+    .await
+    else {
+        return;
+    };
+    let t = tenant();
+    let set = "/v1.0/reports/office365ActiveUserCounts";
+    assert_eq!(app.get(set, &t.read).await.status(), 200);
+    assert_eq!(app.get(ACTIVE_USERS, &t.read).await.status(), 302);
+    let url = app.metrics_url.clone().expect("metrics listener");
+    let text = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = "reportroot_storage_operation_duration_seconds_count";
+    assert!(
+        metric(&text, count, &[("operation", "list")]).is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert!(metric(&text, count, &[("operation", "latest_report")]).is_some_and(|v| v >= 1.0));
+    let (pool, max) = match backend {
+        Backend::Sqlite => ("sqlite_readers", 4.0),
+        Backend::Postgres | Backend::Citus => ("postgres", 8.0),
+    };
+    let max_name = "reportroot_db_pool_max_connections";
+    assert_eq!(
+        metric(&text, max_name, &[("pool", pool)]),
+        Some(max),
+        "{text}"
+    );
+    let connections = "reportroot_db_pool_connections";
+    let idle = metric(&text, connections, &[("pool", pool), ("state", "idle")]);
+    assert!(idle.is_some_and(|v| (1.0..=max).contains(&v)), "{text}");
+    assert!(metric(&text, connections, &[("pool", pool), ("state", "in_use")]).is_some());
+    // On PostgreSQL the throttle's shared decisions are timed too.
+    let decisions = metric(&text, count, &[("operation", "throttle_admit")]);
+    match backend {
+        Backend::Sqlite => assert_eq!(decisions, None),
+        _ => assert_eq!(decisions, Some(1.0), "{text}"),
+    }
+    assert_eq!(
+        metric(&text, "reportroot_throttle_store_failures_total", &[]),
+        Some(0.0)
+    );
+    promtool_check(&text);
+    app.stop().await;
+}
+
+/// When the shared counters fail (here: their table is gone), report calls are admitted, not
+/// answered 500, and the failure is counted.
+#[tokio::test]
+async fn a_failing_counter_store_admits_the_request() {
+    let Some(url) = postgres_url() else {
+        announce_skip("failing counter store");
+        return;
+    };
+    let name = format!("reportroot_ops_{}", Uuid::new_v4().simple());
+    let own = reportroot_postgres::citus::create_database(&url, &name)
+        .await
+        .unwrap();
+    let app = spawn_on(Db::Postgres(own.clone()), |c| {
+        c.metrics = true;
+        c.throttle = Some(small_limits());
+    })
+    .await;
+    let (client, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("DROP TABLE reportroot_throttle")
+        .await
+        .unwrap();
+    let t = tenant();
+    for _ in 0..3 {
+        assert_eq!(app.get(ACTIVE_USERS, &t.read).await.status(), 302);
+    }
+    let metrics_url = app.metrics_url.clone().expect("metrics listener");
+    let text = app
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await;
+    let text = text.unwrap();
+    let failures = metric(&text, "reportroot_throttle_store_failures_total", &[]);
+    assert_eq!(failures, Some(3.0), "{text}");
+    app.stop().await;
+    drop(client);
+    reportroot_postgres::citus::drop_database(&url, &name)
+        .await
+        .unwrap();
+}

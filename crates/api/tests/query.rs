@@ -16,6 +16,7 @@ on_both_backends!(
     sql_injection_is_just_data,
     if_match_and_concurrent_patches,
     function_json_takes_query_options,
+    durations_filter_as_seconds,
 );
 
 const ACTIVE: &str = "/v1.0/reports/office365ActiveUserCounts";
@@ -471,4 +472,139 @@ async fn function_json_takes_query_options(backend: Backend) {
             json!({"teams": 37, "reportDate": "2025-02-07"}),
         ]
     );
+}
+
+const TEAMS: &str = "/beta/reports/teamsUserActivityCounts";
+
+/// A teamsUserActivityCounts row of 2025-03-10's refresh for `day` with the given audio and
+/// video durations (ISO 8601 or null); the other durations are null, the counts 1.
+fn teams_day(day: &str, audio: Value, video: Value) -> Value {
+    let mut body = serde_json::Map::new();
+    for property in reportroot_model::find_report("teamsUserActivityCounts")
+        .unwrap()
+        .properties
+    {
+        let value = match property.kind {
+            reportroot_model::ValueKind::Date if property.name == "reportRefreshDate" => {
+                json!("2025-03-10")
+            }
+            reportroot_model::ValueKind::Date => json!(day),
+            reportroot_model::ValueKind::Period => json!("7"),
+            reportroot_model::ValueKind::Duration => Value::Null,
+            _ => json!(1),
+        };
+        body.insert(property.name.to_owned(), value);
+    }
+    body.insert("audioDuration".to_owned(), audio);
+    body.insert("videoDuration".to_owned(), video);
+    Value::Object(body)
+}
+
+/// `$filter` on Edm.Duration properties compares seconds, not the stored `hh:mm:ss` text
+/// (`100:00:00` is more than `99:00:00`), with OData's nulls; wrong types stay positioned 400s.
+async fn durations_filter_as_seconds(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let t = tenant();
+    let rows = [
+        ("2025-03-01", json!("PT0S"), Value::Null),
+        ("2025-03-02", json!("PT59M59S"), json!("PT1H")),
+        ("2025-03-03", json!("PT1H"), json!("PT1H")),
+        ("2025-03-04", json!("PT99H"), json!("PT2H")),
+        ("2025-03-05", json!("PT100H"), json!("PT2H")),
+        ("2025-03-06", Value::Null, json!("PT0S")),
+    ];
+    for (day, audio, video) in rows {
+        let response = app
+            .post(TEAMS, &t.write, &teams_day(day, audio, video))
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    let cases: &[(&str, &[&str])] = &[
+        ("audioDuration gt duration'PT99H'", &["2025-03-05"]),
+        (
+            "audioDuration ge duration'PT1H'",
+            &["2025-03-05", "2025-03-04", "2025-03-03"],
+        ),
+        (
+            "audioDuration lt duration'PT1H'",
+            &["2025-03-02", "2025-03-01"],
+        ),
+        (
+            "audioDuration le duration'PT59M59S'",
+            &["2025-03-02", "2025-03-01"],
+        ),
+        ("audioDuration eq duration'P4DT4H'", &["2025-03-05"]),
+        ("audioDuration eq duration'PT6000M'", &["2025-03-05"]),
+        ("audioDuration eq duration'PT0S'", &["2025-03-01"]),
+        ("audioDuration eq null", &["2025-03-06"]),
+        (
+            "audioDuration ne duration'PT1H'",
+            &[
+                "2025-03-06",
+                "2025-03-05",
+                "2025-03-04",
+                "2025-03-02",
+                "2025-03-01",
+            ],
+        ),
+        (
+            "not (audioDuration ge duration'PT1H')",
+            &["2025-03-06", "2025-03-02", "2025-03-01"],
+        ),
+        ("audioDuration lt videoDuration", &["2025-03-02"]),
+        ("audioDuration eq videoDuration", &["2025-03-03"]),
+        (
+            "videoDuration gt audioDuration or audioDuration eq null",
+            &["2025-03-06", "2025-03-02"],
+        ),
+        (
+            "audioDuration in (duration'PT0S', duration'PT100H')",
+            &["2025-03-05", "2025-03-01"],
+        ),
+        (
+            "duration'PT2H' eq videoDuration and calls eq 1",
+            &["2025-03-05", "2025-03-04"],
+        ),
+        ("screenShareDuration ne null", &[]),
+    ];
+    for (filter, days) in cases {
+        let mut got: Vec<String> = filtered(&app, TEAMS, filter, &t.read)
+            .await
+            .iter()
+            .map(|row| row["reportDate"].as_str().unwrap().to_owned())
+            .collect();
+        got.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, *days, "{filter}");
+    }
+    // The values come back as OData JSON writes them.
+    let rows = filtered(&app, TEAMS, "audioDuration gt duration'PT99H'", &t.read).await;
+    assert_eq!(rows[0]["audioDuration"], "PT100H");
+    // Wrong types and bad literals are positioned 400s, before any SQL.
+    for (filter, fragment) in [
+        (
+            "audioDuration eq '100:00:00'",
+            "Edm.Duration and Edm.String are not compatible for operator 'eq' at position 0",
+        ),
+        (
+            "audioDuration gt 3600",
+            "Edm.Duration and Edm.Int64 are not compatible for operator 'gt' at position 0",
+        ),
+        (
+            "calls lt duration'PT1H'",
+            "Edm.Int64 and Edm.Duration are not compatible for operator 'lt' at position 0",
+        ),
+        (
+            "audioDuration gt duration'PT1.5S'",
+            "is not valid: an Edm.Duration literal",
+        ),
+    ] {
+        let encoded: String = form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+        let response = app
+            .get(&format!("{TEAMS}?$filter={encoded}"), &t.read)
+            .await;
+        let message = assert_error(response, 400, "BadRequest").await;
+        assert!(message.contains(fragment), "{filter}: {message}");
+    }
 }

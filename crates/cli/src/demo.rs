@@ -26,16 +26,8 @@ pub fn remove_database(url: &str) -> Result<(), String> {
         return Ok(());
     }
     let path = reportroot_sqlite::path_from_url(url);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.clone().into_os_string();
-        file.push(suffix);
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
-        }
-    }
-    Ok(())
+    reportroot_sqlite::remove_database(&path)
+        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
 }
 
 /// Fills the store with `days` days of every report for both tenants (fewer where the registry

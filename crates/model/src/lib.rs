@@ -12,4 +12,7 @@ pub use registry::{
     find_report, report_by_function, DemoSpec, Grain, Property, ReportFunction, ReportType,
     SortKey, V1Return, ValueKind, Version, VersionColumns, REPORTS,
 };
-pub use value::{duration_from_iso, duration_to_iso, Date, Entity, TenantId, Value, ValueError};
+pub use value::{
+    duration_from_iso, duration_iso_from_seconds, duration_seconds_from_iso, duration_to_iso, Date,
+    Entity, TenantId, Value, ValueError,
+};

@@ -17,7 +17,7 @@ pub enum ValueKind {
     /// `Edm.String` holding a report period: `"7"`, `"30"`, `"90"` or `"180"`.
     Period,
     /// `Edm.Duration`, kept as Graph's CSV writes it: `hh:mm:ss` (hours may exceed 23 and have
-    /// more than two digits). Stored as text; `$filter` refuses it rather than compare text.
+    /// more than two digits). Stored as text; `$filter` compares it as a number of seconds.
     Duration,
 }
 

@@ -258,9 +258,14 @@ fn duration_seconds(text: &str) -> Option<u64> {
 /// JSON's form, ISO 8601 (`PT1H2M3S`; zero is `PT0S`; hours are not folded into days, as
 /// OData allows). `None` for text that is not `hh:mm:ss`.
 pub fn duration_to_iso(text: &str) -> Option<String> {
-    let total = duration_seconds(text)?;
+    duration_seconds(text).map(duration_iso_from_seconds)
+}
+
+/// A number of seconds as an ISO 8601 duration: `PT1H2M3S`, `PT0S` for zero; hours are not
+/// folded into days.
+pub fn duration_iso_from_seconds(total: u64) -> String {
     if total == 0 {
-        return Some("PT0S".to_owned());
+        return "PT0S".to_owned();
     }
     let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
     let mut out = String::from("PT");
@@ -270,7 +275,7 @@ pub fn duration_to_iso(text: &str) -> Option<String> {
             out.push(unit);
         }
     }
-    Some(out)
+    out
 }
 
 /// An ISO 8601 duration of OData JSON (`P[nD][T[nH][nM][nS]]`, e.g. `PT1H2M3S`, `P1DT2H`,
@@ -278,6 +283,16 @@ pub fn duration_to_iso(text: &str) -> Option<String> {
 /// (`01:02:03`, `26:00:00`, `01:30:00`). Whole seconds only, as Graph's reports count them;
 /// negative, fractional, year/month/week and over-long durations are `None`.
 pub fn duration_from_iso(text: &str) -> Option<String> {
+    let total = duration_seconds_from_iso(text)?;
+    let hours = total / 3600;
+    let text = format!("{hours:02}:{:02}:{:02}", total / 60 % 60, total % 60);
+    is_duration(&text).then_some(text)
+}
+
+/// The seconds of an ISO 8601 duration of whole seconds (`P[nD][T[nH][nM][nS]]`), as
+/// [`duration_from_iso`] reads it but without its bound on the hours; `None` for negative,
+/// fractional and year/month/week durations and for totals beyond `u64`.
+pub fn duration_seconds_from_iso(text: &str) -> Option<u64> {
     let rest = text.strip_prefix('P')?;
     let (date, time) = match rest.split_once('T') {
         Some((date, time)) => (date, Some(time)),
@@ -327,9 +342,7 @@ pub fn duration_from_iso(text: &str) -> Option<String> {
         };
         total = total.checked_add(n.checked_mul(factor)?)?;
     }
-    let hours = total / 3600;
-    let text = format!("{hours:02}:{:02}:{:02}", total / 60 % 60, total % 60);
-    is_duration(&text).then_some(text)
+    Some(total)
 }
 
 /// The tenant a row belongs to: the `tid` claim of the caller's token.

@@ -4,8 +4,13 @@
 //! - Every report table (derived from the registry) is distributed by `tenant_id`, all of them
 //!   co-located: a tenant's rows of every report live on one shard group, and every statement
 //!   reportroot sends, which always filters on one tenant, is routed to one shard.
-//! - Every global table — named `reportroot_…`: the schema version and the directory (app
-//!   registrations, secrets, signing keys) — becomes a reference table, copied to every node.
+//! - The throttle counters (`reportroot_throttle`, `reportroot_storage::throttle`) are
+//!   tenant-scoped too, and distributed and co-located the same way: each decision is routed
+//!   to one shard, where a reference table would make every request a two-phase commit on
+//!   every node.
+//! - Every other global table — named `reportroot_…`: the schema version and the directory
+//!   (app registrations, secrets, signing keys) and the dashboard's accounts (users, grants,
+//!   sessions, tenant names) — becomes a reference table, copied to every node.
 //!
 //! Idempotent: tables already in `pg_dist_partition` are skipped, so a report type or a global
 //! table added by a later release is distributed by the same code at the next start-up.
@@ -47,8 +52,8 @@ pub async fn has_citus(client: &tokio_postgres::Client) -> Result<bool, StorageE
         .is_some())
 }
 
-/// On a Citus database, distributes `report_tables` by tenant and makes the global tables
-/// reference tables (see the module's documentation); `None` on plain PostgreSQL. Run by the
+/// On a Citus database, distributes `report_tables` (and any other tenant-scoped table given
+/// with them) by tenant and makes the other global tables reference tables (see the module's documentation); `None` on plain PostgreSQL. Run by the
 /// migration, under its advisory lock, after every table exists.
 pub async fn distribute(
     client: &tokio_postgres::Client,
@@ -129,7 +134,11 @@ pub async fn distribute(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    for table in global.iter().filter(|t| !is_known(t)) {
+    replica_identity(client, &global).await?;
+    for table in global
+        .iter()
+        .filter(|t| !is_known(t) && !report_tables.contains(t))
+    {
         client
             .execute(
                 "SELECT create_reference_table($1::text::regclass)",
@@ -147,6 +156,42 @@ pub async fn distribute(
         );
     }
     Ok(Some(done))
+}
+
+/// Gives every global table without a primary key (`reportroot_schema`) `REPLICA IDENTITY
+/// FULL`, new tables and reference tables alike (Citus propagates the change). Why: when a
+/// worker is added, the rebalancer copies the reference tables to it by logical replication,
+/// and refuses a table that has neither a primary key nor a replica identity; without this,
+/// `citus_rebalance_start()` failed on the first bench run (bench/citus.sh).
+async fn replica_identity(
+    client: &tokio_postgres::Client,
+    global: &[String],
+) -> Result<(), StorageError> {
+    let lacking: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relnamespace = current_schema()::regnamespace \
+             AND c.relname = ANY($1) AND c.relreplident = 'd' \
+             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            &[&global],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in lacking {
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        client
+            .batch_execute(&format!("ALTER TABLE {quoted} REPLICA IDENTITY FULL"))
+            .await
+            .map_err(backend)?;
+        tracing::info!(
+            table,
+            "Citus: replica identity FULL, so that shard moves can copy it"
+        );
+    }
+    Ok(())
 }
 
 /// Creates the database `name` on the server of `url` and returns its URL (`url` with the
@@ -293,6 +338,7 @@ fn with_database(url: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use reportroot_model::REPORTS;
+    use reportroot_storage::accounts::ACCOUNT_TABLES;
     use reportroot_storage::directory::DIRECTORY_TABLES;
 
     use super::*;
@@ -308,7 +354,7 @@ mod tests {
                 report.table_name()
             );
         }
-        for statement in DIRECTORY_TABLES {
+        for statement in DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES) {
             if let Some(rest) = statement.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
                 assert!(rest.starts_with(GLOBAL_TABLE_PREFIX), "{statement}");
             }

@@ -19,6 +19,7 @@ use reportroot_storage::engine::{
 };
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect};
+use reportroot_storage::throttle::{THROTTLE_TABLE, THROTTLE_TABLE_SQL};
 use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -37,7 +38,9 @@ pub use reportroot_storage::error_chain;
 /// the natural-key index. Version 5 replaces the activity date's history index with the series
 /// index (`reportroot_storage::sql::series_index`) and adds the dashboard's accounts (users,
 /// grants, sessions, tenant names: `reportroot_storage::accounts`), the tenant names filled
-/// from the rows already stored.
+/// from the rows already stored. The throttle counters' table (`reportroot_storage::throttle`)
+/// needs no version: it is created at every start like the others, and older binaries ignore
+/// it.
 pub const SCHEMA_VERSION: i64 = 5;
 
 /// Serialises schema changes between instances starting at once.
@@ -231,7 +234,8 @@ impl PostgresStorage {
         let result = match self.migrate_locked(&client).await {
             // Also when the schema was up to date: Citus may have been added since.
             Ok(change) => {
-                let tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                let mut tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                tables.push(THROTTLE_TABLE.to_owned());
                 citus::distribute(&client, &tables, self.citus)
                     .await
                     .map(|_| change)
@@ -265,7 +269,8 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
-        for statement in DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES) {
+        let global = DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES).copied();
+        for statement in global.chain([THROTTLE_TABLE_SQL]) {
             client.batch_execute(statement).await.map_err(backend)?;
         }
         match found {
@@ -435,7 +440,12 @@ impl SqlRunner for PostgresStorage {
     async fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64, StorageError> {
         let client = self.client().await?;
         let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
-        client.execute(&sql, &refs(&params)).await.map_err(backend)
+        // Prepared once per connection: a statement then costs one round trip, not two.
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        client
+            .execute(&statement, &refs(&params))
+            .await
+            .map_err(backend)
     }
 
     async fn query(
@@ -446,7 +456,11 @@ impl SqlRunner for PostgresStorage {
         use tokio_postgres::types::Type;
         let client = self.client().await?;
         let params: Vec<Bind<'_>> = params.iter().map(directory_param).collect();
-        let rows = client.query(&sql, &refs(&params)).await.map_err(backend)?;
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        let rows = client
+            .query(&statement, &refs(&params))
+            .await
+            .map_err(backend)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -562,6 +576,21 @@ impl SqlBackend for PostgresStorage {
         }
         while !run_steps(&client, &mut plan).await? {}
         plan.finish()
+    }
+
+    fn shares_throttle_counters(&self) -> bool {
+        true
+    }
+
+    fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
+        let status = self.pool.status();
+        vec![reportroot_storage::PoolStatus {
+            pool: "postgres",
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            max: status.max_size,
+            waiting: Some(status.waiting),
+        }]
     }
 
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {

@@ -169,6 +169,21 @@ pub fn path_from_url(url: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Deletes a database file and the write-ahead log and shared-memory files SQLite keeps beside
+/// it; a file that is not there is not an error.
+pub fn remove_database(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
@@ -1167,6 +1182,29 @@ fn directory_param(value: &SqlValue) -> rusqlite::types::Value {
 impl SqlBackend for SqliteStorage {
     fn tables(&self) -> &TableSet {
         &self.inner.tables
+    }
+
+    /// The reader connections (opened on demand, kept) and the one writer.
+    fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
+        let readers_in_use =
+            MAX_READERS.saturating_sub(self.inner.reader_slots.available_permits());
+        let writer_in_use = 1 - self.inner.writer_slot.available_permits().min(1);
+        vec![
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_readers",
+                in_use: readers_in_use,
+                idle: lock(&self.inner.readers).len(),
+                max: MAX_READERS,
+                waiting: None,
+            },
+            reportroot_storage::PoolStatus {
+                pool: "sqlite_writer",
+                in_use: writer_in_use,
+                idle: 1 - writer_in_use,
+                max: 1,
+                waiting: None,
+            },
+        ]
     }
 
     fn known_tenants(&self) -> &KnownTenants {

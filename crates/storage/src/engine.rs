@@ -570,6 +570,17 @@ pub trait SqlBackend: SqlRunner {
 
     /// [`Storage::upsert_stream`]: each backend loads its own way.
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError>;
+
+    /// Whether the throttle counters are kept in this database
+    /// ([`crate::throttle::ThrottleCounters`], PostgreSQL only).
+    fn shares_throttle_counters(&self) -> bool {
+        false
+    }
+
+    /// [`Storage::pool_status`].
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        Vec::new()
+    }
 }
 
 /// The arguments of [`Storage::upsert_stream`], for [`SqlBackend::load`].
@@ -586,6 +597,15 @@ pub struct Load {
 impl<B: SqlBackend> Storage for B {
     fn directory(&self) -> Directory<'_> {
         Directory::new(self)
+    }
+
+    fn throttle_counters(&self) -> Option<crate::throttle::ThrottleCounters<'_>> {
+        self.shares_throttle_counters()
+            .then(|| crate::throttle::ThrottleCounters::new(self))
+    }
+
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        SqlBackend::pool_status(self)
     }
 
     fn accounts(&self) -> Accounts<'_> {

@@ -10,6 +10,11 @@ pub mod engine;
 pub mod query_sql;
 pub mod series;
 pub mod sql;
+pub mod throttle;
+
+/// The order a list query is answered in: its `$orderby`, else the scope's default, with the
+/// id last for a total order (what a `$skiptoken` records the position in).
+pub use query_sql::effective_order;
 
 use async_trait::async_trait;
 use reportroot_model::{Entity, Period, ReportType, TenantId, Value};
@@ -248,11 +253,37 @@ pub struct UpsertCounts {
     pub unchanged: u64,
 }
 
+/// One connection pool of a backend, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Which pool (`postgres`; SQLite's `sqlite_readers` and `sqlite_writer`).
+    pub pool: &'static str,
+    /// Connections lent out now.
+    pub in_use: usize,
+    /// Connections open and waiting in the pool.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
+    /// Tasks waiting for a connection, when the pool knows.
+    pub waiting: Option<usize>,
+}
+
 /// The backend-independent contract of a report store.
 #[async_trait]
 pub trait Storage: Send + Sync {
     /// The app registrations and signing keys kept in the same database.
     fn directory(&self) -> directory::Directory<'_>;
+
+    /// Throttle counters shared by every instance on this database, or `None` when the
+    /// backend keeps none (SQLite: the API counts in memory).
+    fn throttle_counters(&self) -> Option<throttle::ThrottleCounters<'_>> {
+        None
+    }
+
+    /// The backend's connection pools as they are now, for metrics.
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
 
     /// The dashboard's users, sessions and tenant names kept in the same database.
     fn accounts(&self) -> accounts::Accounts<'_>;

@@ -119,6 +119,11 @@ impl Builder<'_> {
     fn order_collate(&self, property: PropertyRef) -> &'static str {
         match property {
             PropertyRef::Index(i) if self.report.properties[i].kind == ValueKind::Period => "",
+            // `$orderby` and paging compare the stored `hh:mm:ss` text, as before `$filter`
+            // compared durations as seconds.
+            PropertyRef::Index(i) if self.report.properties[i].kind == ValueKind::Duration => {
+                self.collate(Type::String)
+            }
             _ => self.collate(property.ty(self.report)),
         }
     }
@@ -129,11 +134,32 @@ impl Builder<'_> {
             Literal::Null => "NULL".to_owned(),
             Literal::Bool(true) => "(1 = 1)".to_owned(),
             Literal::Bool(false) => "(1 = 0)".to_owned(),
+            // The parser bounds durations to `MAX_DURATION_SECONDS`, far below `i64::MAX`.
+            Literal::Duration(seconds) => {
+                self.bind(SqlParam::Int(i64::try_from(*seconds).unwrap_or(i64::MAX)))
+            }
+        }
+    }
+
+    /// A duration column (`hh:mm:ss` text, hours two or more digits) as a number of seconds,
+    /// so that `100:00:00` is greater than `99:00:00` and `001:00:00` equals `01:00:00`; NULL
+    /// stays NULL. Minutes and seconds are always the last two digit pairs.
+    fn duration_seconds(&self, column: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!(
+                "(CAST(substr({column}, 1, length({column}) - 6) AS INTEGER) * 3600 + CAST(substr({column}, -5, 2) AS INTEGER) * 60 + CAST(substr({column}, -2) AS INTEGER))"
+            ),
+            Dialect::Postgres => format!(
+                "(CAST(split_part({column}, ':', 1) AS BIGINT) * 3600 + CAST(split_part({column}, ':', 2) AS BIGINT) * 60 + CAST(split_part({column}, ':', 3) AS BIGINT))"
+            ),
         }
     }
 
     fn operand(&mut self, operand: &Operand) -> String {
         match operand {
+            Operand::Property(property) if property.ty(self.report) == Type::Duration => {
+                self.duration_seconds(&self.column(*property))
+            }
             Operand::Property(property) => self.column(*property),
             Operand::Literal(literal) => self.literal(literal),
             Operand::Call(function, argument) => {

@@ -159,216 +159,274 @@ pub fn latest_refresh(
     }
 }
 
+/// The names a report's statements are written with.
+struct Columns {
+    table: String,
+    /// Every property's column, in registry order.
+    properties: Vec<String>,
+    /// The natural key's columns.
+    key: Vec<String>,
+    refresh: String,
+    period: Option<String>,
+}
+
+impl Columns {
+    fn new(report: &ReportType) -> Columns {
+        let properties: Vec<String> = report.properties.iter().map(|p| p.column_name()).collect();
+        Columns {
+            table: report.table_name(),
+            key: report
+                .natural_key_indexes()
+                .into_iter()
+                .map(|i| properties[i].clone())
+                .collect(),
+            refresh: properties[report.refresh_date_index()].clone(),
+            period: report.period_index().map(|i| properties[i].clone()),
+            properties,
+        }
+    }
+
+    /// `column = ?first AND …` over the natural key.
+    fn key_match(&self, dialect: Dialect, first: usize) -> String {
+        self.key
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {}", dialect.param(first + i)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// `?first, ?first+1, …`, one per property.
+    fn values_from(&self, dialect: Dialect, first: usize) -> String {
+        (0..self.properties.len())
+            .map(|i| dialect.param(first + i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl TableSql {
     /// Derives every statement of `report` in `dialect`.
     pub fn new(report: &ReportType, dialect: Dialect) -> TableSql {
-        let table = report.table_name();
+        let names = Columns::new(report);
         let p = |n: usize| dialect.param(n);
-        let property_columns: Vec<String> =
-            report.properties.iter().map(|p| p.column_name()).collect();
-        let key_columns: Vec<String> = report
-            .natural_key_indexes()
-            .into_iter()
-            .map(|i| property_columns[i].clone())
-            .collect();
-        let columns = format!("id, version, {}", property_columns.join(", "));
-
-        let mut definition = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n  tenant_id {id} NOT NULL,\n  id {id} NOT NULL,\n  version BIGINT NOT NULL,\n",
-            id = dialect.id_type()
-        );
-        for (property, column) in report.properties.iter().zip(&property_columns) {
-            // Counts and durations may be empty (Graph's CSV leaves the cell empty).
-            definition.push_str(&format!(
-                "  {column} {}{},\n",
-                dialect.column_type(property.kind),
-                if property.kind.is_nullable() {
-                    ""
-                } else {
-                    " NOT NULL"
-                }
-            ));
-        }
-        // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.
-        // In SQLite the table itself is the `(tenant_id, id)` index (`WITHOUT ROWID`): one
-        // B-tree fewer for every imported row to go into.
-        definition.push_str(&format!(
-            "  PRIMARY KEY (tenant_id, id),\n  UNIQUE (tenant_id, {})\n){}",
-            key_columns.join(", "),
-            match dialect {
-                Dialect::Sqlite => " WITHOUT ROWID",
-                Dialect::Postgres => "",
-            }
-        ));
-        let refresh = &property_columns[report.refresh_date_index()];
-        let mut create = vec![definition];
-        // Queries over history filter on the activity date (`reportDate ge 2025-01-01`), usually
-        // with a period; the refresh date already leads the natural-key index, which serves
-        // `reportRefreshDate` filters and the default order.
-        let period_column = report.period_index().map(|i| property_columns[i].clone());
-        let period_suffix = period_column
-            .as_ref()
-            .map(|c| format!(", {c}"))
-            .unwrap_or_default();
-        let activity = report.activity_date_index().map(|i| &property_columns[i]);
-        for (property, column) in report.properties.iter().zip(&property_columns) {
-            if property.kind == ValueKind::Date && column != refresh && Some(column) != activity {
-                create.push(format!(
-                    "CREATE INDEX IF NOT EXISTS {table}_history_{column} ON {table} (tenant_id, {column}{period_suffix})"
-                ));
-            }
-        }
-        if let Some((name, columns)) = series_index(report) {
-            create.push(format!(
-                "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
-                columns.join(", ")
-            ));
-        }
-        // Rows whose activity date is after their refresh date: none in Graph's data, so the
-        // index is empty and costs imports nothing; `$filter` reads it to bound the refresh
-        // date from a `reportDate` floor without ever dropping such a row (see
-        // `query_sql::Builder::refresh_floor`).
-        if let Some(activity) = report.activity_date_index() {
-            let column = &property_columns[activity];
-            create.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (tenant_id, {column}, {refresh}) WHERE {column} > {refresh}",
-                ahead_index(report, column)
-            ));
-        }
-        // The latest refresh date of a period, for the report functions. PostgreSQL indexes
-        // every row for it. SQLite keeps the refresh dates each period has in a small side
-        // table instead: an index entry per row was an eighth of a bulk import, and almost every
-        // row repeats the previous row's (period, refresh date). Rows deleted later may leave a
-        // stale entry there, so a lookup checks that the date still has rows (see
-        // `latest_refresh`).
-        let mut note_refresh = None;
-        if let Some(period) = &period_column {
-            match dialect {
-                Dialect::Postgres => create.push(format!(
-                    "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
-                )),
-                Dialect::Sqlite => {
-                    create.push(format!(
-                        "CREATE TABLE IF NOT EXISTS {table}_refreshes (\n  tenant_id BLOB NOT NULL,\n  {period} TEXT NOT NULL,\n  {refresh} TEXT NOT NULL,\n  PRIMARY KEY (tenant_id, {period}, {refresh})\n) WITHOUT ROWID"
-                    ));
-                    note_refresh = Some(format!(
-                        "INSERT OR IGNORE INTO {table}_refreshes (tenant_id, {period}, {refresh}) VALUES (?1, ?2, ?3)"
-                    ));
-                }
-            }
-        }
-
-        let key_match = |first: usize| {
-            key_columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c} = {}", p(first + i)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
-        let values_from = |first: usize| {
-            (0..property_columns.len())
-                .map(|i| p(first + i))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let order = report
-            .function
-            .order_by
-            .iter()
-            .filter_map(|key| {
-                let column = &property_columns[report.property_index(key.property)?];
-                Some(format!(
-                    "{column} {}",
-                    if key.descending { "DESC" } else { "ASC" }
-                ))
-            })
-            .chain(std::iter::once("id".to_owned()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let period_filter = period_column
-            .as_ref()
-            .map(|c| format!(" AND {c} = {}", p(2)))
-            .unwrap_or_default();
-        let differs = match dialect {
-            Dialect::Sqlite => "IS NOT",
-            Dialect::Postgres => "IS DISTINCT FROM",
-        };
-        let upsert = format!(
-            "INSERT INTO {table} (tenant_id, id, version, {cols}) VALUES ({}, {}, 1, {}) \
-             ON CONFLICT (tenant_id, {keys}) DO UPDATE SET version = {table}.version + 1, {sets} \
-             WHERE {changed} RETURNING version",
-            p(1),
-            p(2),
-            values_from(3),
-            cols = property_columns.join(", "),
-            keys = key_columns.join(", "),
-            sets = property_columns
-                .iter()
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            changed = property_columns
-                .iter()
-                .map(|c| format!("{table}.{c} {differs} excluded.{c}"))
-                .collect::<Vec<_>>()
-                .join(" OR "),
-        );
+        let table = &names.table;
+        let columns = format!("id, version, {}", names.properties.join(", "));
+        let (create, note_refresh) = schema(report, dialect, &names);
         let insert = format!(
             "INSERT INTO {table} (tenant_id, id, version, {}) VALUES ({}, {}, 1, {})",
-            property_columns.join(", "),
+            names.properties.join(", "),
             p(1),
             p(2),
-            values_from(3)
+            names.values_from(dialect, 3)
         );
+        let by_tenant = |rest: &str| format!("WHERE tenant_id = {} AND {rest}", p(1));
         TableSql {
-            upsert,
+            upsert: upsert(dialect, &names),
             insert_if_new: format!("{insert} ON CONFLICT DO NOTHING"),
             insert,
             select_by_id: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {} AND id = {}",
-                p(1),
-                p(2)
+                "SELECT {columns} FROM {table} {}",
+                by_tenant(&format!("id = {}", p(2)))
             ),
-            update: format!(
-                "UPDATE {table} SET version = version + 1, {} WHERE tenant_id = {} AND id = {} AND version = {}",
-                property_columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| format!("{c} = {}", p(4 + i)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                p(1),
-                p(2),
-                p(3)
-            ),
+            update: update(dialect, &names),
             delete: format!(
-                "DELETE FROM {table} WHERE tenant_id = {} AND id = {}",
-                p(1),
-                p(2)
+                "DELETE FROM {table} {}",
+                by_tenant(&format!("id = {}", p(2)))
             ),
             id_by_natural_key: format!(
-                "SELECT id FROM {table} WHERE tenant_id = {} AND {}",
-                p(1),
-                key_match(2)
+                "SELECT id FROM {table} {}",
+                by_tenant(&names.key_match(dialect, 2))
             ),
             select_by_natural_key: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {} AND {}",
-                p(1),
-                key_match(2)
+                "SELECT {columns} FROM {table} {}",
+                by_tenant(&names.key_match(dialect, 2))
             ),
-            latest: format!(
-                "SELECT {columns} FROM {table} WHERE tenant_id = {t}{period_filter} AND {refresh} = {latest} \
-                 ORDER BY {order}",
-                t = p(1),
-                latest = latest_refresh(report, dialect, &p(1), period_column.as_ref().map(|_| p(2)).as_deref()),
-            ),
+            latest: latest(report, dialect, &names, &columns),
             note_refresh,
             columns,
             create,
-            table,
+            table: names.table.clone(),
         }
     }
+}
+
+/// The table and its indexes; on SQLite, for periodic reports, also the statement that notes a
+/// refresh date in the side table.
+fn schema(report: &ReportType, dialect: Dialect, names: &Columns) -> (Vec<String>, Option<String>) {
+    let Columns { table, refresh, .. } = names;
+    let mut create = vec![table_definition(report, dialect, names)];
+    // Queries over history filter on the activity date (`reportDate ge 2025-01-01`), usually
+    // with a period; the refresh date already leads the natural-key index, which serves
+    // `reportRefreshDate` filters and the default order.
+    let period_suffix = names
+        .period
+        .as_ref()
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default();
+    let activity = report.activity_date_index().map(|i| &names.properties[i]);
+    for (property, column) in report.properties.iter().zip(&names.properties) {
+        if property.kind == ValueKind::Date && column != refresh && Some(column) != activity {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {table}_history_{column} ON {table} (tenant_id, {column}{period_suffix})"
+            ));
+        }
+    }
+    if let Some((name, columns)) = series_index(report) {
+        create.push(format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
+            columns.join(", ")
+        ));
+    }
+    // Rows whose activity date is after their refresh date: none in Graph's data, so the
+    // index is empty and costs imports nothing; `$filter` reads it to bound the refresh
+    // date from a `reportDate` floor without ever dropping such a row (see
+    // `query_sql::Builder::refresh_floor`).
+    if let Some(activity) = report.activity_date_index() {
+        let column = &names.properties[activity];
+        create.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} (tenant_id, {column}, {refresh}) WHERE {column} > {refresh}",
+            ahead_index(report, column)
+        ));
+    }
+    // The latest refresh date of a period, for the report functions. PostgreSQL indexes
+    // every row for it. SQLite keeps the refresh dates each period has in a small side
+    // table instead: an index entry per row was an eighth of a bulk import, and almost every
+    // row repeats the previous row's (period, refresh date). Rows deleted later may leave a
+    // stale entry there, so a lookup checks that the date still has rows (see
+    // `latest_refresh`).
+    let Some(period) = &names.period else {
+        return (create, None);
+    };
+    match dialect {
+        Dialect::Postgres => {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
+            ));
+            (create, None)
+        }
+        Dialect::Sqlite => {
+            create.push(format!(
+                "CREATE TABLE IF NOT EXISTS {table}_refreshes (\n  tenant_id BLOB NOT NULL,\n  {period} TEXT NOT NULL,\n  {refresh} TEXT NOT NULL,\n  PRIMARY KEY (tenant_id, {period}, {refresh})\n) WITHOUT ROWID"
+            ));
+            let note = format!(
+                "INSERT OR IGNORE INTO {table}_refreshes (tenant_id, {period}, {refresh}) VALUES (?1, ?2, ?3)"
+            );
+            (create, Some(note))
+        }
+    }
+}
+
+/// `CREATE TABLE` of a report.
+fn table_definition(report: &ReportType, dialect: Dialect, names: &Columns) -> String {
+    let mut definition = format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n  tenant_id {id} NOT NULL,\n  id {id} NOT NULL,\n  version BIGINT NOT NULL,\n",
+        names.table,
+        id = dialect.id_type()
+    );
+    for (property, column) in report.properties.iter().zip(&names.properties) {
+        // Counts and durations may be empty (Graph's CSV leaves the cell empty).
+        let not_null = if property.kind.is_nullable() {
+            ""
+        } else {
+            " NOT NULL"
+        };
+        definition.push_str(&format!(
+            "  {column} {}{not_null},\n",
+            dialect.column_type(property.kind)
+        ));
+    }
+    // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.
+    // In SQLite the table itself is the `(tenant_id, id)` index (`WITHOUT ROWID`): one
+    // B-tree fewer for every imported row to go into.
+    let without_rowid = match dialect {
+        Dialect::Sqlite => " WITHOUT ROWID",
+        Dialect::Postgres => "",
+    };
+    definition.push_str(&format!(
+        "  PRIMARY KEY (tenant_id, id),\n  UNIQUE (tenant_id, {})\n){without_rowid}",
+        names.key.join(", "),
+    ));
+    definition
+}
+
+/// Insert, or update when the natural key exists and a value differs.
+fn upsert(dialect: Dialect, names: &Columns) -> String {
+    let Columns {
+        table, properties, ..
+    } = names;
+    let differs = match dialect {
+        Dialect::Sqlite => "IS NOT",
+        Dialect::Postgres => "IS DISTINCT FROM",
+    };
+    let joined = |f: &dyn Fn(&String) -> String, by: &str| {
+        properties.iter().map(f).collect::<Vec<_>>().join(by)
+    };
+    format!(
+        "INSERT INTO {table} (tenant_id, id, version, {cols}) VALUES ({}, {}, 1, {}) \
+         ON CONFLICT (tenant_id, {keys}) DO UPDATE SET version = {table}.version + 1, {sets} \
+         WHERE {changed} RETURNING version",
+        dialect.param(1),
+        dialect.param(2),
+        names.values_from(dialect, 3),
+        cols = properties.join(", "),
+        keys = names.key.join(", "),
+        sets = joined(&|c| format!("{c} = excluded.{c}"), ", "),
+        changed = joined(&|c| format!("{table}.{c} {differs} excluded.{c}"), " OR "),
+    )
+}
+
+/// Bump the version and set every property, if the version is still the one read.
+fn update(dialect: Dialect, names: &Columns) -> String {
+    let p = |n: usize| dialect.param(n);
+    let sets = names
+        .properties
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {}", p(4 + i)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE {} SET version = version + 1, {sets} WHERE tenant_id = {} AND id = {} AND version = {}",
+        names.table,
+        p(1),
+        p(2),
+        p(3)
+    )
+}
+
+/// The report function's rows, in the function's order (id last, for a total order).
+fn latest(report: &ReportType, dialect: Dialect, names: &Columns, columns: &str) -> String {
+    let p = |n: usize| dialect.param(n);
+    let order = report
+        .function
+        .order_by
+        .iter()
+        .filter_map(|key| {
+            let column = &names.properties[report.property_index(key.property)?];
+            let direction = if key.descending { "DESC" } else { "ASC" };
+            Some(format!("{column} {direction}"))
+        })
+        .chain(std::iter::once("id".to_owned()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let period_filter = names
+        .period
+        .as_ref()
+        .map(|c| format!(" AND {c} = {}", p(2)))
+        .unwrap_or_default();
+    let latest = latest_refresh(
+        report,
+        dialect,
+        &p(1),
+        names.period.as_ref().map(|_| p(2)).as_deref(),
+    );
+    format!(
+        "SELECT {columns} FROM {} WHERE tenant_id = {}{period_filter} AND {} = {latest} ORDER BY {order}",
+        names.table,
+        p(1),
+        names.refresh,
+    )
 }
 
 /// The natural key's property names, for conflict messages: `(reportRefreshDate, productType)`.

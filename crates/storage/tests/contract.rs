@@ -774,3 +774,193 @@ async fn a_database_of_version_1_accepts_null_counts(url: &str) {
         .await
         .unwrap();
 }
+
+/// The dashboard's accounts: users (a name once), grants, sessions found by their digest
+/// until they expire or are revoked, a new password or a removal ending them, and the tenants
+/// noted by the writes of their rows.
+#[tokio::test]
+async fn accounts_users_sessions_and_tenant_names() {
+    use reportroot_storage::accounts::{Grant, NewSession, User};
+    for (name, backend) in backends().await {
+        let accounts = backend.storage.accounts();
+        let (a, b) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        let user = User {
+            name: format!("u-{}", Uuid::new_v4().simple()),
+            operator: false,
+            grants: vec![
+                Grant {
+                    tenant: a,
+                    write: true,
+                },
+                Grant {
+                    tenant: b,
+                    write: false,
+                },
+            ],
+            created: 5,
+        };
+        assert!(
+            accounts.add_user(&user, "$argon2id$one").await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !accounts.add_user(&user, "$argon2id$two").await.unwrap(),
+            "{name}"
+        );
+        let listed = accounts.users().await.unwrap();
+        let found = listed.iter().find(|u| u.name == user.name).unwrap();
+        let mut grants = user.grants.clone();
+        grants.sort_by_key(|g| g.tenant.0.to_string());
+        assert_eq!(found.grants, grants, "{name}");
+        assert_eq!(
+            accounts.password_hash(&user.name).await.unwrap().as_deref(),
+            Some("$argon2id$one"),
+            "{name}: the first add stands"
+        );
+        assert_eq!(accounts.password_hash("nobody-at-all").await.unwrap(), None);
+
+        accounts.rename_tenant(a, "Alpha").await.unwrap();
+        let session = |digest: &str, expires| NewSession {
+            token_hash: digest.to_owned(),
+            user: user.name.clone(),
+            csrf_token: "csrf".to_owned(),
+            created: 100,
+            expires,
+        };
+        let (live, old) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+        accounts.create_session(&session(&old, 150)).await.unwrap();
+        accounts
+            .create_session(&session(&live, 1000))
+            .await
+            .unwrap();
+        let read = accounts.session(&live, 120).await.unwrap().unwrap();
+        assert_eq!(
+            (read.user.as_str(), read.operator),
+            (user.name.as_str(), false)
+        );
+        assert_eq!(read.csrf_token, "csrf");
+        let mut tenants = read.tenants.clone();
+        tenants.sort_by_key(|(g, _)| g.tenant.0);
+        let mut expected = vec![(grants[0].clone(), None), (grants[1].clone(), None)];
+        for (grant, display) in &mut expected {
+            if grant.tenant == a {
+                *display = Some("Alpha".to_owned());
+            }
+        }
+        expected.sort_by_key(|(g, _)| g.tenant.0);
+        assert_eq!(tenants, expected, "{name}");
+        assert!(
+            accounts.session(&old, 150).await.unwrap().is_none(),
+            "{name}: expired"
+        );
+        assert!(accounts.session("unknown", 120).await.unwrap().is_none());
+        assert!(accounts.revoke_session(&live).await.unwrap());
+        assert!(
+            accounts.session(&live, 120).await.unwrap().is_none(),
+            "{name}: revoked"
+        );
+
+        accounts
+            .create_session(&session(&live, 1000))
+            .await
+            .unwrap();
+        assert!(accounts
+            .set_password(&user.name, "$argon2id$new")
+            .await
+            .unwrap());
+        assert!(
+            accounts.session(&live, 120).await.unwrap().is_none(),
+            "{name}: a new password ends sessions"
+        );
+        assert!(!accounts.set_password("nobody-at-all", "x").await.unwrap());
+        accounts
+            .create_session(&session(&live, 1000))
+            .await
+            .unwrap();
+        assert!(accounts.remove_user(&user.name).await.unwrap());
+        assert!(!accounts.remove_user(&user.name).await.unwrap());
+        assert!(
+            accounts.session(&live, 120).await.unwrap().is_none(),
+            "{name}: removed"
+        );
+        assert!(accounts
+            .users()
+            .await
+            .unwrap()
+            .iter()
+            .all(|u| u.name != user.name));
+
+        // Writing rows notes the tenant (granted tenants were noted by add_user).
+        let (c, d) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        let report = activations();
+        backend
+            .storage
+            .insert(c, report, new(row("2025-01-01", "A", 1)))
+            .await
+            .unwrap();
+        backend
+            .storage
+            .upsert_many(d, report, vec![row("2025-01-01", "A", 1)])
+            .await
+            .unwrap();
+        let known = accounts.tenants().await.unwrap();
+        for tenant in [a, b, c, d] {
+            assert!(known.iter().any(|t| t.tenant == tenant), "{name}: {tenant}");
+        }
+        let alpha = known.iter().find(|t| t.tenant == a).unwrap();
+        assert_eq!(alpha.display_name.as_deref(), Some("Alpha"));
+    }
+}
+
+/// A database from before the tenant names: the migration fills them from the stored rows.
+#[tokio::test]
+async fn the_migration_fills_the_tenant_names_from_stored_rows() {
+    let report = activations();
+    let tenant = TenantId(Uuid::new_v4());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+    storage
+        .upsert_many(tenant, report, vec![row("2025-01-01", "A", 1)])
+        .await
+        .unwrap();
+    drop(storage);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE reportroot_tenants; PRAGMA user_version = 6;")
+        .unwrap();
+    let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+    let known = storage.accounts().tenants().await.unwrap();
+    assert_eq!(known.iter().map(|t| t.tenant).collect::<Vec<_>>(), [tenant]);
+
+    for (name, url) in server_urls("tenant-name migration") {
+        let own = own_database(&url, "reportroot_tenants").await;
+        let storage = connect_own(&own).await.unwrap();
+        storage
+            .upsert_many(tenant, report, vec![row("2025-01-01", "A", 1)])
+            .await
+            .unwrap();
+        drop(storage);
+        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        old.batch_execute("DELETE FROM reportroot_tenants")
+            .await
+            .unwrap();
+        old.batch_execute("UPDATE reportroot_schema SET version = 4")
+            .await
+            .unwrap();
+        let storage = connect_own(&own).await.unwrap();
+        let known = storage.accounts().tenants().await.unwrap();
+        assert_eq!(
+            known.iter().map(|t| t.tenant).collect::<Vec<_>>(),
+            [tenant],
+            "{name}"
+        );
+        drop((storage, old));
+        reportroot_postgres::citus::drop_database(&url, own_name(&own))
+            .await
+            .unwrap();
+    }
+}

@@ -161,6 +161,22 @@ pub(crate) async fn dashboard_user(
     }))
 }
 
+/// The answer of a dashboard page without a session: `303` to the sign-in form, which comes
+/// back to `next` (the page's path and query; only `/dashboard…` paths are followed) after
+/// signing in.
+pub fn signin_redirect(next: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let mut response = axum::http::StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/dashboard/signin?next={next}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn display_name(tenant: TenantId, name: Option<String>) -> String {
     name.filter(|name| !name.is_empty())
         .unwrap_or_else(|| tenant.0.to_string())
@@ -407,6 +423,16 @@ mod tests {
         assert!(!csrf_matches("abcd", &map, None));
         assert!(csrf_matches("abcd", &map, Some("abcd")));
         assert!(!csrf_matches("", &headers(&[]), Some("")));
+    }
+
+    #[test]
+    fn pages_without_a_session_go_to_the_form_and_back() {
+        let response = signin_redirect("/dashboard/reports/x?from=2024-01-01&to=2024-02-01");
+        assert_eq!(response.status(), 303);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/dashboard/signin?next=%2Fdashboard%2Freports%2Fx%3Ffrom%3D2024-01-01%26to%3D2024-02-01"
+        );
     }
 
     #[test]

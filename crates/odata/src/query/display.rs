@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Display, Formatter, Write};
 
-use reportroot_model::{ReportType, Value};
+use reportroot_model::{duration_iso_from_seconds, ReportType, Value};
 
 use super::{Expr, Literal, Operand};
 
@@ -131,5 +131,8 @@ fn write_literal(f: &mut Formatter<'_>, literal: &Literal) -> fmt::Result {
         Literal::Value(value) => write!(f, "{value}"),
         Literal::Null => f.write_str("null"),
         Literal::Bool(value) => write!(f, "{value}"),
+        Literal::Duration(seconds) => {
+            write!(f, "duration'{}'", duration_iso_from_seconds(*seconds))
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `$filter`: a recursive-descent parser to an untyped tree with positions, then a binder that
 //! types the tree against the report type. Syntax errors win over type errors, as in ODL.
 
-use reportroot_model::{ReportType, Value, ValueKind, Version};
+use reportroot_model::{ReportType, Value, Version};
 
 use super::lexer::{describe_at, tokenize, Tok, Token};
 use super::{
@@ -300,6 +300,7 @@ impl Parser {
             Tok::Str(text) => Literal::Value(Value::Text(text)),
             Tok::Int(number) => Literal::Value(Value::Int(number)),
             Tok::Date(date) => Literal::Value(Value::Date(date)),
+            Tok::Duration(seconds) => Literal::Duration(seconds),
             Tok::Ident(word) => match word.as_str() {
                 "true" => Literal::Bool(true),
                 "false" => Literal::Bool(false),
@@ -378,11 +379,12 @@ impl Parser {
                     Some(Tok::Str(text)) => Literal::Value(Value::Text(text.clone())),
                     Some(Tok::Int(number)) => Literal::Value(Value::Int(*number)),
                     Some(Tok::Date(date)) => Literal::Value(Value::Date(*date)),
+                    Some(Tok::Duration(seconds)) => Literal::Duration(*seconds),
                     Some(Tok::Ident(word)) if word == "true" => Literal::Bool(true),
                     Some(Tok::Ident(word)) if word == "false" => Literal::Bool(false),
                     Some(Tok::Ident(word)) if word == "null" => Literal::Null,
                     _ => return Err(self.unexpected(
-                        "a literal (the list after 'in' may only hold strings, numbers and dates)",
+                        "a literal (the list after 'in' may only hold strings, numbers, dates and durations)",
                     )),
                 };
             self.bump();
@@ -488,19 +490,6 @@ impl Binder<'_> {
                 let property = PropertyRef::find_on(self.report, self.version, name).ok_or_else(|| {
                     QueryError::unknown_property(OPTION, node.pos, self.report, name)
                 })?;
-                if let PropertyRef::Index(i) = property {
-                    let kind = self.report.properties[i].kind;
-                    if kind == ValueKind::Duration {
-                        return Err(QueryError::at(
-                            OPTION,
-                            node.pos,
-                            format!(
-                                "The property '{name}' is of type {}, which $filter does not support",
-                                kind.edm_type()
-                            ),
-                        ));
-                    }
-                }
                 Bound::Value(Operand::Property(property), property.ty(self.report))
             }
             Kind::Literal(literal) => Bound::Value(Operand::Literal(literal.clone()), literal.ty()),
@@ -588,7 +577,9 @@ impl Binder<'_> {
     fn in_list(&self, operand: &Node, list: &[(Literal, usize)]) -> Result<Bound, QueryError> {
         let bound = self.bind(operand)?;
         let (operand_value, ty) = match bound {
-            Bound::Value(value, ty) if matches!(ty, Type::Date | Type::Int | Type::String) => {
+            Bound::Value(value, ty)
+                if matches!(ty, Type::Date | Type::Int | Type::String | Type::Duration) =>
+            {
                 (value, ty)
             }
             other => {
@@ -596,7 +587,7 @@ impl Binder<'_> {
                     OPTION,
                     operand.pos,
                     format!(
-                        "The left side of 'in' must be an Edm.String, Edm.Int64 or Edm.Date value, but it is {}",
+                        "The left side of 'in' must be an Edm.String, Edm.Int64, Edm.Date or Edm.Duration value, but it is {}",
                         other.type_name()
                     ),
                 ))

@@ -1,8 +1,8 @@
 //! Splits the text of a query option into tokens, with character positions.
 
-use reportroot_model::Date;
+use reportroot_model::{duration_seconds_from_iso, Date};
 
-use super::{shorten, QueryError};
+use super::{shorten, QueryError, MAX_DURATION_SECONDS};
 
 /// A token's content.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,8 @@ pub(super) enum Tok {
     Int(i64),
     /// A `YYYY-MM-DD` calendar date.
     Date(Date),
+    /// A `duration'…'` literal, in seconds.
+    Duration(u64),
     /// `(`
     LParen,
     /// `)`
@@ -33,6 +35,10 @@ impl Tok {
             Tok::Str(text) => format!("the string '{}'", shorten(&text.replace('\'', "''"))),
             Tok::Int(number) => format!("the number {number}"),
             Tok::Date(date) => format!("the date {date}"),
+            Tok::Duration(seconds) => format!(
+                "the duration '{}'",
+                reportroot_model::duration_iso_from_seconds(*seconds)
+            ),
             Tok::LParen => "'('".to_owned(),
             Tok::RParen => "')'".to_owned(),
             Tok::Comma => "','".to_owned(),
@@ -106,6 +112,16 @@ pub(super) fn tokenize(option: &'static str, text: &str) -> Tokens {
             c if c.is_alphabetic() || c == '_' => {
                 let end = scan(&chars, i, |c| c.is_alphanumeric() || c == '_');
                 let name: String = chars[i..end].iter().collect();
+                if chars.get(end) == Some(&'\'') && name.eq_ignore_ascii_case("duration") {
+                    match duration(option, &chars, start, end) {
+                        Ok((tok, next)) => {
+                            i = next;
+                            tokens.push(Token { tok, pos: start });
+                            continue;
+                        }
+                        Err(error) => break Some(error),
+                    }
+                }
                 i = end;
                 tokens.push(Token {
                     tok: Tok::Ident(name),
@@ -166,6 +182,37 @@ fn string(chars: &[char], open: usize) -> Option<(String, usize)> {
             }
         }
     }
+}
+
+/// The `duration'…'` literal whose prefix starts at `start` and whose quote is at `open`, and
+/// the index after its closing quote. OData allows a sign and fractional seconds; reports
+/// count whole seconds, so those are refused rather than rounded.
+fn duration(
+    option: &'static str,
+    chars: &[char],
+    start: usize,
+    open: usize,
+) -> Result<(Tok, usize), QueryError> {
+    let Some((text, next)) = string(chars, open) else {
+        return Err(QueryError::syntax(
+            option,
+            open,
+            "the duration that starts here has no closing quote (')",
+        ));
+    };
+    duration_seconds_from_iso(&text)
+        .filter(|&seconds| seconds <= MAX_DURATION_SECONDS)
+        .map(|seconds| (Tok::Duration(seconds), next))
+        .ok_or_else(|| {
+            QueryError::at(
+                option,
+                start,
+                format!(
+                    "The duration '{}' is not valid: an Edm.Duration literal is a non-negative ISO 8601 duration of whole seconds up to 999999999 hours, like duration'PT1H30M' or duration'P1DT2H'",
+                    shorten(&text.replace('\'', "''"))
+                ),
+            )
+        })
 }
 
 /// Whether `text` is shaped `dddd-dd-dd`.

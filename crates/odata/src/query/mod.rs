@@ -7,8 +7,8 @@
 //!
 //! The `$filter` grammar is the subset of OData v4 that ASP.NET Core OData accepts for these
 //! reports: `eq ne gt ge lt le`, `and or not`, parentheses, `in (…)`, `contains startswith
-//! endswith tolower toupper year month day`, and string, integer, date, `null`, `true`, `false`
-//! literals. Precedence, from tightest: `not`, comparisons and `in`, `and`, `or`; binary
+//! endswith tolower toupper year month day`, and string, integer, date, duration
+//! (`duration'PT1H30M'`, whole seconds), `null`, `true`, `false` literals. Precedence, from tightest: `not`, comparisons and `in`, `and`, `or`; binary
 //! operators group to the left.
 //!
 //! Limits: every option text is at most [`MAX_OPTION_LEN`] bytes, and a `$filter` nests at most
@@ -35,6 +35,10 @@ pub const MAX_OPTION_LEN: usize = 8 * 1024;
 /// The deepest nesting accepted in `$filter`: parentheses, `not`, function calls and the
 /// operator tree itself each count, so a chain of about this many `and`s is also refused.
 pub const MAX_DEPTH: usize = 100;
+
+/// The longest `duration'…'` literal accepted, in seconds: 999999999:59:59, the longest
+/// duration a report row can hold (hours have at most nine digits).
+pub const MAX_DURATION_SECONDS: u64 = 999_999_999 * 3600 + 59 * 60 + 59;
 
 /// The most keys accepted in `$orderby`.
 pub const MAX_ORDER_BY_KEYS: usize = 10;
@@ -155,6 +159,9 @@ pub enum Type {
     Int,
     /// `Edm.String` (report periods included).
     String,
+    /// `Edm.Duration`: properties stored as `hh:mm:ss` text and `duration'…'` literals,
+    /// compared as numbers of seconds.
+    Duration,
     /// `Edm.Boolean`: only the literals `true` and `false` have it.
     Bool,
     /// The literal `null`.
@@ -167,9 +174,8 @@ impl Type {
         match kind {
             ValueKind::Date => Type::Date,
             ValueKind::Count | ValueKind::Count32 => Type::Int,
-            // Durations are kept as `hh:mm:ss` text; `$filter` refuses them (see the filter
-            // binder), `$orderby` sorts the text.
-            ValueKind::Text | ValueKind::Period | ValueKind::Duration => Type::String,
+            ValueKind::Text | ValueKind::Period => Type::String,
+            ValueKind::Duration => Type::Duration,
         }
     }
 
@@ -179,6 +185,7 @@ impl Type {
             Type::Date => "Edm.Date",
             Type::Int => "Edm.Int64",
             Type::String => "Edm.String",
+            Type::Duration => "Edm.Duration",
             Type::Bool => "Edm.Boolean",
             Type::Null => "null",
         }
@@ -270,6 +277,9 @@ pub enum Literal {
     Null,
     /// `true` or `false`.
     Bool(bool),
+    /// `duration'…'`: a non-negative whole number of seconds, at most
+    /// [`MAX_DURATION_SECONDS`].
+    Duration(u64),
 }
 
 impl Literal {
@@ -281,6 +291,7 @@ impl Literal {
             Literal::Value(Value::Text(_)) => Type::String,
             Literal::Null | Literal::Value(Value::Null) => Type::Null,
             Literal::Bool(_) => Type::Bool,
+            Literal::Duration(_) => Type::Duration,
         }
     }
 }

@@ -2,19 +2,15 @@
 
 use proptest::prelude::*;
 use proptest::sample::select;
-use reportroot_model::{Date, ReportType, Value, ValueKind, REPORTS};
+use reportroot_model::{Date, ReportType, Value, REPORTS};
 
 use super::*;
 
-/// The report's properties (and `id`) of type `ty` that `$filter` accepts (not durations).
+/// The report's properties (and `id`) of type `ty`.
 fn properties_of(report: &'static ReportType, ty: Type) -> Vec<PropertyRef> {
     PropertyRef::all(report)
         .into_iter()
         .filter(|p| p.ty(report) == ty)
-        .filter(|p| match p {
-            PropertyRef::Index(i) => report.properties[*i].kind != ValueKind::Duration,
-            PropertyRef::Id => true,
-        })
         .collect()
 }
 
@@ -41,6 +37,9 @@ fn literal_of(ty: Type) -> BoxedStrategy<Literal> {
             .prop_map(|n| Literal::Value(Value::Int(n)))
             .boxed(),
         Type::String => text().prop_map(|s| Literal::Value(Value::Text(s))).boxed(),
+        Type::Duration => prop_oneof![0u64..=MAX_DURATION_SECONDS, 0u64..200_000]
+            .prop_map(Literal::Duration)
+            .boxed(),
         Type::Bool => any::<bool>().prop_map(Literal::Bool).boxed(),
         Type::Null => Just(Literal::Null).boxed(),
     }
@@ -73,7 +72,7 @@ fn operand_of(report: &'static ReportType, ty: Type, depth: u32) -> BoxedStrateg
 }
 
 fn value_type() -> impl Strategy<Value = Type> {
-    select(vec![Type::Date, Type::Int, Type::String])
+    select(vec![Type::Date, Type::Int, Type::String, Type::Duration])
 }
 
 fn equality() -> impl Strategy<Value = CompareOp> {
@@ -200,6 +199,9 @@ const FRAGMENTS: &[&str] = &[
     "'",
     "''",
     "'x'",
+    "duration",
+    "duration'PT1H'",
+    "audioDuration",
     " ",
     "not",
     "and",

@@ -1,6 +1,6 @@
 //! Unit tests of the query-option parsers.
 
-use reportroot_model::{find_report, Date, ReportType, Value};
+use reportroot_model::{find_report, Date, ReportType, Value, ValueKind};
 
 use super::*;
 
@@ -219,7 +219,7 @@ fn in_lists() {
     assert!(fails("teams in (1,null)").1.contains("use 'eq null'"));
     assert_eq!(
         fails("teams in (1, exchange)"),
-        (Some(13), "Syntax error at position 13 in $filter: expected a literal (the list after 'in' may only hold strings, numbers and dates), found 'exchange'.".into())
+        (Some(13), "Syntax error at position 13 in $filter: expected a literal (the list after 'in' may only hold strings, numbers, dates and durations), found 'exchange'.".into())
     );
     assert_eq!(fails("teams in 1").0, Some(9));
     assert_eq!(fails("teams in (1").0, Some(11));
@@ -997,20 +997,112 @@ fn types_of_operands() {
 #[test]
 fn durations_and_int32_counts() {
     let teams = find_report("teamsUserActivityCounts").expect("report");
-    for text in [
-        "audioDuration eq '00:00:00'",
-        "audioDuration gt videoDuration",
-        "calls gt 1 and screenShareDuration ne null",
+    let audio = Operand::Property(PropertyRef::find(teams, "audioDuration").expect("property"));
+    let video = Operand::Property(PropertyRef::find(teams, "videoDuration").expect("property"));
+    let duration = |seconds| Operand::Literal(Literal::Duration(seconds));
+    let parsed = |text: &str| match parse_filter(teams, text) {
+        Ok(expr) => expr,
+        Err(error) => panic!("{text:?} should parse: {error}"),
+    };
+    assert_eq!(
+        parsed("audioDuration gt duration'PT1H'"),
+        cmp(audio.clone(), CompareOp::Gt, duration(3600))
+    );
+    assert_eq!(
+        parsed("duration'P1DT2H3M4S' le audioDuration"),
+        cmp(duration(93_784), CompareOp::Le, audio.clone())
+    );
+    // The prefix is case-insensitive, as OData's grammar; zero, minutes past 59 and days.
+    assert_eq!(
+        parsed("audioDuration eq DURATION'PT0S'"),
+        cmp(audio.clone(), CompareOp::Eq, duration(0))
+    );
+    assert_eq!(
+        parsed("audioDuration ge duration'PT90M'"),
+        cmp(audio.clone(), CompareOp::Ge, duration(5400))
+    );
+    assert_eq!(
+        parsed("audioDuration gt videoDuration"),
+        cmp(audio.clone(), CompareOp::Gt, video)
+    );
+    assert_eq!(
+        parsed("audioDuration in (duration'PT1M', duration'PT2M')"),
+        Expr::In {
+            operand: audio.clone(),
+            list: vec![Literal::Duration(60), Literal::Duration(120)],
+        }
+    );
+    assert!(parse_filter(teams, "calls gt 1 and screenShareDuration ne null").is_ok());
+    assert_eq!(
+        parsed("audioDuration le duration'PT999999999H59M59S'"),
+        cmp(audio.clone(), CompareOp::Le, duration(MAX_DURATION_SECONDS))
+    );
+    assert_eq!(Type::of_kind(ValueKind::Duration), Type::Duration);
+    // Wrong types keep a positioned error.
+    for (text, position, message) in [
+        (
+            "audioDuration eq '00:00:00'",
+            0,
+            "The types Edm.Duration and Edm.String are not compatible for operator 'eq' at position 0",
+        ),
+        (
+            "calls gt duration'PT1H'",
+            0,
+            "The types Edm.Int64 and Edm.Duration are not compatible for operator 'gt' at position 0",
+        ),
+        (
+            "audioDuration lt 60",
+            0,
+            "The types Edm.Duration and Edm.Int64 are not compatible for operator 'lt' at position 0",
+        ),
+        (
+            "audioDuration in (duration'PT1M', 5)",
+            34,
+            "The value in the list after 'in' has type Edm.Int64, but the left side has type Edm.Duration at position 34",
+        ),
+        (
+            "contains(audioDuration, '01')",
+            9,
+            "The function 'contains' expects an Edm.String argument, but this argument is Edm.Duration at position 9",
+        ),
     ] {
         let error = parse_filter(teams, text).expect_err(text);
+        assert_eq!(error.position, Some(position), "{text}: {}", error.message);
+        assert!(error.message.contains(message), "{text}: {}", error.message);
+    }
+    // Literals Graph's reports cannot hold: signed, fractional, years, months, weeks, junk,
+    // unterminated.
+    for (text, position) in [
+        ("audioDuration gt duration'-PT1H'", 17),
+        ("audioDuration gt duration'PT1.5S'", 17),
+        ("audioDuration gt duration'P1Y'", 17),
+        ("audioDuration gt duration'P1M'", 17),
+        ("audioDuration gt duration'P1W'", 17),
+        ("audioDuration gt duration'01:00:00'", 17),
+        ("audioDuration gt duration'PT'", 17),
+        ("audioDuration gt duration'PT99999999999999999999S'", 17),
+        ("audioDuration gt duration'PT1000000000H'", 17),
+    ] {
+        let error = parse_filter(teams, text).expect_err(text);
+        assert_eq!(error.position, Some(position), "{text}: {}", error.message);
         assert!(
             error
                 .message
-                .contains("is of type Edm.Duration, which $filter does not support"),
+                .contains("is not valid: an Edm.Duration literal"),
             "{text}: {}",
             error.message
         );
     }
+    let error = parse_filter(teams, "audioDuration gt duration'PT1H").expect_err("open");
+    assert_eq!(error.position, Some(25));
+    assert!(
+        error.message.contains("no closing quote"),
+        "{}",
+        error.message
+    );
+    // Printed back, a duration literal reads as the same expression.
+    let expr = parsed("audioDuration ge duration'P1DT1S' or videoDuration eq duration'PT0S'");
+    assert_eq!(parsed(&expr.display(teams).to_string()), expr);
     assert!(parse_filter(teams, "calls gt 1").is_ok());
     // Edm.Int32 counts compare with integers like the Int64 ones.
     let yammer = find_report("yammerDeviceUsageUserCounts").expect("report");
