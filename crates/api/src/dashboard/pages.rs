@@ -94,8 +94,7 @@ pub(crate) async fn app(
             Some(query) => format!("{}?{query}", parts.uri.path()),
             None => parts.uri.path().to_owned(),
         };
-        let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-        return Ok(super::see_other(&format!("/dashboard/signin?next={next}")));
+        return Ok(crate::session::signin_redirect(&here));
     };
     let tenant = parts.uri.query().and_then(|query| {
         form_urlencoded::parse(query.as_bytes())
