@@ -79,6 +79,7 @@ fn small_limits() -> ThrottleLimits {
         csv_per_app: 2,
         csv_per_tenant: 3,
         json_per_app: 4,
+        ..ThrottleLimits::default()
     }
 }
 
