@@ -19,7 +19,9 @@ use reportroot_storage::engine::{
 };
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect};
-use reportroot_storage::throttle::{THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL};
+use reportroot_storage::throttle::{
+    THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL,
+};
 use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;

@@ -188,7 +188,11 @@ async fn a_lease_counts_until_the_end_of_its_use() {
         // Both entries are stamped 1 s (the lease's end): they leave at 11 s.
         // (One app, per-app limit = total: the app's limit is the one reached.)
         let refused = Verdict::PerAppFull { retry_ms: 11_000 };
-        assert_eq!(ask(&counters, &at(0), 8).await.verdict, refused, "{backend}");
+        assert_eq!(
+            ask(&counters, &at(0), 8).await.verdict,
+            refused,
+            "{backend}"
+        );
         let later = Verdict::PerAppFull { retry_ms: 500 };
         assert_eq!(exact(&counters, &at(10_500)).await, later);
         let again = ask(&counters, &at(11_000), 4).await;
@@ -280,7 +284,11 @@ fn assert_within_limits(admitted: &[(i64, usize)], window_ms: i64, per_app: usiz
             .filter(|(t, _)| *t > end - window_ms)
             .map(|(_, app)| *app)
             .collect();
-        assert!(inside.len() <= total, "{} in the window ending {end}", inside.len());
+        assert!(
+            inside.len() <= total,
+            "{} in the window ending {end}",
+            inside.len()
+        );
         for app in 0..3 {
             let of_app = inside.iter().filter(|a| **a == app).count();
             assert!(of_app <= per_app, "{of_app} of app {app} by {end}");
@@ -325,7 +333,11 @@ async fn leasing_instances_never_exceed_a_sliding_window() {
         assert_within_limits(&admitted, window_ms, per_app, total);
         let statements = instances[0].1.statements() + instances[1].1.statements();
         // Five windows of at most 60 each; far more asked: the leases wasted little.
-        assert!(admitted.len() > 250, "{backend}: {} admitted", admitted.len());
+        assert!(
+            admitted.len() > 250,
+            "{backend}: {} admitted",
+            admitted.len()
+        );
         assert!(
             statements * 2 < requests,
             "{backend}: {statements} statements for {requests} requests"
@@ -393,6 +405,39 @@ async fn leasing_instances_hammering_admit_at_most_the_limit() {
         );
         drop(instances);
         drop((first, second));
+        citus::drop_database(&url, &name).await.unwrap();
+    }
+}
+
+/// The table of an older release (one entry per request, no `counts`) is replaced at start:
+/// counters are disposable.
+#[tokio::test]
+async fn an_outdated_counters_table_is_replaced() {
+    for (backend, url) in urls() {
+        let name = format!("reportroot_throttle_{}", Uuid::new_v4().simple());
+        let own = citus::create_database(&url, &name).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE UNLOGGED TABLE reportroot_throttle (tenant_id UUID NOT NULL, \
+                 window_key TEXT NOT NULL, times BIGINT[] NOT NULL, apps UUID[] NOT NULL, \
+                 newest BIGINT NOT NULL, refused SMALLINT NOT NULL, retry_ms BIGINT NOT NULL, \
+                 PRIMARY KEY (tenant_id, window_key))",
+            )
+            .await
+            .unwrap();
+        let storage = PostgresStorage::connect(&own, 2).await.unwrap();
+        let counters = storage.throttle_counters().unwrap();
+        let request = request(TenantId(Uuid::new_v4()), None, 0);
+        assert_eq!(
+            exact(&counters, &request).await,
+            Verdict::Admitted,
+            "{backend}"
+        );
+        drop((client, storage));
         citus::drop_database(&url, &name).await.unwrap();
     }
 }

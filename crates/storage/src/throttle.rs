@@ -212,7 +212,9 @@ fn build_admit_sql() -> String {
     );
     let app_full = format!("{app_live} >= {PER_APP}");
     let total_full = format!("{total_live} >= {TOTAL}");
-    let granted = grant(&format!("least({PER_APP} - {app_live}, {TOTAL} - {total_live})"));
+    let granted = grant(&format!(
+        "least({PER_APP} - {app_live}, {TOTAL} - {total_live})"
+    ));
     // Times stay ascending even if instances' clocks disagree a little, or a lease was
     // stamped ahead.
     let at = format!("greatest({}, t.newest)", stamp(&granted));

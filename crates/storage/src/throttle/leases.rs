@@ -310,7 +310,10 @@ mod tests {
             leases.local(&request(200)),
             Ok(Verdict::PerAppFull { retry_ms: 300 })
         );
-        assert!(leases.local(&request(500)).is_err(), "asked again at 500 ms");
+        assert!(
+            leases.local(&request(500)).is_err(),
+            "asked again at 500 ms"
+        );
         // Another app is not refused by it.
         let other = WindowRequest {
             app: Some(Uuid::new_v4()),
