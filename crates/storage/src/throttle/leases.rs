@@ -282,25 +282,25 @@ mod tests {
     fn a_lease_is_not_handed_out_after_its_time_and_sizes_the_next() {
         let leases = Leases::new();
         let first = request(0);
-        let ask = leases.local(&first).unwrap_err();
+        let ask = leases.local(&first).expect_err("a statement");
         leases.settle(&first, Ask { want: 8, ..ask }, &admitted(8));
         for now in 1..=2 {
             assert_eq!(leases.local(&request(now)), Ok(Verdict::Admitted));
         }
         // At 1 s the lease's time is over: 5 left, not handed out; 3 were used.
-        let later = leases.local(&request(1_000)).unwrap_err();
+        let later = leases.local(&request(1_000)).expect_err("a statement");
         assert_eq!(later.want, 3);
         // Long idle: from one again.
         let idle = request(5_000);
         leases.settle(&request(1_000), later, &admitted(1));
-        assert_eq!(leases.local(&idle).unwrap_err().want, 1);
+        assert_eq!(leases.local(&idle).expect_err("a statement").want, 1);
     }
 
     #[test]
     fn a_refusal_stands_until_its_retry_with_the_wait_shortened() {
         let leases = Leases::new();
         let r = request(0);
-        let ask = leases.local(&r).unwrap_err();
+        let ask = leases.local(&r).expect_err("a statement");
         let refused = Decision {
             verdict: Verdict::PerAppFull { retry_ms: 500 },
             granted: 0,
@@ -326,11 +326,11 @@ mod tests {
     fn while_one_asks_for_a_lease_the_others_ask_for_one() {
         let leases = Leases::new();
         let r = request(0);
-        let lead = leases.local(&r).unwrap_err();
+        let lead = leases.local(&r).expect_err("a statement");
         leases.settle(&r, lead, &admitted(1));
-        let lead = leases.local(&request(1)).unwrap_err();
+        let lead = leases.local(&request(1)).expect_err("a statement");
         assert_eq!(lead.want, 2);
-        let other = leases.local(&request(1)).unwrap_err();
+        let other = leases.local(&request(1)).expect_err("a statement");
         assert_eq!(other.want, 1);
         leases.settle(&request(1), other, &admitted(1));
         leases.settle(&request(1), lead, &admitted(2));
