@@ -12,8 +12,9 @@
 #
 # BACKEND=sqlite (default): counters in memory. BACKEND=postgres: the server on a database of
 # its own on $REPORTROOT_TEST_POSTGRES_URL's server (scripts/postgres.sh), so "on" counts in the
-# shared counters (one statement per request); its window is WINDOW seconds (default 3 there:
-# at this load each window then holds about 100 requests, as Graph's limits allow at most).
+# shared counters (far from the limits, in leases: a statement per lease, not per request; the
+# split is printed when metrics are on); its window is WINDOW seconds (default 3 there: at this
+# load each window then holds about 100 requests, as Graph's limits allow at most).
 # Settings (environment): TENANTS=100 DAYS=30 DURATION=5 ROUNDS=5 WARMUP=1 CONNECTIONS=32
 #   THREADS=2 PIN WINDOW PATHS (default: beta JSON and v1.0 CSV without redirect)
 #   ON=both|throttle|metrics: what "on" turns on (to tell their costs apart)

@@ -165,10 +165,6 @@ impl Throttle {
         }
     }
 
-    /// What this instance holds of the shared counters, and how often it asked them.
-    pub fn leases(&self) -> &Leases {
-        &self.leases
-    }
 
     /// Counts a request of `app` in `tenant` on the report API `report` (its function name),
     /// or refuses it when a limit is reached: in `storage`'s shared counters if it has them,
