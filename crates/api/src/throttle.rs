@@ -165,7 +165,6 @@ impl Throttle {
         }
     }
 
-
     /// Counts a request of `app` in `tenant` on the report API `report` (its function name),
     /// or refuses it when a limit is reached: in `storage`'s shared counters if it has them,
     /// else here. `metrics` times the shared decisions and counts their failures.
