@@ -1,6 +1,7 @@
 //! Settings in layers: command-line flag, then `REPORTROOT_*` environment variable (both via
 //! clap), then the TOML config file, then the default.
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -180,13 +181,13 @@ struct ThrottleTable {
 
 impl FileConfig {
     /// Reads the file, or nothing when no file is given.
-    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
         let Some(path) = path else {
             return Ok(FileConfig::default());
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
 
@@ -250,37 +251,38 @@ impl SecretSource {
     }
 
     /// The secret's bytes, creating the key file with a random secret when it is missing.
-    pub fn load(&self) -> Result<Vec<u8>, String> {
+    pub fn load(&self) -> Result<Vec<u8>> {
         match self {
             SecretSource::Inline(secret) => Ok(secret.as_bytes().to_vec()),
             SecretSource::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) if !text.trim().is_empty() => Ok(text.trim().as_bytes().to_vec()),
-                Ok(_) => Err(format!("key file {} is empty", path.display())),
+                Ok(_) => Err(anyhow!("key file {} is empty", path.display())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let secret: String = (0..32)
                         .map(|_| format!("{:02x}", rand::random::<u8>()))
                         .collect();
                     write_private(path, &secret)
-                        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
+                        .with_context(|| format!("cannot create key file {}", path.display()))?;
                     tracing::info!(path = %path.display(), "created a new token-signing key file");
                     Ok(secret.into_bytes())
                 }
-                Err(e) => Err(format!("cannot read key file {}: {e}", path.display())),
+                Err(e) => {
+                    Err(e).with_context(|| format!("cannot read key file {}", path.display()))
+                }
             },
         }
     }
 }
 
 /// The trusted issuers of flags or file, each checked (HTTPS, or HTTP on loopback).
-fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>, String> {
+fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>> {
     let issuers = if args.trust_issuers.is_empty() {
         file.trust_issuers.clone().unwrap_or_default()
     } else {
         args.trust_issuers.clone()
     };
     for issuer in &issuers {
-        reportroot_api::trusted_issuers::check_url(issuer)
-            .map_err(|e| format!("--trust-issuer: {e}"))?;
+        reportroot_api::trusted_issuers::check_url(issuer).context("--trust-issuer")?;
     }
     Ok(issuers)
 }
@@ -311,7 +313,7 @@ impl Settings {
         args: &ServerArgs,
         file: &FileConfig,
         default_database: &str,
-    ) -> Result<Settings, String> {
+    ) -> Result<Settings> {
         let durability = match args
             .sqlite_durability
             .clone()
@@ -321,7 +323,7 @@ impl Settings {
             None | Some("process") => reportroot_sqlite::Durability::Process,
             Some("power") => reportroot_sqlite::Durability::Power,
             Some(other) => {
-                return Err(format!(
+                return Err(anyhow!(
                     "sqlite durability must be 'process' or 'power', not '{other}'"
                 ))
             }
@@ -394,11 +396,11 @@ fn throttle(
 }
 
 /// The file's `[chaos]` table, checked.
-fn chaos(file: &FileConfig) -> Result<Option<reportroot_api::chaos::ChaosConfig>, String> {
+fn chaos(file: &FileConfig) -> Result<Option<reportroot_api::chaos::ChaosConfig>> {
     let Some(chaos) = &file.chaos else {
         return Ok(None);
     };
-    chaos.check().map_err(|e| e.to_string())?;
+    chaos.check()?;
     Ok(Some(chaos.clone()))
 }
 
@@ -430,7 +432,7 @@ impl Settings {
     /// The HTTPS listener `serve` (`demo: false`) or `demo` runs, if any: `serve` serves HTTPS
     /// when given a certificate and key, `demo` always (with its own certificate unless given
     /// one). Also checks that some listener is left when plain HTTP is turned off.
-    pub fn https(&self, demo: bool) -> Result<Option<Https>, String> {
+    pub fn https(&self, demo: bool) -> Result<Option<Https>> {
         let cert = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(CertSource::Files {
                 cert: cert.clone(),
@@ -440,8 +442,8 @@ impl Settings {
                 dir: directory_of(&self.key_file),
             }),
             (None, None) => None,
-            (Some(_), None) => return Err("--tls-cert needs --tls-key".to_owned()),
-            (None, Some(_)) => return Err("--tls-key needs --tls-cert".to_owned()),
+            (Some(_), None) => return Err(anyhow!("--tls-cert needs --tls-key")),
+            (None, Some(_)) => return Err(anyhow!("--tls-key needs --tls-cert")),
         };
         match cert {
             Some(cert) => Ok(Some(Https {
@@ -449,13 +451,11 @@ impl Settings {
                 listen_configured: self.tls_listen.is_some(),
                 cert,
             })),
-            None if self.tls_listen.is_some() => Err(
+            None if self.tls_listen.is_some() => bail!(
                 "--tls-listen needs a certificate: give --tls-cert FILE and --tls-key FILE (PEM)"
-                    .to_owned(),
             ),
-            None if self.no_http => Err(
+            None if self.no_http => bail!(
                 "--no-http leaves nothing to serve: give --tls-cert FILE and --tls-key FILE to serve HTTPS"
-                    .to_owned(),
             ),
             None => Ok(None),
         }
@@ -474,8 +474,8 @@ fn directory_of(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn from_toml(text: &str, args: ServerArgs) -> Result<Settings, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    fn from_toml(text: &str, args: ServerArgs) -> Result<Settings> {
+        let file: FileConfig = toml::from_str(text)?;
         Settings::resolve(&args, &file, "sqlite://x.db")
     }
 
@@ -537,7 +537,10 @@ mod tests {
 
     #[test]
     fn serve_is_plain_http_without_a_certificate() {
-        assert_eq!(settings(ServerArgs::default()).https(false), Ok(None));
+        assert!(settings(ServerArgs::default())
+            .https(false)
+            .expect("ok")
+            .is_none());
     }
 
     #[test]
@@ -564,7 +567,7 @@ mod tests {
             ..ServerArgs::default()
         };
         let error = settings(args).https(false).expect_err("refused");
-        assert!(error.contains("--tls-cert"), "{error}");
+        assert!(error.to_string().contains("--tls-cert"), "{error}");
     }
 
     #[test]

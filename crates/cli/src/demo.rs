@@ -1,5 +1,6 @@
 //! `reportroot demo`: two tenants with half a year of realistic rows, and what to try next.
 
+use anyhow::{Context, Result};
 use std::io::Write;
 
 use reportroot_model::demo::{demo_rows, DemoTenant};
@@ -21,18 +22,18 @@ const TENANTS: [(&str, u128, u32); 2] = [
 ];
 
 /// Deletes the demo database so every demo starts from the same data.
-pub fn remove_database(url: &str) -> Result<(), String> {
+pub fn remove_database(url: &str) -> Result<()> {
     if url.starts_with("postgres") {
         return Ok(());
     }
     let path = reportroot_sqlite::path_from_url(url);
     reportroot_sqlite::remove_database(&path)
-        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+        .with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Fills the store with `days` days of every report for both tenants (fewer where the registry
 /// caps a report's demo history: `demo_days`).
-pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, String> {
+pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>> {
     let last_refresh = last_refresh();
     let mut tenants = Vec::new();
     let started = std::time::Instant::now();
@@ -49,17 +50,10 @@ pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, Strin
                 last_refresh,
                 report.demo_days.map_or(days, |cap| cap.min(days)),
             );
-            let counts = storage
-                .upsert_many(tenant, report, rows)
-                .await
-                .map_err(|e| e.to_string())?;
+            let counts = storage.upsert_many(tenant, report, rows).await?;
             total += counts.inserted;
         }
-        storage
-            .accounts()
-            .rename_tenant(tenant, name)
-            .await
-            .map_err(|e| e.to_string())?;
+        storage.accounts().rename_tenant(tenant, name).await?;
         tenants.push(Tenant { name, id: tenant });
     }
     tracing::info!(
@@ -155,10 +149,7 @@ pub struct DemoApp {
 }
 
 /// Registers a read-only app in each demo tenant, as `reportroot app add` would.
-pub async fn register_apps(
-    storage: &dyn Storage,
-    tenants: &[Tenant],
-) -> Result<Vec<DemoApp>, String> {
+pub async fn register_apps(storage: &dyn Storage, tenants: &[Tenant]) -> Result<Vec<DemoApp>> {
     let mut apps = Vec::new();
     for tenant in tenants {
         let now = reportroot_api::auth::unix_now() as i64;
@@ -173,11 +164,8 @@ pub async fn register_apps(
         let (secret, stored) =
             reportroot_api::client_secrets::new_secret(app.client_id, now, now + 30 * 24 * 3600);
         let directory = storage.directory();
-        directory.add_app(&app).await.map_err(|e| e.to_string())?;
-        directory
-            .add_secret(&stored)
-            .await
-            .map_err(|e| e.to_string())?;
+        directory.add_app(&app).await?;
+        directory.add_secret(&stored).await?;
         apps.push(DemoApp {
             tenant: tenant.id,
             client_id: app.client_id,
@@ -205,10 +193,7 @@ const ADMIN_PASSWORD_FILE: &str = "reportroot-demo-admin.txt";
 
 /// Creates the demo's operator `admin` with the password kept next to the key file (made on
 /// first run, reused after: a restarted demo signs in with the password printed before).
-pub async fn create_admin(
-    storage: &dyn Storage,
-    key_file: &std::path::Path,
-) -> Result<DemoAdmin, String> {
+pub async fn create_admin(storage: &dyn Storage, key_file: &std::path::Path) -> Result<DemoAdmin> {
     let dir = match key_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -235,11 +220,7 @@ pub async fn create_admin(
     // A PostgreSQL demo database is kept between runs: the user may exist already.
     if !crate::users::add_user(storage, &user, &password).await? {
         let hash = reportroot_api::client_secrets::hash(&password);
-        storage
-            .accounts()
-            .set_password(ADMIN, &hash)
-            .await
-            .map_err(|e| e.to_string())?;
+        storage.accounts().set_password(ADMIN, &hash).await?;
     }
     let file = std::path::absolute(&file).unwrap_or(file);
     Ok(DemoAdmin {
@@ -250,7 +231,7 @@ pub async fn create_admin(
 }
 
 /// Writes `text` to a new `path` readable by its owner only (on Unix).
-fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -258,7 +239,7 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
     options
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Where the dashboard is and how to sign in to it.

@@ -10,10 +10,12 @@ mod certs;
 mod config;
 mod data;
 mod demo;
+mod errors;
 mod reports;
 mod sync;
 mod users;
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -266,20 +268,20 @@ enum Command {
     },
 }
 
-fn parse_ttl(text: &str) -> Result<u64, String> {
+fn parse_ttl(text: &str) -> Result<u64> {
     let (number, unit) = match text.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
         _ => (text, 's'),
     };
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 3600, 90s, 30m, 1h or 7d"))?;
+        .with_context(|| format!("'{text}' is not a duration like 3600, 90s, 30m, 1h or 7d"))?;
     let scale = match unit {
         's' => 1,
         'm' => 60,
         'h' => 3600,
         'd' => 86400,
-        _ => return Err(format!("unknown unit in '{text}': use s, m, h or d")),
+        _ => bail!("unknown unit in '{text}': use s, m, h or d"),
     };
     Ok(number.saturating_mul(scale))
 }
@@ -295,20 +297,25 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return fail(&error.to_string()),
+        Err(error) => return fail(&anyhow!(error).context("cannot start the async runtime")),
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(error) => fail(&error),
     }
 }
 
-fn fail(message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "reportroot: {message}");
+/// Prints `error` with its causes on one line and returns the failure exit code.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let _ = writeln!(
+        std::io::stderr(),
+        "reportroot: {}",
+        errors::one_line(error.as_ref())
+    );
     ExitCode::FAILURE
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve(args) => {
@@ -339,8 +346,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             key,
         } => {
             let secret = SecretSource::resolve(&key, &file).load()?;
-            let token = reportroot_api::auth::issue_token(&secret, tenant, &roles, ttl, &audience)
-                .map_err(|e| e.to_string())?;
+            let token = reportroot_api::auth::issue_token(&secret, tenant, &roles, ttl, &audience)?;
             let _ = writeln!(std::io::stdout(), "{token}");
             Ok(())
         }
@@ -367,7 +373,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let version = match version.as_str() {
                 "v1.0" => Version::V1,
                 "beta" => Version::Beta,
-                other => return Err(format!("unknown version '{other}': use v1.0 or beta")),
+                other => return Err(anyhow!("unknown version '{other}': use v1.0 or beta")),
             };
             let _ = std::io::stdout().write_all(metadata_xml(version).as_bytes());
             Ok(())
@@ -396,7 +402,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     data::report_named(&name)?,
                     period
                         .map(|p| {
-                            reportroot_model::Period::from_param(&p).ok_or_else(|| {
+                            reportroot_model::Period::from_param(&p).with_context(|| {
                                 format!("--period must be D7, D30, D90 or D180, not '{p}'")
                             })
                         })
@@ -414,7 +420,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await?;
             if summary.rejected_files > 0 {
-                return Err(format!("{} files rejected", summary.rejected_files));
+                return Err(anyhow!("{} files rejected", summary.rejected_files));
             }
             Ok(())
         }
@@ -436,13 +442,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let json = match format.as_str() {
                 "csv" => false,
                 "json" => true,
-                other => return Err(format!("--format must be csv or json, not '{other}'")),
+                other => return Err(anyhow!("--format must be csv or json, not '{other}'")),
             };
             let latest = match period.as_deref() {
                 None => None,
                 Some("latest") => Some(None),
                 Some(text) => Some(Some(
-                    reportroot_model::Period::from_param(text).ok_or_else(|| {
+                    reportroot_model::Period::from_param(text).with_context(|| {
                         format!("--period must be D7, D30, D90, D180 or latest, not '{text}'")
                     })?,
                 )),
@@ -459,7 +465,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &mut output,
             )
             .await?;
-            output.flush().map_err(|e| e.to_string())
+            Ok(output.flush()?)
         }
         Command::Sync {
             from,
@@ -520,7 +526,7 @@ enum Missing {
 }
 
 /// Settings for the commands that only need a database.
-fn data_settings(database: Option<String>, file: &FileConfig) -> Result<Settings, String> {
+fn data_settings(database: Option<String>, file: &FileConfig) -> Result<Settings> {
     let args = ServerArgs {
         database,
         ..ServerArgs::default()
@@ -554,18 +560,18 @@ fn is_postgres(url: &str) -> bool {
 
 /// `reportroot migrate`: opens the database, which creates or upgrades its schema, and says
 /// what that did.
-async fn migrate(settings: &Settings) -> Result<SchemaChange, String> {
+async fn migrate(settings: &Settings) -> Result<SchemaChange> {
     let url = &settings.database;
     if is_postgres(url) {
         return reportroot_postgres::PostgresStorage::connect_with(url, 1, citus_options(settings))
             .await
             .map(|storage| storage.schema_change())
-            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"));
+            .context("cannot open the PostgreSQL database");
     }
     let path = reportroot_sqlite::path_from_url(url);
     SqliteStorage::open(&path, settings.durability)
         .map(|storage| storage.schema_change())
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        .with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// Settings and storage for the commands that only need a database.
@@ -573,7 +579,7 @@ async fn storage_for(
     database: Option<String>,
     file: &FileConfig,
     missing: Missing,
-) -> Result<(Settings, Arc<dyn Storage>), String> {
+) -> Result<(Settings, Arc<dyn Storage>)> {
     let settings = data_settings(database, file)?;
     let storage = if is_postgres(&settings.database) {
         open_storage(&settings).await?
@@ -581,20 +587,20 @@ async fn storage_for(
         // The data commands load in bulk: give SQLite's writer a large page cache.
         let path = reportroot_sqlite::path_from_url(&settings.database);
         if missing == Missing::Refuse && !path.exists() {
-            return Err(format!(
+            return Err(anyhow!(
                 "{}: no such database file (import, seed, migrate or serve create one)",
                 path.display()
             ));
         }
         Arc::new(
             SqliteStorage::open_with_writer_cache(&path, settings.durability, 256 * 1024)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+                .with_context(|| format!("cannot open {}", path.display()))?,
         )
     };
     Ok((settings, storage))
 }
 
-async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
+async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>> {
     let url = &settings.database;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let storage = reportroot_postgres::PostgresStorage::connect_with(
@@ -603,12 +609,12 @@ async fn open_storage(settings: &Settings) -> Result<Arc<dyn Storage>, String> {
             citus_options(settings),
         )
         .await
-        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        .context("cannot open the PostgreSQL database")?;
         return Ok(Arc::new(storage));
     }
     let path = reportroot_sqlite::path_from_url(url);
     let storage = SqliteStorage::open(&path, settings.durability)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(storage))
 }
 
@@ -628,7 +634,7 @@ async fn serve(
     https: Option<ReadyHttps>,
     storage: Arc<dyn Storage>,
     on_ready: impl FnOnce(&Served),
-) -> Result<(), String> {
+) -> Result<()> {
     let mut listeners = Vec::new();
     if !settings.no_http {
         listeners.push(bind(settings.listen, None).await?);
@@ -641,8 +647,7 @@ async fn serve(
     let own_urls = listeners
         .iter()
         .map(reportroot_api::server::Listener::own_url)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, _>>()?;
     // A configured public URL is what every listener's answers link to; otherwise each
     // listener's own scheme and address.
     for (listener, own) in listeners.iter_mut().zip(&own_urls) {
@@ -672,7 +677,7 @@ async fn serve(
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)
                 .await
-                .map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?,
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
         ),
         None => None,
     };
@@ -690,18 +695,18 @@ async fn serve(
     state
         .ensure_signing_key()
         .await
-        .map_err(|e| format!("cannot prepare the token-signing key: {e}"))?;
+        .context("cannot prepare the token-signing key")?;
     if let Some(listener) = metrics {
         serve_metrics(listener, Arc::clone(&state))?;
     }
     reportroot_api::serve_listeners(listeners, state, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .context("the server failed")
 }
 
 /// Serves the metrics listener in the background; it stops with the process.
-fn serve_metrics(listener: tokio::net::TcpListener, state: Arc<AppState>) -> Result<(), String> {
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+fn serve_metrics(listener: tokio::net::TcpListener, state: Arc<AppState>) -> Result<()> {
+    let address = listener.local_addr()?;
     tracing::info!(url = %format!("http://{address}/metrics"), "metrics listening");
     tokio::spawn(async move {
         let never = std::future::pending::<()>();
@@ -738,10 +743,10 @@ fn apply_sign_in(settings: &Settings, config: &mut ApiConfig) {
 async fn bind(
     address: std::net::SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
-) -> Result<reportroot_api::server::Listener, String> {
+) -> Result<reportroot_api::server::Listener> {
     let tcp = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        .with_context(|| format!("cannot listen on {address}"))?;
     Ok(reportroot_api::server::Listener {
         tcp,
         tls,
@@ -759,20 +764,16 @@ struct ReadyHttps {
 
 /// Loads (or, for the demo, creates) the certificate, before anything else is opened, so that
 /// a bad certificate stops the server at once.
-fn prepare_https(https: Option<Https>) -> Result<Option<ReadyHttps>, String> {
+fn prepare_https(https: Option<Https>) -> Result<Option<ReadyHttps>> {
     let Some(settings) = https else {
         return Ok(None);
     };
     let (config, ca) = match &settings.cert {
-        CertSource::Files { cert, key } => (
-            reportroot_api::tls::server_config(cert, key).map_err(|e| e.to_string())?,
-            None,
-        ),
+        CertSource::Files { cert, key } => (reportroot_api::tls::server_config(cert, key)?, None),
         CertSource::Demo { dir } => {
             let files = certs::DemoCertificate::in_dir(dir)?;
             files.ensure()?;
-            let config = reportroot_api::tls::server_config(&files.chain, &files.key)
-                .map_err(|e| e.to_string())?;
+            let config = reportroot_api::tls::server_config(&files.chain, &files.key)?;
             (config, Some(files.ca))
         }
     };
@@ -784,7 +785,7 @@ fn prepare_https(https: Option<Https>) -> Result<Option<ReadyHttps>, String> {
 }
 
 /// The HTTPS listener.
-async fn https_listener(https: &ReadyHttps) -> Result<reportroot_api::server::Listener, String> {
+async fn https_listener(https: &ReadyHttps) -> Result<reportroot_api::server::Listener> {
     let address = https.settings.listen;
     match bind(address, Some(Arc::clone(&https.config))).await {
         Ok(listener) => Ok(listener),
