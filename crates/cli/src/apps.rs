@@ -29,7 +29,7 @@ pub enum AppCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// Lifetime of the secret: seconds, or a number with s, m, h or d.
-        #[arg(long, default_value = "180d", value_parser = crate::parse_ttl)]
+        #[arg(long, default_value = "180d", value_parser = crate::args::parse_ttl)]
         secret_lifetime: u64,
         /// Print `{"tenantId","clientId","clientSecret"}` instead of text.
         #[arg(long)]
@@ -62,7 +62,7 @@ pub enum SecretCommand {
         /// The app's client id.
         client_id: Uuid,
         /// Lifetime: seconds, or a number with s, m, h or d.
-        #[arg(long, default_value = "180d", value_parser = crate::parse_ttl)]
+        #[arg(long, default_value = "180d", value_parser = crate::args::parse_ttl)]
         lifetime: u64,
         /// Print `{"clientId","secretId","clientSecret","expires"}` instead of text.
         #[arg(long)]

@@ -8,7 +8,7 @@ use reportroot_model::{Date, TenantId, REPORTS};
 use reportroot_storage::Storage;
 use uuid::Uuid;
 
-use crate::Served;
+use crate::serve::Served;
 
 /// A demo tenant.
 pub struct Tenant {
