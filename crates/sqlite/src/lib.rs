@@ -342,10 +342,25 @@ impl SqliteStorage {
         }
     }
 
-    /// Runs `work` in a transaction on the writer connection on the blocking pool.
+    /// Runs `work` in a transaction on the writer connection on the blocking pool, and
+    /// commits it when `work` succeeds.
     async fn write_transaction<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        self.with_writer(move |transaction, inner| {
+            let result = work(&transaction, inner)?;
+            commit(transaction)?;
+            Ok(result)
+        })
+        .await
+    }
+
+    /// Hands `work` a transaction on the writer connection, on the blocking pool; `work`
+    /// commits it, or drops it to roll back.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let inner = Arc::clone(&self.inner);
         let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
@@ -354,15 +369,18 @@ impl SqliteStorage {
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed("cannot begin a write transaction"))?;
-            let result = work(&transaction, &inner)?;
-            transaction
-                .commit()
-                .map_err(failed("cannot commit a write transaction"))?;
-            Ok(result)
+            work(transaction, &inner)
         })
         .await
         .map_err(backend)?
     }
+}
+
+/// Commits a write transaction.
+fn commit(transaction: Transaction<'_>) -> Result<(), StorageError> {
+    transaction
+        .commit()
+        .map_err(failed("cannot commit a write transaction"))
 }
 
 /// Runs `work` with the reader's statements interrupted once they run past
@@ -1144,13 +1162,7 @@ impl SqlRunner for SqliteStorage {
         statements: Vec<(String, Vec<SqlValue>)>,
         abort_unless_changed: Option<usize>,
     ) -> Result<Vec<u64>, StorageError> {
-        let inner = Arc::clone(&self.inner);
-        let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
-        tokio::task::spawn_blocking(move || {
-            let mut connection = lock(&inner.writer);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failed("cannot begin a write transaction"))?;
+        self.with_writer(move |transaction, _| {
             let mut changed = Vec::with_capacity(statements.len());
             for (i, (sql, params)) in statements.iter().enumerate() {
                 let params = rusqlite::params_from_iter(params.iter().map(directory_param));
@@ -1160,13 +1172,10 @@ impl SqlRunner for SqliteStorage {
                     return Ok(changed); // dropped: rolled back
                 }
             }
-            transaction
-                .commit()
-                .map_err(failed("cannot commit a write transaction"))?;
+            commit(transaction)?;
             Ok(changed)
         })
         .await
-        .map_err(backend)?
     }
 }
 

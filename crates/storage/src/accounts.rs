@@ -15,7 +15,11 @@ use uuid::Uuid;
 
 use crate::directory::{SqlRunner, SqlValue};
 use crate::sql::Dialect;
+use crate::side_rows::RowDecoder;
 use crate::StorageError;
+
+/// Decodes this module's rows; errors name the accounts table.
+const ROW: RowDecoder = RowDecoder("accounts");
 
 /// The accounts' tables, for every backend's schema (`CREATE … IF NOT EXISTS`).
 pub const ACCOUNT_TABLES: [&str; 6] = [
@@ -244,23 +248,23 @@ impl<'a> Accounts<'a> {
         let mut users: Vec<User> = Vec::new();
         for mut row in self.runner.query(sql, Vec::new()).await? {
             if row.len() != 5 {
-                return Err(corrupt("user row"));
+                return Err(ROW.corrupt("user row"));
             }
-            let name = take_text(&mut row[0], "user name")?;
+            let name = ROW.text(&mut row[0], "user name")?;
             if users.last().is_none_or(|last| last.name != name) {
                 users.push(User {
                     name,
-                    operator: take_int(&row[1], "operator flag")? != 0,
+                    operator: ROW.int(&row[1], "operator flag")? != 0,
                     grants: Vec::new(),
-                    created: take_int(&row[2], "creation time")?,
+                    created: ROW.int(&row[2], "creation time")?,
                 });
             }
             if let SqlValue::Text(tenant) = &row[3] {
-                let tenant = Uuid::parse_str(tenant).map_err(|_| corrupt("tenant id"))?;
+                let tenant = Uuid::parse_str(tenant).map_err(|_| ROW.corrupt("tenant id"))?;
                 if let Some(user) = users.last_mut() {
                     user.grants.push(Grant {
                         tenant: TenantId(tenant),
-                        write: take_int(&row[4], "write flag")? != 0,
+                        write: ROW.int(&row[4], "write flag")? != 0,
                     });
                 }
             }
@@ -279,8 +283,8 @@ impl<'a> Accounts<'a> {
             .query(sql, vec![SqlValue::Text(name.to_owned())])
             .await?;
         match rows.pop() {
-            Some(mut row) if row.len() == 1 => Ok(Some(take_text(&mut row[0], "password hash")?)),
-            Some(_) => Err(corrupt("password row")),
+            Some(mut row) if row.len() == 1 => Ok(Some(ROW.text(&mut row[0], "password hash")?)),
+            Some(_) => Err(ROW.corrupt("password row")),
             None => Ok(None),
         }
     }
@@ -392,27 +396,27 @@ impl<'a> Accounts<'a> {
         let mut session: Option<Session> = None;
         for mut row in rows {
             if row.len() != 7 {
-                return Err(corrupt("session row"));
+                return Err(ROW.corrupt("session row"));
             }
             let session = match &mut session {
                 Some(session) => session,
                 None => session.insert(Session {
-                    user: take_text(&mut row[0], "user name")?,
-                    operator: take_int(&row[1], "operator flag")? != 0,
-                    csrf_token: take_text(&mut row[2], "CSRF token")?,
-                    expires: take_int(&row[3], "expiry")?,
+                    user: ROW.text(&mut row[0], "user name")?,
+                    operator: ROW.int(&row[1], "operator flag")? != 0,
+                    csrf_token: ROW.text(&mut row[2], "CSRF token")?,
+                    expires: ROW.int(&row[3], "expiry")?,
                     tenants: Vec::new(),
                 }),
             };
             if let SqlValue::Text(tenant) = &row[4] {
-                let tenant = Uuid::parse_str(tenant).map_err(|_| corrupt("tenant id"))?;
+                let tenant = Uuid::parse_str(tenant).map_err(|_| ROW.corrupt("tenant id"))?;
                 let name = match std::mem::replace(&mut row[6], SqlValue::Null) {
                     SqlValue::Text(name) => Some(name),
                     _ => None,
                 };
                 let grant = Grant {
                     tenant: TenantId(tenant),
-                    write: take_int(&row[5], "write flag")? != 0,
+                    write: ROW.int(&row[5], "write flag")? != 0,
                 };
                 session.tenants.push((grant, name));
             }
@@ -442,11 +446,11 @@ impl<'a> Accounts<'a> {
         rows.into_iter()
             .map(|mut row| {
                 if row.len() != 2 {
-                    return Err(corrupt("tenant row"));
+                    return Err(ROW.corrupt("tenant row"));
                 }
-                let id = take_text(&mut row[0], "tenant id")?;
+                let id = ROW.text(&mut row[0], "tenant id")?;
                 Ok(TenantName {
-                    tenant: TenantId(Uuid::parse_str(&id).map_err(|_| corrupt("tenant id"))?),
+                    tenant: TenantId(Uuid::parse_str(&id).map_err(|_| ROW.corrupt("tenant id"))?),
                     display_name: match std::mem::replace(&mut row[1], SqlValue::Null) {
                         SqlValue::Text(name) => Some(name),
                         _ => None,
@@ -478,20 +482,5 @@ impl<'a> Accounts<'a> {
     }
 }
 
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Backend(format!("the accounts table holds a malformed {what}").into())
-}
 
-fn take_text(value: &mut SqlValue, what: &str) -> Result<String, StorageError> {
-    match std::mem::replace(value, SqlValue::Null) {
-        SqlValue::Text(text) => Ok(text),
-        _ => Err(corrupt(what)),
-    }
-}
 
-fn take_int(value: &SqlValue, what: &str) -> Result<i64, StorageError> {
-    match value {
-        SqlValue::Int(n) => Ok(*n),
-        _ => Err(corrupt(what)),
-    }
-}
