@@ -4,12 +4,14 @@
 //! append to the primary-key index instead of touching random pages of it.
 
 mod import;
+mod refreshes;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use crate::refreshes::{table_sql, SideTable};
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
@@ -220,7 +222,7 @@ impl SqliteStorage {
                 readers: Mutex::new(Vec::new()),
                 reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
                 writer_slot: tokio::sync::Semaphore::new(1),
-                tables: TableSet::new(Dialect::Sqlite),
+                tables: TableSet::with_refreshes(Dialect::Sqlite, &SideTable),
                 known_tenants: KnownTenants::default(),
                 schema_change,
                 read_time_limit: reportroot_storage::READ_TIME_LIMIT,
@@ -533,7 +535,7 @@ fn user_version(connection: &Connection) -> Result<i64, StorageError> {
 fn schema_statements() -> impl Iterator<Item = String> {
     REPORTS
         .iter()
-        .flat_map(|report| TableSql::new(report, Dialect::Sqlite).create)
+        .flat_map(|report| table_sql(report).create)
         .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(DIRECTORY_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(ACCOUNT_TABLES.iter().map(|s| (*s).to_owned()))
@@ -610,7 +612,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
         for index in retired_indexes(report) {
             script.push_str(&format!("DROP INDEX IF EXISTS {index};\n"));
         }
-        for statement in TableSql::new(report, Dialect::Sqlite).create {
+        for statement in table_sql(report).create {
             script.push_str(&statement);
             script.push_str(";\n");
         }

@@ -14,8 +14,8 @@ use reportroot_model::{TenantId, REPORTS};
 use uuid::Uuid;
 
 use crate::directory::{SqlRunner, SqlValue};
-use crate::sql::Dialect;
 use crate::side_rows::RowDecoder;
+use crate::sql::Dialect;
 use crate::StorageError;
 
 /// Decodes this module's rows; errors name the accounts table.
@@ -481,6 +481,3 @@ impl<'a> Accounts<'a> {
         self.runner.transaction(statements, None).await.map(drop)
     }
 }
-
-
-

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use reportroot_model::TenantId;
 use uuid::Uuid;
 
-use crate::sql::Dialect;
 use crate::side_rows::RowDecoder;
+use crate::sql::Dialect;
 use crate::StorageError;
 
 /// Decodes this module's rows; errors name the directory table.
@@ -313,10 +313,6 @@ fn text(id: Uuid) -> SqlValue {
     SqlValue::Text(id.to_string())
 }
 
-
-
-
-
 fn read_app(mut row: Vec<SqlValue>) -> Result<AppRegistration, StorageError> {
     if row.len() != 6 {
         return Err(ROW.corrupt("app row"));
@@ -326,7 +322,8 @@ fn read_app(mut row: Vec<SqlValue>) -> Result<AppRegistration, StorageError> {
         tenant: TenantId(ROW.uuid(&mut row[1], "tenant id")?),
         object_id: ROW.uuid(&mut row[2], "object id")?,
         name: ROW.text(&mut row[3], "app name")?,
-        roles: ROW.text(&mut row[4], "role list")?
+        roles: ROW
+            .text(&mut row[4], "role list")?
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
