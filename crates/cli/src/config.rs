@@ -307,6 +307,20 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// SQLite's durability of flags or file [default: process].
+fn durability(args: &ServerArgs, file: &FileConfig) -> Result<reportroot_sqlite::Durability> {
+    match args
+        .sqlite_durability
+        .clone()
+        .or_else(|| file.sqlite_durability.clone())
+        .as_deref()
+    {
+        None | Some("process") => Ok(reportroot_sqlite::Durability::Process),
+        Some("power") => Ok(reportroot_sqlite::Durability::Power),
+        Some(other) => bail!("sqlite durability must be 'process' or 'power', not '{other}'"),
+    }
+}
+
 impl Settings {
     /// Merges flags and environment over the config file over defaults.
     pub fn resolve(
@@ -314,20 +328,7 @@ impl Settings {
         file: &FileConfig,
         default_database: &str,
     ) -> Result<Settings> {
-        let durability = match args
-            .sqlite_durability
-            .clone()
-            .or_else(|| file.sqlite_durability.clone())
-            .as_deref()
-        {
-            None | Some("process") => reportroot_sqlite::Durability::Process,
-            Some("power") => reportroot_sqlite::Durability::Power,
-            Some(other) => {
-                return Err(anyhow!(
-                    "sqlite durability must be 'process' or 'power', not '{other}'"
-                ))
-            }
-        };
+        let durability = durability(args, file)?;
         Ok(Settings {
             listen: args
                 .listen

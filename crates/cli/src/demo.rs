@@ -86,56 +86,64 @@ pub fn print_welcome(
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
     out.push_str(&https_welcome(served));
     out.push_str(&dashboard_welcome(served, admin));
-    let day = 24 * 3600;
     for tenant in tenants {
-        let token = |roles: &[&str]| {
-            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-            reportroot_api::auth::issue_token(
-                secret,
-                tenant.id.0,
-                &roles,
-                day,
-                reportroot_api::auth::GRAPH_AUDIENCE,
-            )
-            .unwrap_or_default()
-        };
-        let read = token(&["Reports.Read.All"]);
-        let write = token(&["Reports.ReadWrite.All"]);
-        let before_history = last_refresh().add_days(-i64::from(days.max(1)));
-        let week_ago = last_refresh().add_days(-7);
-        out.push_str(&format!(
-            "\n== Tenant {name} ({id})\n\
-             read token:  {read}\n\
-             write token: {write}\n\n\
-             # the stored rows (history), a page at a time\n\
-             curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
-             # the report function, as Graph's SDKs call it (-L follows the redirect to the CSV)\n\
-             curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
-             # an OData query over the history\n\
-             curl -s -G -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActiveUserCounts\" \
-             --data-urlencode \"\\$filter=reportPeriod eq '7' and reportDate ge {week_ago}\" --data-urlencode '$select=reportDate,teams'\n\n\
-             # add a row to the history, a day before the demo's first refresh date (the latest report stays as it is)\n\
-             curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
-             \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
-             -d '{{\"reportRefreshDate\":\"{before_history}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
-            name = tenant.name,
-            id = tenant.id,
-        ));
-        if let Some(https) = &served.https {
-            let cacert = served
-                .ca
-                .as_ref()
-                .map(|ca| format!("--cacert {} ", shell_quote(ca)))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "\n# the same over HTTPS\n\
-                 curl -s {cacert}-H \"Authorization: Bearer {read}\" \"{https}/v1.0/reports/office365ActivationsUserCounts\"\n"
-            ));
-        }
+        out.push_str(&tenant_welcome(served, secret, tenant, days));
     }
     out.push_str(&sign_in_welcome(served, apps));
     out.push_str("\nPress Ctrl-C to stop.\n");
     let _ = std::io::stdout().write_all(out.as_bytes());
+}
+
+/// The tokens and curl commands of one demo tenant.
+fn tenant_welcome(served: &Served, secret: &[u8], tenant: &Tenant, days: u32) -> String {
+    let base = &served.base;
+    let day = 24 * 3600;
+    let mut out = String::new();
+    let token = |roles: &[&str]| {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        reportroot_api::auth::issue_token(
+            secret,
+            tenant.id.0,
+            &roles,
+            day,
+            reportroot_api::auth::GRAPH_AUDIENCE,
+        )
+        .unwrap_or_default()
+    };
+    let read = token(&["Reports.Read.All"]);
+    let write = token(&["Reports.ReadWrite.All"]);
+    let before_history = last_refresh().add_days(-i64::from(days.max(1)));
+    let week_ago = last_refresh().add_days(-7);
+    out.push_str(&format!(
+        "\n== Tenant {name} ({id})\n\
+         read token:  {read}\n\
+         write token: {write}\n\n\
+         # the stored rows (history), a page at a time\n\
+         curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
+         # the report function, as Graph's SDKs call it (-L follows the redirect to the CSV)\n\
+         curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
+         # an OData query over the history\n\
+         curl -s -G -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActiveUserCounts\" \
+         --data-urlencode \"\\$filter=reportPeriod eq '7' and reportDate ge {week_ago}\" --data-urlencode '$select=reportDate,teams'\n\n\
+         # add a row to the history, a day before the demo's first refresh date (the latest report stays as it is)\n\
+         curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
+         \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
+         -d '{{\"reportRefreshDate\":\"{before_history}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
+        name = tenant.name,
+        id = tenant.id,
+    ));
+    if let Some(https) = &served.https {
+        let cacert = served
+            .ca
+            .as_ref()
+            .map(|ca| format!("--cacert {} ", shell_quote(ca)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n# the same over HTTPS\n\
+             curl -s {cacert}-H \"Authorization: Bearer {read}\" \"{https}/v1.0/reports/office365ActivationsUserCounts\"\n"
+        ));
+    }
+    out
 }
 
 /// An app the demo registers in a tenant, with its secret, for the welcome.

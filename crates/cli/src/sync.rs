@@ -258,12 +258,7 @@ pub async fn sync(
         None => client_credentials_token(&client, tenant, source).await?,
     };
     let base = source.base.trim_end_matches('/');
-    // Graph's beta has more reports than v1.0; ask each version only for its own.
-    let version = if base.to_ascii_lowercase().ends_with("/beta") {
-        Version::Beta
-    } else {
-        Version::V1
-    };
+    let version = version_of(base);
     let mut total = UpsertCounts::default();
     let mut failures = Vec::new();
     let jobs = jobs(source, version)?;
@@ -272,23 +267,10 @@ pub async fn sync(
         let url = function_url(base, report, period);
         let step = format!("[{}/{}]", done + 1, jobs.len());
         pacer.ready(report.function.name).await;
-        let result = async {
-            let bytes = fetch_csv(&client, &url, &token, source.attempts).await?;
-            // Several reports share a header: the file is read as the report asked for.
-            let parsed = read_csv_of(&bytes, report, period).map_err(|p| anyhow!("{url}: {p}"))?;
-            if let Some(problem) = parsed.problems.first() {
-                return Err(anyhow!(
-                    "{url}: {} bad rows, nothing written (first: {problem})",
-                    parsed.problems.len()
-                ));
-            }
-            let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
-            storage
-                .upsert_many(tenant, report, rows)
-                .await
-                .with_context(|| url.to_string())
-        }
-        .await;
+        let result = match fetch_csv(&client, &url, &token, source.attempts).await {
+            Ok(bytes) => store(storage, tenant, report, period, &url, &bytes).await,
+            Err(error) => Err(error),
+        };
         match result {
             Ok(counts) => {
                 out(&format!(
@@ -316,6 +298,40 @@ pub async fn sync(
         Some(first) => Err(first),
         None => Ok(total),
     }
+}
+
+/// The API version of a base URL. Why: Graph's beta has more reports than v1.0; each version
+/// is asked only for its own.
+fn version_of(base: &str) -> Version {
+    if base.to_ascii_lowercase().ends_with("/beta") {
+        Version::Beta
+    } else {
+        Version::V1
+    }
+}
+
+/// Stores one downloaded report CSV; nothing of it when a row is bad.
+async fn store(
+    storage: &dyn Storage,
+    tenant: TenantId,
+    report: &'static ReportType,
+    period: Option<Period>,
+    url: &str,
+    bytes: &[u8],
+) -> Result<UpsertCounts> {
+    // Several reports share a header: the file is read as the report asked for.
+    let parsed = read_csv_of(bytes, report, period).map_err(|p| anyhow!("{url}: {p}"))?;
+    if let Some(problem) = parsed.problems.first() {
+        bail!(
+            "{url}: {} bad rows, nothing written (first: {problem})",
+            parsed.problems.len()
+        );
+    }
+    let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
+    storage
+        .upsert_many(tenant, report, rows)
+        .await
+        .with_context(|| url.to_owned())
 }
 
 #[cfg(test)]

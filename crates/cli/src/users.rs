@@ -95,32 +95,8 @@ pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<()> {
             all_tenants,
             password_stdin,
         } => {
-            let name = checked_name(&name)?;
-            let mut grants: Vec<Grant> = Vec::new();
-            for tenant in tenants {
-                if !grants.iter().any(|g| g.tenant.0 == tenant) {
-                    grants.push(Grant {
-                        tenant: TenantId(tenant),
-                        write,
-                    });
-                }
-            }
-            let (password, generated) = password(password_stdin)?;
-            let user = User {
-                name: name.clone(),
-                operator: all_tenants,
-                grants,
-                created: unix_now() as i64,
-            };
-            let added = add_user(storage, &user, &password).await?;
-            if !added {
-                return Err(anyhow!("a user named '{name}' already exists"));
-            }
-            let mut out = format!("added user {name}\n");
-            if generated {
-                out.push_str(&format!("password: {password}\n"));
-            }
-            print(&out)
+            let grants = grants(&tenants, write);
+            add(storage, &name, grants, all_tenants, password_stdin).await
         }
         UserCommand::List { json } => list(storage, json).await,
         UserCommand::Remove { name } => {
@@ -146,6 +122,46 @@ pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<()> {
             print(&out)
         }
     }
+}
+
+/// Each tenant once, with the same access.
+fn grants(tenants: &[Uuid], write: bool) -> Vec<Grant> {
+    let mut grants: Vec<Grant> = Vec::new();
+    for &tenant in tenants {
+        if !grants.iter().any(|g| g.tenant.0 == tenant) {
+            grants.push(Grant {
+                tenant: TenantId(tenant),
+                write,
+            });
+        }
+    }
+    grants
+}
+
+/// `user add`: prints the password when it generated one.
+async fn add(
+    storage: &dyn Storage,
+    name: &str,
+    grants: Vec<Grant>,
+    operator: bool,
+    password_stdin: bool,
+) -> Result<()> {
+    let name = checked_name(name)?;
+    let (password, generated) = password(password_stdin)?;
+    let user = User {
+        name: name.clone(),
+        operator,
+        grants,
+        created: unix_now() as i64,
+    };
+    if !add_user(storage, &user, &password).await? {
+        bail!("a user named '{name}' already exists");
+    }
+    let mut out = format!("added user {name}\n");
+    if generated {
+        out.push_str(&format!("password: {password}\n"));
+    }
+    print(&out)
 }
 
 /// Stores `user` with `password`'s argon2id hash; false if the name is taken.
