@@ -53,7 +53,7 @@ printf '%s\n' "$user_password" | "$root/$bin" user add --name fabrikam-viewer --
   --password-stdin --database "$db" >/dev/null
 
 mkdir -p target/screenshots
-DASHBOARD_URL=$base OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
+DASHBOARD_URL=$base DASHBOARD_HTTPS_URL="https://127.0.0.1:$https_port" OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
   USER_A_NAME=fabrikam-viewer USER_A_PASSWORD=$user_password TENANT_A=$tenant_a TENANT_B=$tenant_b \
   SCREENSHOTS="$root/target/screenshots" \
   node --test --test-concurrency=1 scripts/browser/dashboard.test.mjs
