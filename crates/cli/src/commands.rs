@@ -1,9 +1,11 @@
 //! What each command does: `run` picks the command, one function a command below.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use reportroot_model::{Period, TenantId};
+use reportroot_storage::Storage;
 
 use crate::args::{
     Cli, Command, ExportArgs, ImportArgs, MigrateArgs, SeedArgs, SyncArgs, TokenArgs,
@@ -22,20 +24,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token(args, &file),
         Command::Reports { json } => reports::print(json),
         Command::App { command, database } => {
-            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            apps::app(storage.as_ref(), command).await
+            apps::app(writable(database, &file).await?.as_ref(), command).await
         }
         Command::User { command, database } => {
-            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            users::user(storage.as_ref(), command).await
+            users::user(writable(database, &file).await?.as_ref(), command).await
         }
         Command::Tenant { command, database } => {
-            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            users::tenant(storage.as_ref(), command).await
+            users::tenant(writable(database, &file).await?.as_ref(), command).await
         }
         Command::Keys { command, database } => {
-            let (_, storage) = storage_for(database, &file, Missing::Create).await?;
-            apps::keys(storage.as_ref(), command).await
+            apps::keys(writable(database, &file).await?.as_ref(), command).await
         }
         Command::Metadata { version } => metadata(&version),
         Command::Migrate(args) => migrate(args, &file).await,
@@ -44,6 +42,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => sync_command(args, &file).await,
         Command::Seed(args) => seed(args, &file).await,
     }
+}
+
+/// The storage of a command that writes (created when missing).
+async fn writable(database: Option<String>, file: &FileConfig) -> Result<Arc<dyn Storage>> {
+    let (_, storage) = storage_for(database, file, Missing::Create).await?;
+    Ok(storage)
 }
 
 /// `reportroot serve`.
@@ -122,7 +126,7 @@ async fn import(args: ImportArgs, file: &FileConfig) -> Result<()> {
         )),
         None => None,
     };
-    let (_, storage) = storage_for(args.database, file, Missing::Create).await?;
+    let storage = writable(args.database, file).await?;
     let summary = data::import(
         storage.as_ref(),
         TenantId(args.tenant),
@@ -179,7 +183,7 @@ async fn sync_command(args: SyncArgs, file: &FileConfig) -> Result<()> {
     } else {
         data::reports_named(&args.reports)?
     };
-    let (_, storage) = storage_for(args.database, file, Missing::Create).await?;
+    let storage = writable(args.database, file).await?;
     let source = sync::SyncSource {
         base: args.from,
         token: args.token,
@@ -200,7 +204,7 @@ async fn sync_command(args: SyncArgs, file: &FileConfig) -> Result<()> {
 async fn seed(args: SeedArgs, file: &FileConfig) -> Result<()> {
     let periods = data::parse_periods(&args.periods)?;
     let reports = data::reports_named(&args.reports)?;
-    let (_, storage) = storage_for(args.database, file, Missing::Create).await?;
+    let storage = writable(args.database, file).await?;
     data::seed(
         storage.as_ref(),
         args.tenants,
