@@ -102,10 +102,11 @@ mod tests {
         );
         assert_eq!(keys.open(&sealed, 1000 + FLOW_SECONDS), None);
         assert_eq!(FlowKeys::new(b"other").open(&sealed, 1000), None);
-        let (payload, mac) = sealed.split_once('.').unwrap();
+        let (payload, mac) = sealed.split_once('.').expect("sealed");
+        let json = URL_SAFE_NO_PAD.decode(payload).expect("base64url");
         let forged = URL_SAFE_NO_PAD.encode(
-            String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap())
-                .unwrap()
+            String::from_utf8(json)
+                .expect("utf-8")
                 .replace("/dashboard", "/dashboard/x"),
         );
         assert_eq!(keys.open(&format!("{forged}.{mac}"), 1000), None);
