@@ -487,7 +487,7 @@ impl<'a> Accounts<'a> {
     /// Whether `tenant` is known (has rows, apps or grants, or a display name).
     pub async fn is_known_tenant(&self, tenant: TenantId) -> Result<bool, StorageError> {
         let sql = format!(
-            "SELECT 1 FROM reportroot_tenants WHERE tenant_id = {}",
+            "SELECT tenant_id FROM reportroot_tenants WHERE tenant_id = {}",
             self.p(1)
         );
         let rows = self
