@@ -83,7 +83,8 @@ if grep -q "$client_secret" "$work/entra.out" "$work/entra.err"; then
 fi
 
 mkdir -p target/screenshots
-ENTRA_DASHBOARD_URL=$entra_base DASHBOARD_URL=$base OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
+ENTRA_DASHBOARD_URL=$entra_base DASHBOARD_URL=$base DASHBOARD_HTTPS_URL="https://127.0.0.1:$https_port" \
+  OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
   USER_A_NAME=fabrikam-viewer USER_A_PASSWORD=$user_password TENANT_A=$tenant_a TENANT_B=$tenant_b \
   SCREENSHOTS="$root/target/screenshots" \
   node --test --test-concurrency=1 scripts/browser/dashboard.test.mjs scripts/browser/entra.test.mjs

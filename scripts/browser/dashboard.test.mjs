@@ -16,6 +16,7 @@ const env = (name) => {
   return value;
 };
 const BASE = env('DASHBOARD_URL');
+const HTTPS_BASE = env('DASHBOARD_HTTPS_URL');
 const OPERATOR = { name: env('OPERATOR_NAME'), password: env('OPERATOR_PASSWORD') };
 const USER_A = { name: env('USER_A_NAME'), password: env('USER_A_PASSWORD') };
 const TENANT_A = env('TENANT_A');
@@ -392,6 +393,32 @@ test('signing out ends the session, on the server too', async () => {
   // The old cookie, sent again, is refused: the session was revoked, not only forgotten.
   const replay = await fetch(`${BASE}/dashboard/api/me`, { headers: { Cookie: `reportroot_session=${cookie.value}` } });
   assert.equal(replay.status, 401);
+});
+
+test('over HTTPS: signed in with a Secure cookie, the overview drawn from the API', async () => {
+  // The demo's own HTTPS listener (its certificate is from the demo's local CA, which this
+  // profile does not know: the launch ignores certificate errors, nothing else differs).
+  const https = await launch();
+  try {
+    const { page, context, errors } = https;
+    await page.goto(`${HTTPS_BASE}/dashboard/?tenant=${TENANT_A}`);
+    await page.waitForURL(/\/dashboard\/signin/);
+    await page.fill('input[name=username]', OPERATOR.name);
+    await page.fill('input[name=password]', OPERATOR.password);
+    await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/dashboard/signin')), page.press('input[name=password]', 'Enter')]);
+    await ready(page);
+    const cookie = (await context.cookies(HTTPS_BASE)).find((c) => c.name === 'reportroot_session');
+    assert.ok(cookie, 'a session cookie over HTTPS');
+    assert.equal(cookie.secure, true, 'Secure over HTTPS');
+    assert.equal(cookie.httpOnly, true);
+    const tiles = await page.$$eval('[data-chart]', (charts) => charts.map((c) => Number(c.dataset.points)));
+    assert.ok(tiles.length > 0 && tiles.some((n) => n > 0), `charts drawn over HTTPS: ${tiles}`);
+    const me = await page.evaluate(async () => (await fetch('/dashboard/api/me')).status);
+    assert.equal(me, 200);
+    assert.deepEqual(errors, []);
+  } finally {
+    await https.close();
+  }
 });
 
 test('no console errors on any page', () => {

@@ -47,7 +47,7 @@ HTTPS_BASE="https://127.0.0.1:$TLS_PORT2" APP_JSON="$WORK2/app.json" SSL_CERT_FI
   REQUESTS_CA_BUNDLE=$CA2 .venv/bin/python "$HERE/sdk-retry.py"
 METRICS=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 # The exposition format, checked by Prometheus' own promtool (Debian's `prometheus` package,
-# about 19 MB, installed when missing and we are root; crates/api/tests/operation.rs checks
+# about 19 MB, installed when missing and we are root; crates/api/tests/api/operation.rs checks
 # the format with a small parser where promtool is not available).
 if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >&2 || true

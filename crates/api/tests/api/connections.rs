@@ -3,7 +3,7 @@
 //! Every wait is bounded and generous; nothing here measures speed.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! request shapes Microsoft's SDKs send.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(
     csv_bytes_of_each_report,

@@ -2,7 +2,7 @@
 //! injection, and Prometheus metrics, each off by default.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

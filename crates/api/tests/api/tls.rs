@@ -3,7 +3,7 @@
 //! header-read timeout, and clear errors for bad certificate files.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! PostgreSQL and Citus where the database is involved.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use reportroot_model::TenantId;

@@ -2,7 +2,7 @@
 //! envelope, nothing written unless the answer is 2xx; and the answer cache's bounds.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! ordered first by `$orderby`, and paged past with `$skiptoken`, on both backends.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(null_counts_over_http);
 

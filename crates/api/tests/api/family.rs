@@ -3,7 +3,7 @@
 //! beta-only report is an unknown segment on v1.0. This also shows every table is created.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(every_report_end_to_end);
 

@@ -1,7 +1,7 @@
 //! JSON batching and `$metadata` over real HTTP.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! tenant isolation and persistence.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(
     seed_examples_create_read_patch_delete,

@@ -1,7 +1,7 @@
 //! Tokens and permissions over real HTTP.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(
     missing_or_bad_tokens_are_401_with_www_authenticate,

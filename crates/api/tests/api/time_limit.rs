@@ -3,7 +3,7 @@
 //! `$filter` on a count that no index serves, over 10,000 rows.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(a_scan_past_the_time_limit_is_a_503);
 

@@ -1,7 +1,7 @@
 //! OData query options, paging and optimistic concurrency over real HTTP, on both backends.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,7 @@
 //! memory of one instance.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::Method;

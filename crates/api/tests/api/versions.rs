@@ -8,7 +8,7 @@
 //! differ; reports whose versions agree are covered by tests/family.rs.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(each_version_shows_its_own_properties);
 

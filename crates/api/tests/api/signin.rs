@@ -2,7 +2,7 @@
 //! reportroot's own RS256 tokens and of a trusted external issuer's, and the limits on failed
 //! client authentications. Every case runs against a real server.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! tenant-only one, and every refusal as a sign-in page with its status. On SQLite.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! The pages themselves are tested in Chromium by scripts/browser/check.sh.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use reportroot_model::TenantId;

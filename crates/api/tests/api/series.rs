@@ -4,7 +4,7 @@
 //! parameters are Graph-style 400s.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 on_both_backends!(series_of_each_grain, series_errors);
 

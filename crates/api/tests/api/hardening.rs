@@ -2,7 +2,7 @@
 //! `$batch` nesting, identity and fidelity, single-entity options, method and body errors.
 #![expect(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::Method;

@@ -1,0 +1,8 @@
+//! The PostgreSQL backend's own tests: connecting, Citus, shared throttle counters.
+//!
+//! One test binary per crate, each file below a module of it: a binary per file meant 31 test
+//! binaries, each linked against axum, reqwest, rustls, rusqlite and tokio-postgres — link work
+//! repeated on CI's 2 cores. New test files go here as modules, not beside this directory.
+mod citus;
+mod connect;
+mod throttle;
