@@ -360,6 +360,8 @@ async fn sign_in_as(
         )
     };
     let accounts = state.storage.accounts();
+    // Why every user is read: names are compared without case (Entra's UPNs keep whatever case
+    // they were typed in), which no indexed lookup does; dashboard users are people, so few.
     let users = accounts.users().await.map_err(storage)?;
     let user = claims.user_names().find_map(|name| {
         users
