@@ -106,7 +106,76 @@ pub struct ServerArgs {
     #[arg(long, env = "REPORTROOT_THROTTLE")]
     pub throttle: Option<ThrottleMode>,
     #[command(flatten)]
+    pub dashboard_oidc: DashboardOidcArgs,
+    #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// "Sign in with Entra ID" on the dashboard: OpenID Connect against one issuer (all of
+/// issuer, client id and client secret, or none).
+#[derive(Clone, Args, Default)]
+pub struct DashboardOidcArgs {
+    /// Offer "Sign in with Entra ID" on the dashboard with this issuer, e.g.
+    /// https://login.microsoftonline.com/<tenant>/v2.0 [default: off].
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_ISSUER")]
+    pub dashboard_oidc_issuer: Option<String>,
+    /// The app registration's client (application) id, for the dashboard's sign-in.
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_CLIENT_ID")]
+    pub dashboard_oidc_client_id: Option<String>,
+    /// The app registration's client secret, for the dashboard's sign-in (better given in
+    /// the environment or the config file than on the command line).
+    #[arg(
+        long,
+        env = "REPORTROOT_DASHBOARD_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub dashboard_oidc_client_secret: Option<String>,
+    /// The redirect URI registered with the issuer
+    /// [default: <public URL>/dashboard/signin/oidc].
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_REDIRECT_URI")]
+    pub dashboard_oidc_redirect_uri: Option<String>,
+}
+
+// Hand-written: the client secret is never printed.
+impl std::fmt::Debug for DashboardOidcArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOidcArgs")
+            .field("issuer", &self.dashboard_oidc_issuer)
+            .field("client_id", &self.dashboard_oidc_client_id)
+            .field(
+                "client_secret",
+                &self
+                    .dashboard_oidc_client_secret
+                    .as_ref()
+                    .map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.dashboard_oidc_redirect_uri)
+            .finish()
+    }
+}
+
+/// The config file's `[dashboard_oidc]` table.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DashboardOidcFile {
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for DashboardOidcFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOidcFile")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
 }
 
 /// Whether report functions are throttled.
@@ -160,6 +229,7 @@ pub struct FileConfig {
     /// `mode = "off"`).
     throttle: Option<ThrottleFile>,
     chaos: Option<reportroot_api::chaos::ChaosConfig>,
+    dashboard_oidc: Option<DashboardOidcFile>,
 }
 
 /// `throttle` in the config file: a mode, or a table of limits.
@@ -225,6 +295,9 @@ pub struct Settings {
     pub throttle: Option<reportroot_api::throttle::ThrottleLimits>,
     /// Fault injection, when the config file has a `[chaos]` table.
     pub chaos: Option<reportroot_api::chaos::ChaosConfig>,
+    /// "Sign in with Entra ID" on the dashboard, when configured (its `Debug` hides the
+    /// secret).
+    pub dashboard_oidc: Option<reportroot_api::session::DashboardOidcConfig>,
 }
 
 /// Where the signing secret is read from.
@@ -372,6 +445,7 @@ impl Settings {
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             throttle: throttle(args, file),
             chaos: chaos(file)?,
+            dashboard_oidc: dashboard_oidc(&args.dashboard_oidc, file)?,
         })
     }
 }
@@ -394,6 +468,47 @@ fn throttle(
         Some(ThrottleMode::Graph) => Some(limits.unwrap_or_default()),
         Some(ThrottleMode::Off) | None => None,
     }
+}
+
+/// "Sign in with Entra ID": each setting from flag or variable, else the file's
+/// `[dashboard_oidc]`; issuer, client id and secret all given (or none), the URLs checked.
+fn dashboard_oidc(
+    args: &DashboardOidcArgs,
+    file: &FileConfig,
+) -> Result<Option<reportroot_api::session::DashboardOidcConfig>> {
+    let table = file.dashboard_oidc.clone().unwrap_or_default();
+    let issuer = args.dashboard_oidc_issuer.clone().or(table.issuer);
+    let client_id = args.dashboard_oidc_client_id.clone().or(table.client_id);
+    let secret = args
+        .dashboard_oidc_client_secret
+        .clone()
+        .or(table.client_secret);
+    let redirect_uri = args
+        .dashboard_oidc_redirect_uri
+        .clone()
+        .or(table.redirect_uri);
+    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+    if !given(&issuer) && !given(&client_id) && !given(&secret) {
+        return Ok(None);
+    }
+    let (Some(issuer), Some(client_id), Some(client_secret)) = (issuer, client_id, secret) else {
+        bail!(
+            "the dashboard's Entra ID sign-in needs all of --dashboard-oidc-issuer, \
+             --dashboard-oidc-client-id and --dashboard-oidc-client-secret"
+        );
+    };
+    reportroot_api::trusted_issuers::check_url(&issuer).context("--dashboard-oidc-issuer")?;
+    if let Some(uri) = &redirect_uri {
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            bail!("--dashboard-oidc-redirect-uri: '{uri}' is not an http(s) URL");
+        }
+    }
+    Ok(Some(reportroot_api::session::DashboardOidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        redirect_uri,
+    }))
 }
 
 /// The file's `[chaos]` table, checked.
@@ -522,6 +637,40 @@ mod tests {
         assert_eq!((chaos.failure_rate, chaos.seed), (0.5, 3));
         let bad = "[chaos]\nstatuses = [200]\n";
         assert!(from_toml(bad, ServerArgs::default()).is_err());
+    }
+
+    #[test]
+    fn entra_sign_in_comes_from_flags_over_the_file_and_hides_its_secret() {
+        let table = "[dashboard_oidc]\nissuer = \"https://login.microsoftonline.com/t/v2.0\"\n\
+                     client_id = \"file-id\"\nclient_secret = \"file-secret\"\n";
+        let from_file = from_toml(table, ServerArgs::default())
+            .expect("ok")
+            .dashboard_oidc
+            .expect("on");
+        assert_eq!(from_file.client_id, "file-id");
+        assert_eq!(from_file.client_secret, "file-secret");
+        assert_eq!(from_file.redirect_uri, None);
+        let args = ServerArgs {
+            dashboard_oidc: DashboardOidcArgs {
+                dashboard_oidc_client_id: Some("flag-id".to_owned()),
+                dashboard_oidc_redirect_uri: Some("https://r.example/dashboard/signin/oidc".into()),
+                ..DashboardOidcArgs::default()
+            },
+            ..ServerArgs::default()
+        };
+        let settings = from_toml(table, args).expect("ok");
+        let oidc = settings.dashboard_oidc.clone().expect("on");
+        assert_eq!(oidc.client_id, "flag-id");
+        assert_eq!(oidc.client_secret, "file-secret");
+        assert!(!format!("{settings:?}").contains("file-secret"));
+        assert!(from_toml("", ServerArgs::default())
+            .expect("ok")
+            .dashboard_oidc
+            .is_none());
+        let partial = "[dashboard_oidc]\nclient_id = \"x\"\n";
+        assert!(from_toml(partial, ServerArgs::default()).is_err());
+        let plain = table.replace("https://login.microsoftonline.com", "http://example.com");
+        assert!(from_toml(&plain, ServerArgs::default()).is_err());
     }
 
     fn settings(args: ServerArgs) -> Settings {

@@ -144,6 +144,10 @@ fn apply_sign_in(settings: &Settings, config: &mut ApiConfig) {
         config.app_id_uris = uris;
     }
     config.accept_hs256 = !settings.no_hs256;
+    config.dashboard_oidc.clone_from(&settings.dashboard_oidc);
+    if let Some(oidc) = &config.dashboard_oidc {
+        tracing::info!(issuer = %oidc.issuer, client_id = %oidc.client_id, "the dashboard offers sign-in with Entra ID");
+    }
 }
 
 /// A listener on `address`, HTTPS when given a TLS configuration.

@@ -22,7 +22,7 @@ use crate::StorageError;
 const ROW: RowDecoder = RowDecoder("accounts");
 
 /// The accounts' tables, for every backend's schema (`CREATE … IF NOT EXISTS`).
-pub const ACCOUNT_TABLES: [&str; 6] = [
+pub const ACCOUNT_TABLES: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS reportroot_users (name TEXT NOT NULL PRIMARY KEY, \
      password_hash TEXT NOT NULL, operator BIGINT NOT NULL, created BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reportroot_user_tenants (user_name TEXT NOT NULL, \
@@ -34,6 +34,12 @@ pub const ACCOUNT_TABLES: [&str; 6] = [
     "CREATE INDEX IF NOT EXISTS reportroot_sessions_by_expiry ON reportroot_sessions (expires)",
     "CREATE TABLE IF NOT EXISTS reportroot_tenants (tenant_id TEXT NOT NULL PRIMARY KEY, \
      display_name TEXT)",
+    // Sessions of people signed in by an external issuer who are no dashboard user: read-only
+    // to exactly one tenant (the token's `tid`). Why no schema version: the table is created
+    // at every start like the others, and an older binary refuses such a session (its user
+    // name, which has a space, names no user), so nothing leaks to a binary that ignores it.
+    "CREATE TABLE IF NOT EXISTS reportroot_session_tenants (token_hash TEXT NOT NULL \
+     PRIMARY KEY, tenant_id TEXT NOT NULL, expires BIGINT NOT NULL)",
 ];
 
 /// The statements that fill `reportroot_tenants` from the tenants that already have rows (or
@@ -345,6 +351,45 @@ impl<'a> Accounts<'a> {
     /// Stores a new session, and deletes the sessions that expired before it began (so the
     /// table holds only live sessions and those of the last sign-in's moment).
     pub async fn create_session(&self, session: &NewSession) -> Result<(), StorageError> {
+        let statements = self.session_statements(session);
+        self.runner.transaction(statements, None).await.map(drop)
+    }
+
+    /// Stores a new session that reads exactly `tenant` and nothing else, whatever
+    /// `session.user` names (someone signed in by an external issuer who is no dashboard
+    /// user); expired sessions are deleted as by [`Accounts::create_session`].
+    pub async fn create_tenant_session(
+        &self,
+        session: &NewSession,
+        tenant: TenantId,
+    ) -> Result<(), StorageError> {
+        let mut statements = self.session_statements(session);
+        statements.push((
+            format!(
+                "DELETE FROM reportroot_session_tenants WHERE expires <= {}",
+                self.p(1)
+            ),
+            vec![SqlValue::Int(session.created)],
+        ));
+        statements.push((
+            format!(
+                "INSERT INTO reportroot_session_tenants (token_hash, tenant_id, expires) \
+                 VALUES ({}, {}, {})",
+                self.p(1),
+                self.p(2),
+                self.p(3)
+            ),
+            vec![
+                SqlValue::Text(session.token_hash.clone()),
+                SqlValue::Text(tenant.0.to_string()),
+                SqlValue::Int(session.expires),
+            ],
+        ));
+        self.runner.transaction(statements, None).await.map(drop)
+    }
+
+    /// The purge of expired sessions and the insert of `session`.
+    fn session_statements(&self, session: &NewSession) -> Vec<(String, Vec<SqlValue>)> {
         let insert = format!(
             "INSERT INTO reportroot_sessions (token_hash, user_name, csrf_token, created, expires) \
              VALUES ({}, {}, {}, {}, {})",
@@ -358,7 +403,7 @@ impl<'a> Accounts<'a> {
             "DELETE FROM reportroot_sessions WHERE expires <= {}",
             self.p(1)
         );
-        let statements = vec![
+        vec![
             (purge, vec![SqlValue::Int(session.created)]),
             (
                 insert,
@@ -370,24 +415,27 @@ impl<'a> Accounts<'a> {
                     SqlValue::Int(session.expires),
                 ],
             ),
-        ];
-        self.runner.transaction(statements, None).await.map(drop)
+        ]
     }
 
-    /// The session whose token hashes to `token_hash`, if it exists, its user does, and it
-    /// has not expired at `now`. One query (the user's grants joined in).
+    /// The session whose token hashes to `token_hash`, if it exists, its user does (or it is
+    /// a one-tenant session of [`Accounts::create_tenant_session`]), and it has not expired at
+    /// `now`. One query (the user's grants, or the session's one tenant, joined in).
     pub async fn session(
         &self,
         token_hash: &str,
         now: i64,
     ) -> Result<Option<Session>, StorageError> {
         let sql = format!(
-            "SELECT s.user_name, u.operator, s.csrf_token, s.expires, g.tenant_id, g.can_write, \
-             t.display_name FROM reportroot_sessions s \
-             JOIN reportroot_users u ON u.name = s.user_name \
-             LEFT JOIN reportroot_user_tenants g ON g.user_name = s.user_name \
-             LEFT JOIN reportroot_tenants t ON t.tenant_id = g.tenant_id \
-             WHERE s.token_hash = {} AND s.expires > {} ORDER BY g.tenant_id",
+            "SELECT s.user_name, COALESCE(u.operator, 0), s.csrf_token, s.expires, \
+             COALESCE(st.tenant_id, g.tenant_id), COALESCE(g.can_write, 0), t.display_name \
+             FROM reportroot_sessions s \
+             LEFT JOIN reportroot_session_tenants st ON st.token_hash = s.token_hash \
+             LEFT JOIN reportroot_users u ON u.name = s.user_name AND st.token_hash IS NULL \
+             LEFT JOIN reportroot_user_tenants g ON g.user_name = u.name \
+             LEFT JOIN reportroot_tenants t ON t.tenant_id = COALESCE(st.tenant_id, g.tenant_id) \
+             WHERE s.token_hash = {} AND s.expires > {} \
+             AND (u.name IS NOT NULL OR st.token_hash IS NOT NULL) ORDER BY 5",
             self.p(1),
             self.p(2)
         );
@@ -426,15 +474,31 @@ impl<'a> Accounts<'a> {
 
     /// Ends the session whose token hashes to `token_hash`; false if there was none.
     pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, StorageError> {
+        let by_hash = |table: &str| {
+            (
+                format!("DELETE FROM {table} WHERE token_hash = {}", self.p(1)),
+                vec![SqlValue::Text(token_hash.to_owned())],
+            )
+        };
+        let statements = vec![
+            by_hash("reportroot_sessions"),
+            by_hash("reportroot_session_tenants"),
+        ];
+        let changed = self.runner.transaction(statements, None).await?;
+        Ok(changed.first().is_some_and(|&n| n > 0))
+    }
+
+    /// Whether `tenant` is known (has rows, apps or grants, or a display name).
+    pub async fn is_known_tenant(&self, tenant: TenantId) -> Result<bool, StorageError> {
         let sql = format!(
-            "DELETE FROM reportroot_sessions WHERE token_hash = {}",
+            "SELECT tenant_id FROM reportroot_tenants WHERE tenant_id = {}",
             self.p(1)
         );
-        let changed = self
+        let rows = self
             .runner
-            .execute(sql, vec![SqlValue::Text(token_hash.to_owned())])
+            .query(sql, vec![SqlValue::Text(tenant.0.to_string())])
             .await?;
-        Ok(changed > 0)
+        Ok(!rows.is_empty())
     }
 
     /// Every known tenant, by display name (unnamed ones last), then id.
