@@ -7,6 +7,7 @@
 #   SCALE=1      also measure the scale curve (100/1,000/10,000 tenants; 1/3/10 years of one tenant)
 #   IMPORT=1     also measure bulk import (bench/import.sh; with SMOKE, a small file once)
 #   MEMORY=1     also measure RSS under 60 s of distinct query strings (bench/memory.sh)
+#   REPORTROOT_BIN, CEILING_BIN  binaries to run instead of building this checkout's
 #   SMOKE=1      a few seconds on small data, no mocks, no scale curve, a small import
 #                (what CI runs)
 set -euo pipefail
@@ -32,9 +33,13 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk from Debian's packages" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
 fi
-cargo build --release --locked -q -p reportroot -p reportroot-bench-ceiling
-RR=$ROOT/target/release/reportroot
-CEILING=$ROOT/target/release/reportroot-bench-ceiling
+# REPORTROOT_BIN (and CEILING_BIN) run binaries built elsewhere instead, e.g. main's and a
+# branch's in turns, on the same data and settings.
+if [ -z "${REPORTROOT_BIN:-}" ]; then
+  cargo build --release --locked -q -p reportroot -p reportroot-bench-ceiling
+fi
+RR=${REPORTROOT_BIN:-$ROOT/target/release/reportroot}
+CEILING=${CEILING_BIN:-$ROOT/target/release/reportroot-bench-ceiling}
 
 tenant_id() { printf '5eed0000-0000-0001-0000-%012x' "$1"; }
 

@@ -2,7 +2,9 @@
 # The dashboard's tests in a real browser (Debian's Chromium, driven by playwright-core from npm,
 # pinned in scripts/browser/package.json; axe-core for accessibility), against a reportroot demo
 # this script starts on free ports with its own temporary database and stops by its PID.
-# Screenshots of each page go to target/screenshots/.
+# Screenshots of each page go to target/screenshots/. "Sign in with Entra ID" is tested against a
+# second server on the same database, configured with a real OpenID provider (npm's oidc-provider,
+# scripts/browser/oidc-provider.mjs), also started here and stopped by PID.
 #
 #   scripts/browser/check.sh [path/to/reportroot]     (default: target/release/reportroot, built if missing)
 set -euo pipefail
@@ -22,8 +24,12 @@ fi
 
 work=$(mktemp -d)
 pid=
+entra_pid=
+provider_pid=
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  for p in $entra_pid $provider_pid $pid; do
+    kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,9 +58,37 @@ user_password="browser-test-$(date +%s)-$RANDOM"
 printf '%s\n' "$user_password" | "$root/$bin" user add --name fabrikam-viewer --tenant "$tenant_a" \
   --password-stdin --database "$db" >/dev/null
 
+# "Sign in with Entra ID": the provider, and a server that offers it (its accounts are in Fabrikam).
+provider_port=$(free_port)
+entra_port=$(free_port)
+client_secret="browser-test-secret-$RANDOM$RANDOM"
+PORT=$provider_port REDIRECT_URI="http://127.0.0.1:$entra_port/dashboard/signin/oidc" \
+  CLIENT_ID=reportroot-dashboard CLIENT_SECRET=$client_secret TENANT=$tenant_a \
+  node scripts/browser/oidc-provider.mjs >"$work/provider.out" 2>&1 &
+provider_pid=$!
+REPORTROOT_DASHBOARD_OIDC_CLIENT_SECRET=$client_secret "$root/$bin" serve --listen "127.0.0.1:$entra_port" \
+  --database "$db" --key-file "$work/reportroot.key" \
+  --dashboard-oidc-issuer "http://127.0.0.1:$provider_port" --dashboard-oidc-client-id reportroot-dashboard \
+  >"$work/entra.out" 2>"$work/entra.err" &
+entra_pid=$!
+entra_base="http://127.0.0.1:$entra_port"
+for _ in $(seq 1 240); do
+  curl -sf "$entra_base/readyz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$provider_port/.well-known/openid-configuration" >/dev/null 2>&1 && break
+  if ! kill -0 "$entra_pid" 2>/dev/null; then cat "$work/entra.err" >&2; exit 1; fi
+  if ! kill -0 "$provider_pid" 2>/dev/null; then cat "$work/provider.out" >&2; exit 1; fi
+  sleep 0.5
+done
+if grep -q "$client_secret" "$work/entra.out" "$work/entra.err"; then
+  echo "the client secret was logged" >&2; exit 1
+fi
+
 mkdir -p target/screenshots
-DASHBOARD_URL=$base DASHBOARD_HTTPS_URL="https://127.0.0.1:$https_port" OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
+ENTRA_DASHBOARD_URL=$entra_base DASHBOARD_URL=$base DASHBOARD_HTTPS_URL="https://127.0.0.1:$https_port" \
+  OPERATOR_NAME=admin OPERATOR_PASSWORD=$operator_password \
   USER_A_NAME=fabrikam-viewer USER_A_PASSWORD=$user_password TENANT_A=$tenant_a TENANT_B=$tenant_b \
   SCREENSHOTS="$root/target/screenshots" \
-  node --test --test-concurrency=1 scripts/browser/dashboard.test.mjs
+  node --test --test-concurrency=1 scripts/browser/dashboard.test.mjs scripts/browser/entra.test.mjs
+if grep -q "$client_secret" "$work/entra.out" "$work/entra.err"; then
+  echo "the client secret was logged" >&2; exit 1
+fi
 echo "screenshots: $(ls target/screenshots | tr '\n' ' ')"

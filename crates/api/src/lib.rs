@@ -82,6 +82,8 @@ pub struct ApiConfig {
     pub chaos: Option<chaos::ChaosConfig>,
     /// Whether Prometheus metrics are kept (for `--metrics-listen`).
     pub metrics: bool,
+    /// "Sign in with Entra ID" on the dashboard (`--dashboard-oidc-*`); `None`: off.
+    pub dashboard_oidc: Option<session::DashboardOidcConfig>,
 }
 
 impl ApiConfig {
@@ -107,6 +109,7 @@ impl ApiConfig {
             throttle: None,
             chaos: None,
             metrics: false,
+            dashboard_oidc: None,
         }
     }
 
@@ -132,6 +135,8 @@ pub struct AppState {
     failed_logins: oauth::failed_logins::FailedLogins,
     /// Failed dashboard sign-ins, counted apart from the token endpoint's.
     dashboard_logins: oauth::failed_logins::FailedLogins,
+    /// "Sign in with Entra ID", when configured.
+    oidc: Option<session::oidc::Oidc>,
     /// Client-secret checks running at once (each is ~20 ms of a core and 19 MiB).
     secret_checks: tokio::sync::Semaphore,
     throttle: Option<throttle::Throttle>,
@@ -180,6 +185,14 @@ impl AppState {
             storage: Arc::clone(&storage),
             trusted,
         });
+        let oidc = config.dashboard_oidc.clone().and_then(|oidc| {
+            session::oidc::Oidc::new(oidc, &config.secret, config.jwks_refetch_interval)
+                .map_err(|error| {
+                    // Unreachable from the CLI, which checks the URL first.
+                    tracing::error!(error = %auth::error_chain(&error), "sign-in with Entra ID is off");
+                })
+                .ok()
+        });
         let downloads = download::DownloadSigner::new(&config.secret);
         let skiptokens = paging::skiptoken_signer(&config.secret);
         Arc::new(AppState {
@@ -191,6 +204,7 @@ impl AppState {
             keys,
             failed_logins: oauth::failed_logins::FailedLogins::default(),
             dashboard_logins: oauth::failed_logins::FailedLogins::default(),
+            oidc,
             secret_checks: tokio::sync::Semaphore::new(2),
             throttle: config.throttle.clone().map(throttle::Throttle::new),
             chaos: config.chaos.clone().map(chaos::Chaos::new),

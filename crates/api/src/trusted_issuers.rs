@@ -40,9 +40,9 @@ pub enum TrustError {
     Client(#[source] reqwest::Error),
 }
 
-/// Why fetching an issuer's keys failed (logged; the token is refused).
+/// Why fetching an issuer's keys or documents failed (logged; the token is refused).
 #[derive(Debug, thiserror::Error)]
-enum FetchError {
+pub(crate) enum FetchError {
     #[error("request to {url} failed")]
     Request {
         url: String,
@@ -59,11 +59,33 @@ enum FetchError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the discovery document names no {0}")]
+    Missing(&'static str),
     #[error("the discovery document names issuer '{found}', not '{expected}'")]
     IssuerMismatch { expected: String, found: String },
     #[error(transparent)]
     Untrusted(#[from] TrustError),
 }
+
+impl FetchError {
+    /// Whether the issuer could not be reached at all (rather than answering wrongly).
+    pub(crate) fn is_unreachable(&self) -> bool {
+        matches!(self, FetchError::Request { .. })
+    }
+}
+
+/// Where an issuer signs users in and redeems codes (OpenID Connect's authorization code flow),
+/// from its discovery document.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    /// `authorization_endpoint`.
+    pub authorization: String,
+    /// `token_endpoint`.
+    pub token: String,
+}
+
+/// How long discovered endpoints are used before the discovery document is read again.
+const ENDPOINTS_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// One trusted issuer and the keys last fetched from it.
 pub struct TrustedIssuer {
@@ -74,6 +96,7 @@ pub struct TrustedIssuer {
     http: reqwest::Client,
     keys: Mutex<FetchedKeys>,
     fetching: tokio::sync::Mutex<()>,
+    endpoints: Mutex<Option<(Instant, Endpoints)>>,
 }
 
 #[derive(Default)]
@@ -95,6 +118,10 @@ pub struct KeyLookup {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
 }
 
 impl TrustedIssuer {
@@ -117,6 +144,7 @@ impl TrustedIssuer {
             http,
             keys: Mutex::new(FetchedKeys::default()),
             fetching: tokio::sync::Mutex::new(()),
+            endpoints: Mutex::new(None),
         })
     }
 
@@ -161,6 +189,11 @@ impl TrustedIssuer {
         }
     }
 
+    /// The tenant GUID the issuer URL names (Entra's form), if any.
+    pub(crate) fn pinned_tenant(&self) -> Option<Uuid> {
+        self.pinned_tenant
+    }
+
     /// Refuses a token naming another tenant than the one in the issuer URL.
     pub fn check_tenant(&self, claims: Claims) -> Result<Claims, ApiError> {
         match self.pinned_tenant {
@@ -196,6 +229,14 @@ impl TrustedIssuer {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, FetchError> {
+        let discovery = self.discover().await?;
+        check_url(&discovery.jwks_uri)?;
+        let set: JwkSet = self.get_json(&discovery.jwks_uri).await?;
+        Ok(rsa_keys(&set))
+    }
+
+    /// The issuer's discovery document, its `issuer` checked.
+    async fn discover(&self) -> Result<Discovery, FetchError> {
         let discovery_url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
@@ -207,37 +248,97 @@ impl TrustedIssuer {
                 found: discovery.issuer,
             });
         }
-        check_url(&discovery.jwks_uri)?;
-        let set: JwkSet = self.get_json(&discovery.jwks_uri).await?;
-        Ok(rsa_keys(&set))
+        Ok(discovery)
+    }
+
+    /// The issuer's authorization and token endpoints (HTTPS, or HTTP on loopback), read from
+    /// its discovery document at most once an hour while they are used.
+    pub(crate) async fn endpoints(&self) -> Result<Endpoints, FetchError> {
+        if let Some((at, endpoints)) = lock(&self.endpoints).as_ref() {
+            if at.elapsed() < ENDPOINTS_LIFETIME {
+                return Ok(endpoints.clone());
+            }
+        }
+        let discovery = self.discover().await?;
+        let authorization = discovery
+            .authorization_endpoint
+            .ok_or(FetchError::Missing("authorization_endpoint"))?;
+        let token = discovery
+            .token_endpoint
+            .ok_or(FetchError::Missing("token_endpoint"))?;
+        check_url(&authorization)?;
+        check_url(&token)?;
+        let endpoints = Endpoints {
+            authorization,
+            token,
+        };
+        *lock(&self.endpoints) = Some((Instant::now(), endpoints.clone()));
+        Ok(endpoints)
+    }
+
+    /// POSTs `form` to `url` and reads the JSON answer, whatever its status (an OAuth error
+    /// answer is JSON too); the status is returned with it.
+    pub(crate) async fn post_form<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, T), FetchError> {
+        let response = self
+            .http
+            .post(url)
+            .form(form)
+            .send()
+            .await
+            .map_err(|source| FetchError::Request {
+                url: url.to_owned(),
+                source,
+            })?;
+        let status = response.status().as_u16();
+        Ok((status, read_json(url, response).await?))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
-        let request = |source| FetchError::Request {
-            url: url.to_owned(),
-            source,
-        };
-        let mut response = self.http.get(url).send().await.map_err(request)?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| FetchError::Request {
+                url: url.to_owned(),
+                source,
+            })?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
                 url: url.to_owned(),
                 status: response.status().as_u16(),
             });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(request)? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(FetchError::TooLarge {
-                    url: url.to_owned(),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|source| FetchError::Json {
-            url: url.to_owned(),
-            source,
-        })
+        read_json(url, response).await
     }
+}
+
+/// The JSON body of `response`, at most [`MAX_DOCUMENT_BYTES`].
+async fn read_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    mut response: reqwest::Response,
+) -> Result<T, FetchError> {
+    let request = |source| FetchError::Request {
+        url: url.to_owned(),
+        source,
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request)? {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|source| FetchError::Json {
+        url: url.to_owned(),
+        source,
+    })
 }
 
 /// The RSA signature keys of a JWKS that may sign RS256 tokens, by `kid`. Entra ID's keys name

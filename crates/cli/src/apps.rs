@@ -1,6 +1,7 @@
 //! `reportroot app …` (app registrations and their secrets) and `reportroot keys …` (the
 //! token-signing keys): the directory the token endpoint signs apps in from.
 
+use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 
 use clap::Subcommand;
@@ -28,7 +29,7 @@ pub enum AppCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// Lifetime of the secret: seconds, or a number with s, m, h or d.
-        #[arg(long, default_value = "180d", value_parser = crate::parse_ttl)]
+        #[arg(long, default_value = "180d", value_parser = crate::args::parse_ttl)]
         secret_lifetime: u64,
         /// Print `{"tenantId","clientId","clientSecret"}` instead of text.
         #[arg(long)]
@@ -61,7 +62,7 @@ pub enum SecretCommand {
         /// The app's client id.
         client_id: Uuid,
         /// Lifetime: seconds, or a number with s, m, h or d.
-        #[arg(long, default_value = "180d", value_parser = crate::parse_ttl)]
+        #[arg(long, default_value = "180d", value_parser = crate::args::parse_ttl)]
         lifetime: u64,
         /// Print `{"clientId","secretId","clientSecret","expires"}` instead of text.
         #[arg(long)]
@@ -87,7 +88,7 @@ pub enum KeysCommand {
 }
 
 /// Runs an `app` command.
-pub async fn app(storage: &dyn Storage, command: AppCommand) -> Result<(), String> {
+pub async fn app(storage: &dyn Storage, command: AppCommand) -> Result<()> {
     match command {
         AppCommand::Add {
             tenant,
@@ -108,15 +109,10 @@ pub async fn app(storage: &dyn Storage, command: AppCommand) -> Result<(), Strin
         }
         AppCommand::List { tenant, json } => list(storage, tenant.map(TenantId), json).await,
         AppCommand::Remove { client_id } => {
-            if storage
-                .directory()
-                .remove_app(client_id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if storage.directory().remove_app(client_id).await? {
                 print(&format!("removed app {client_id}\n"))
             } else {
-                Err(format!("no app with client id {client_id}"))
+                Err(anyhow!("no app with client id {client_id}"))
             }
         }
         AppCommand::Secret(SecretCommand::Add {
@@ -131,18 +127,17 @@ pub async fn app(storage: &dyn Storage, command: AppCommand) -> Result<(), Strin
             let removed = storage
                 .directory()
                 .remove_secret(client_id, secret_id)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if removed {
                 print(&format!("removed secret {secret_id} of app {client_id}\n"))
             } else {
-                Err(format!("app {client_id} has no secret {secret_id}"))
+                Err(anyhow!("app {client_id} has no secret {secret_id}"))
             }
         }
     }
 }
 
-fn check_roles(roles: &[String]) -> Result<Vec<String>, String> {
+fn check_roles(roles: &[String]) -> Result<Vec<String>> {
     roles
         .iter()
         .map(|role| {
@@ -150,7 +145,7 @@ fn check_roles(roles: &[String]) -> Result<Vec<String>, String> {
                 .into_iter()
                 .find(|known| known.eq_ignore_ascii_case(role))
                 .map(str::to_owned)
-                .ok_or_else(|| format!("unknown role '{role}': use {READ} or {READ_WRITE}"))
+                .with_context(|| format!("unknown role '{role}': use {READ} or {READ_WRITE}"))
         })
         .collect()
 }
@@ -162,7 +157,7 @@ async fn add(
     roles: Vec<String>,
     lifetime: u64,
     json: bool,
-) -> Result<(), String> {
+) -> Result<()> {
     let roles = check_roles(&roles)?;
     let now = unix_now() as i64;
     let app = AppRegistration {
@@ -175,11 +170,8 @@ async fn add(
     };
     let (value, secret) = new_secret(app.client_id, now, expiry(now, lifetime));
     let directory = storage.directory();
-    directory.add_app(&app).await.map_err(|e| e.to_string())?;
-    directory
-        .add_secret(&secret)
-        .await
-        .map_err(|e| e.to_string())?;
+    directory.add_app(&app).await?;
+    directory.add_secret(&secret).await?;
     if json {
         let body = serde_json::json!({
             "tenantId": tenant.0,
@@ -202,22 +194,14 @@ async fn add_secret(
     client_id: Uuid,
     lifetime: u64,
     json: bool,
-) -> Result<(), String> {
+) -> Result<()> {
     let directory = storage.directory();
-    if directory
-        .app(client_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!("no app with client id {client_id}"));
+    if directory.app(client_id).await?.is_none() {
+        return Err(anyhow!("no app with client id {client_id}"));
     }
     let now = unix_now() as i64;
     let (value, secret) = new_secret(client_id, now, expiry(now, lifetime));
-    directory
-        .add_secret(&secret)
-        .await
-        .map_err(|e| e.to_string())?;
+    directory.add_secret(&secret).await?;
     if json {
         let body = serde_json::json!({
             "clientId": client_id,
@@ -234,15 +218,12 @@ async fn add_secret(
     ))
 }
 
-async fn list(storage: &dyn Storage, tenant: Option<TenantId>, json: bool) -> Result<(), String> {
+async fn list(storage: &dyn Storage, tenant: Option<TenantId>, json: bool) -> Result<()> {
     let directory = storage.directory();
-    let apps = directory.apps(tenant).await.map_err(|e| e.to_string())?;
+    let apps = directory.apps(tenant).await?;
     let mut listed = Vec::new();
     for app in apps {
-        let secrets = directory
-            .secrets(app.client_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let secrets = directory.secrets(app.client_id).await?;
         listed.push(serde_json::json!({
             "tenantId": app.tenant.0,
             "clientId": app.client_id,
@@ -289,22 +270,21 @@ async fn list(storage: &dyn Storage, tenant: Option<TenantId>, json: bool) -> Re
 }
 
 /// Runs a `keys` command.
-pub async fn keys(storage: &dyn Storage, command: KeysCommand) -> Result<(), String> {
+pub async fn keys(storage: &dyn Storage, command: KeysCommand) -> Result<()> {
     let directory = storage.directory();
     match command {
         KeysCommand::Rotate => {
-            let key = generate_key().await.map_err(|e| e.to_string())?;
+            let key = generate_key().await?;
             directory
                 .rotate_signing_key(&key, forget_before(key.created))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             print(&format!(
                 "new signing key {} is current; earlier keys stay published until their tokens expire\n",
                 key.kid
             ))
         }
         KeysCommand::List => {
-            let keys = directory.signing_keys().await.map_err(|e| e.to_string())?;
+            let keys = directory.signing_keys().await?;
             let mut out = String::new();
             for key in keys {
                 let state = match key.retired {
@@ -342,8 +322,8 @@ fn date_of(seconds: i64) -> String {
     }
 }
 
-fn print(text: &str) -> Result<(), String> {
+fn print(text: &str) -> Result<()> {
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| format!("cannot write to standard output: {e}"))
+        .context("cannot write to standard output")
 }

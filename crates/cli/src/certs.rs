@@ -2,6 +2,7 @@
 //! 127.0.0.1, ::1 and localhost, kept as PEM files next to the key file and reused while they
 //! are still valid, so that a client trusting the CA keeps trusting the demo after a restart.
 
+use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,9 +37,9 @@ pub struct DemoCertificate {
 
 impl DemoCertificate {
     /// The files' places in `dir`.
-    pub fn in_dir(dir: &Path) -> Result<DemoCertificate, String> {
+    pub fn in_dir(dir: &Path) -> Result<DemoCertificate> {
         let dir = std::path::absolute(dir)
-            .map_err(|e| format!("cannot resolve directory {}: {e}", dir.display()))?;
+            .with_context(|| format!("cannot resolve directory {}", dir.display()))?;
         Ok(DemoCertificate {
             ca: dir.join("reportroot-ca.pem"),
             chain: dir.join("reportroot-tls.pem"),
@@ -48,7 +49,7 @@ impl DemoCertificate {
 
     /// Reuses the files when they are still valid for [`NAMES`], or writes new ones. Says
     /// whether it created them.
-    pub fn ensure(&self) -> Result<bool, String> {
+    pub fn ensure(&self) -> Result<bool> {
         match self.check() {
             Ok(()) => Ok(false),
             Err(why) => {
@@ -63,47 +64,46 @@ impl DemoCertificate {
 
     /// Whether the files are there, match, and the server certificate chains to the CA for
     /// every name for at least [`MARGIN`] more.
-    pub fn check(&self) -> Result<(), String> {
-        let roots = reportroot_api::tls::load_chain(&self.ca).map_err(|e| e.to_string())?;
+    pub fn check(&self) -> Result<()> {
+        let roots = reportroot_api::tls::load_chain(&self.ca)?;
         let mut store = rustls::RootCertStore::empty();
         for root in roots {
             store
                 .add(root)
-                .map_err(|e| format!("{}: {e}", self.ca.display()))?;
+                .with_context(|| format!("{}", self.ca.display()))?;
         }
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(store),
             reportroot_api::tls::crypto_provider(),
         )
-        .build()
-        .map_err(|e| e.to_string())?;
-        let chain = reportroot_api::tls::load_chain(&self.chain).map_err(|e| e.to_string())?;
+        .build()?;
+        let chain = reportroot_api::tls::load_chain(&self.chain)?;
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(format!("{}: no certificate", self.chain.display()));
+            return Err(anyhow!("{}: no certificate", self.chain.display()));
         };
         let later = SystemTime::now() + MARGIN;
         let at = UnixTime::since_unix_epoch(later.duration_since(UNIX_EPOCH).unwrap_or_default());
         for name in NAMES {
-            let server_name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+            let server_name = ServerName::try_from(name)?;
             verifier
                 .verify_server_cert(leaf, intermediates, &server_name, &[], at)
-                .map_err(|e| format!("{} for {name}: {e}", self.chain.display()))?;
+                .with_context(|| format!("{} for {name}", self.chain.display()))?;
         }
         // Also checks that the key is the certificate's.
-        reportroot_api::tls::server_config(&self.chain, &self.key).map_err(|e| e.to_string())?;
+        reportroot_api::tls::server_config(&self.chain, &self.key)?;
         Ok(())
     }
 
     /// Writes a new CA, server certificate and key (the CA's key is not kept: nothing else
     /// is ever signed with it).
-    fn generate(&self) -> Result<(), String> {
-        let failed = |e: rcgen::Error| format!("cannot create the demo's TLS certificate: {e}");
-        let ca_key = KeyPair::generate().map_err(failed)?;
-        let ca = ca_params()?.self_signed(&ca_key).map_err(failed)?;
-        let server_key = KeyPair::generate().map_err(failed)?;
+    fn generate(&self) -> Result<()> {
+        const FAILED: &str = "cannot create the demo's TLS certificate";
+        let ca_key = KeyPair::generate().context(FAILED)?;
+        let ca = ca_params()?.self_signed(&ca_key).context(FAILED)?;
+        let server_key = KeyPair::generate().context(FAILED)?;
         let server = server_params()?
             .signed_by(&server_key, &ca, &ca_key)
-            .map_err(failed)?;
+            .context(FAILED)?;
         write_file(&self.key, &server_key.serialize_pem(), true)?;
         write_file(&self.chain, &format!("{}{}", server.pem(), ca.pem()), false)?;
         write_file(&self.ca, &ca.pem(), false)?;
@@ -119,8 +119,8 @@ fn validity(params: &mut CertificateParams, days: i64) {
     params.not_after = now + time::Duration::days(days);
 }
 
-fn ca_params() -> Result<CertificateParams, String> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+fn ca_params() -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(
         DnType::CommonName,
@@ -132,9 +132,9 @@ fn ca_params() -> Result<CertificateParams, String> {
     Ok(params)
 }
 
-fn server_params() -> Result<CertificateParams, String> {
+fn server_params() -> Result<CertificateParams> {
     let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = CertificateParams::new(names).map_err(|e| e.to_string())?;
+    let mut params = CertificateParams::new(names)?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
@@ -157,13 +157,13 @@ fn hostname_hint() -> String {
 }
 
 /// Replaces `path` with `contents`; a private file is readable by its owner only.
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), String> {
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<()> {
     use std::io::Write;
-    let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let failed = || format!("cannot write {}", path.display());
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(failed(e)),
+        Err(e) => return Err(e).with_context(failed),
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -177,7 +177,7 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), String> 
     options
         .open(path)
         .and_then(|mut file| file.write_all(contents.as_bytes()))
-        .map_err(failed)
+        .with_context(failed)
 }
 
 #[cfg(test)]
@@ -189,10 +189,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = DemoCertificate::in_dir(dir.path()).expect("paths");
         assert!(files.ca.is_absolute());
-        assert_eq!(files.ensure(), Ok(true));
+        assert!(files.ensure().expect("ensured"));
         let ca = std::fs::read(&files.ca).expect("ca");
         // Still valid: kept as it is, so a client's trust in the CA survives a restart.
-        assert_eq!(files.ensure(), Ok(false));
+        assert!(!files.ensure().expect("ensured"));
         assert_eq!(std::fs::read(&files.ca).expect("ca"), ca);
         // A key that is not the certificate's: everything is made anew.
         let other = tempfile::tempdir().expect("temp dir");
@@ -200,7 +200,7 @@ mod tests {
         other_files.ensure().expect("other");
         std::fs::copy(&other_files.key, &files.key).expect("copy");
         assert!(files.check().is_err());
-        assert_eq!(files.ensure(), Ok(true));
+        assert!(files.ensure().expect("ensured"));
         assert_ne!(std::fs::read(&files.ca).expect("ca"), ca);
         files.check().expect("valid again");
     }
@@ -217,6 +217,9 @@ mod tests {
         two.ensure().expect("two");
         std::fs::copy(&two.ca, &one.ca).expect("copy");
         let error = one.check().expect_err("another CA");
-        assert!(error.contains("reportroot-tls.pem"), "{error}");
+        assert!(
+            format!("{error:#}").contains("reportroot-tls.pem"),
+            "{error:#}"
+        );
     }
 }

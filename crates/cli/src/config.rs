@@ -1,6 +1,7 @@
 //! Settings in layers: command-line flag, then `REPORTROOT_*` environment variable (both via
 //! clap), then the TOML config file, then the default.
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -105,7 +106,76 @@ pub struct ServerArgs {
     #[arg(long, env = "REPORTROOT_THROTTLE")]
     pub throttle: Option<ThrottleMode>,
     #[command(flatten)]
+    pub dashboard_oidc: DashboardOidcArgs,
+    #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// "Sign in with Entra ID" on the dashboard: OpenID Connect against one issuer (all of
+/// issuer, client id and client secret, or none).
+#[derive(Clone, Args, Default)]
+pub struct DashboardOidcArgs {
+    /// Offer "Sign in with Entra ID" on the dashboard with this issuer, e.g.
+    /// https://login.microsoftonline.com/<tenant>/v2.0 [default: off].
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_ISSUER")]
+    pub dashboard_oidc_issuer: Option<String>,
+    /// The app registration's client (application) id, for the dashboard's sign-in.
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_CLIENT_ID")]
+    pub dashboard_oidc_client_id: Option<String>,
+    /// The app registration's client secret, for the dashboard's sign-in (better given in
+    /// the environment or the config file than on the command line).
+    #[arg(
+        long,
+        env = "REPORTROOT_DASHBOARD_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub dashboard_oidc_client_secret: Option<String>,
+    /// The redirect URI registered with the issuer
+    /// [default: <public URL>/dashboard/signin/oidc].
+    #[arg(long, env = "REPORTROOT_DASHBOARD_OIDC_REDIRECT_URI")]
+    pub dashboard_oidc_redirect_uri: Option<String>,
+}
+
+// Hand-written: the client secret is never printed.
+impl std::fmt::Debug for DashboardOidcArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOidcArgs")
+            .field("issuer", &self.dashboard_oidc_issuer)
+            .field("client_id", &self.dashboard_oidc_client_id)
+            .field(
+                "client_secret",
+                &self
+                    .dashboard_oidc_client_secret
+                    .as_ref()
+                    .map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.dashboard_oidc_redirect_uri)
+            .finish()
+    }
+}
+
+/// The config file's `[dashboard_oidc]` table.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DashboardOidcFile {
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for DashboardOidcFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOidcFile")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
 }
 
 /// Whether report functions are throttled.
@@ -159,6 +229,7 @@ pub struct FileConfig {
     /// `mode = "off"`).
     throttle: Option<ThrottleFile>,
     chaos: Option<reportroot_api::chaos::ChaosConfig>,
+    dashboard_oidc: Option<DashboardOidcFile>,
 }
 
 /// `throttle` in the config file: a mode, or a table of limits.
@@ -180,13 +251,13 @@ struct ThrottleTable {
 
 impl FileConfig {
     /// Reads the file, or nothing when no file is given.
-    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
         let Some(path) = path else {
             return Ok(FileConfig::default());
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
 
@@ -224,6 +295,9 @@ pub struct Settings {
     pub throttle: Option<reportroot_api::throttle::ThrottleLimits>,
     /// Fault injection, when the config file has a `[chaos]` table.
     pub chaos: Option<reportroot_api::chaos::ChaosConfig>,
+    /// "Sign in with Entra ID" on the dashboard, when configured (its `Debug` hides the
+    /// secret).
+    pub dashboard_oidc: Option<reportroot_api::session::DashboardOidcConfig>,
 }
 
 /// Where the signing secret is read from.
@@ -250,37 +324,38 @@ impl SecretSource {
     }
 
     /// The secret's bytes, creating the key file with a random secret when it is missing.
-    pub fn load(&self) -> Result<Vec<u8>, String> {
+    pub fn load(&self) -> Result<Vec<u8>> {
         match self {
             SecretSource::Inline(secret) => Ok(secret.as_bytes().to_vec()),
             SecretSource::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) if !text.trim().is_empty() => Ok(text.trim().as_bytes().to_vec()),
-                Ok(_) => Err(format!("key file {} is empty", path.display())),
+                Ok(_) => Err(anyhow!("key file {} is empty", path.display())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let secret: String = (0..32)
                         .map(|_| format!("{:02x}", rand::random::<u8>()))
                         .collect();
                     write_private(path, &secret)
-                        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
+                        .with_context(|| format!("cannot create key file {}", path.display()))?;
                     tracing::info!(path = %path.display(), "created a new token-signing key file");
                     Ok(secret.into_bytes())
                 }
-                Err(e) => Err(format!("cannot read key file {}: {e}", path.display())),
+                Err(e) => {
+                    Err(e).with_context(|| format!("cannot read key file {}", path.display()))
+                }
             },
         }
     }
 }
 
 /// The trusted issuers of flags or file, each checked (HTTPS, or HTTP on loopback).
-fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>, String> {
+fn trust_issuers(args: &ServerArgs, file: &FileConfig) -> Result<Vec<String>> {
     let issuers = if args.trust_issuers.is_empty() {
         file.trust_issuers.clone().unwrap_or_default()
     } else {
         args.trust_issuers.clone()
     };
     for issuer in &issuers {
-        reportroot_api::trusted_issuers::check_url(issuer)
-            .map_err(|e| format!("--trust-issuer: {e}"))?;
+        reportroot_api::trusted_issuers::check_url(issuer).context("--trust-issuer")?;
     }
     Ok(issuers)
 }
@@ -305,27 +380,28 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// SQLite's durability of flags or file [default: process].
+fn durability(args: &ServerArgs, file: &FileConfig) -> Result<reportroot_sqlite::Durability> {
+    match args
+        .sqlite_durability
+        .clone()
+        .or_else(|| file.sqlite_durability.clone())
+        .as_deref()
+    {
+        None | Some("process") => Ok(reportroot_sqlite::Durability::Process),
+        Some("power") => Ok(reportroot_sqlite::Durability::Power),
+        Some(other) => bail!("sqlite durability must be 'process' or 'power', not '{other}'"),
+    }
+}
+
 impl Settings {
     /// Merges flags and environment over the config file over defaults.
     pub fn resolve(
         args: &ServerArgs,
         file: &FileConfig,
         default_database: &str,
-    ) -> Result<Settings, String> {
-        let durability = match args
-            .sqlite_durability
-            .clone()
-            .or_else(|| file.sqlite_durability.clone())
-            .as_deref()
-        {
-            None | Some("process") => reportroot_sqlite::Durability::Process,
-            Some("power") => reportroot_sqlite::Durability::Power,
-            Some(other) => {
-                return Err(format!(
-                    "sqlite durability must be 'process' or 'power', not '{other}'"
-                ))
-            }
-        };
+    ) -> Result<Settings> {
+        let durability = durability(args, file)?;
         Ok(Settings {
             listen: args
                 .listen
@@ -369,6 +445,7 @@ impl Settings {
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             throttle: throttle(args, file),
             chaos: chaos(file)?,
+            dashboard_oidc: dashboard_oidc(&args.dashboard_oidc, file)?,
         })
     }
 }
@@ -393,12 +470,53 @@ fn throttle(
     }
 }
 
+/// "Sign in with Entra ID": each setting from flag or variable, else the file's
+/// `[dashboard_oidc]`; issuer, client id and secret all given (or none), the URLs checked.
+fn dashboard_oidc(
+    args: &DashboardOidcArgs,
+    file: &FileConfig,
+) -> Result<Option<reportroot_api::session::DashboardOidcConfig>> {
+    let table = file.dashboard_oidc.clone().unwrap_or_default();
+    let issuer = args.dashboard_oidc_issuer.clone().or(table.issuer);
+    let client_id = args.dashboard_oidc_client_id.clone().or(table.client_id);
+    let secret = args
+        .dashboard_oidc_client_secret
+        .clone()
+        .or(table.client_secret);
+    let redirect_uri = args
+        .dashboard_oidc_redirect_uri
+        .clone()
+        .or(table.redirect_uri);
+    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+    if !given(&issuer) && !given(&client_id) && !given(&secret) {
+        return Ok(None);
+    }
+    let (Some(issuer), Some(client_id), Some(client_secret)) = (issuer, client_id, secret) else {
+        bail!(
+            "the dashboard's Entra ID sign-in needs all of --dashboard-oidc-issuer, \
+             --dashboard-oidc-client-id and --dashboard-oidc-client-secret"
+        );
+    };
+    reportroot_api::trusted_issuers::check_url(&issuer).context("--dashboard-oidc-issuer")?;
+    if let Some(uri) = &redirect_uri {
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            bail!("--dashboard-oidc-redirect-uri: '{uri}' is not an http(s) URL");
+        }
+    }
+    Ok(Some(reportroot_api::session::DashboardOidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        redirect_uri,
+    }))
+}
+
 /// The file's `[chaos]` table, checked.
-fn chaos(file: &FileConfig) -> Result<Option<reportroot_api::chaos::ChaosConfig>, String> {
+fn chaos(file: &FileConfig) -> Result<Option<reportroot_api::chaos::ChaosConfig>> {
     let Some(chaos) = &file.chaos else {
         return Ok(None);
     };
-    chaos.check().map_err(|e| e.to_string())?;
+    chaos.check()?;
     Ok(Some(chaos.clone()))
 }
 
@@ -430,7 +548,7 @@ impl Settings {
     /// The HTTPS listener `serve` (`demo: false`) or `demo` runs, if any: `serve` serves HTTPS
     /// when given a certificate and key, `demo` always (with its own certificate unless given
     /// one). Also checks that some listener is left when plain HTTP is turned off.
-    pub fn https(&self, demo: bool) -> Result<Option<Https>, String> {
+    pub fn https(&self, demo: bool) -> Result<Option<Https>> {
         let cert = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(CertSource::Files {
                 cert: cert.clone(),
@@ -440,8 +558,8 @@ impl Settings {
                 dir: directory_of(&self.key_file),
             }),
             (None, None) => None,
-            (Some(_), None) => return Err("--tls-cert needs --tls-key".to_owned()),
-            (None, Some(_)) => return Err("--tls-key needs --tls-cert".to_owned()),
+            (Some(_), None) => return Err(anyhow!("--tls-cert needs --tls-key")),
+            (None, Some(_)) => return Err(anyhow!("--tls-key needs --tls-cert")),
         };
         match cert {
             Some(cert) => Ok(Some(Https {
@@ -449,13 +567,11 @@ impl Settings {
                 listen_configured: self.tls_listen.is_some(),
                 cert,
             })),
-            None if self.tls_listen.is_some() => Err(
+            None if self.tls_listen.is_some() => bail!(
                 "--tls-listen needs a certificate: give --tls-cert FILE and --tls-key FILE (PEM)"
-                    .to_owned(),
             ),
-            None if self.no_http => Err(
+            None if self.no_http => bail!(
                 "--no-http leaves nothing to serve: give --tls-cert FILE and --tls-key FILE to serve HTTPS"
-                    .to_owned(),
             ),
             None => Ok(None),
         }
@@ -474,8 +590,8 @@ fn directory_of(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn from_toml(text: &str, args: ServerArgs) -> Result<Settings, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    fn from_toml(text: &str, args: ServerArgs) -> Result<Settings> {
+        let file: FileConfig = toml::from_str(text)?;
         Settings::resolve(&args, &file, "sqlite://x.db")
     }
 
@@ -523,6 +639,40 @@ mod tests {
         assert!(from_toml(bad, ServerArgs::default()).is_err());
     }
 
+    #[test]
+    fn entra_sign_in_comes_from_flags_over_the_file_and_hides_its_secret() {
+        let table = "[dashboard_oidc]\nissuer = \"https://login.microsoftonline.com/t/v2.0\"\n\
+                     client_id = \"file-id\"\nclient_secret = \"file-secret\"\n";
+        let from_file = from_toml(table, ServerArgs::default())
+            .expect("ok")
+            .dashboard_oidc
+            .expect("on");
+        assert_eq!(from_file.client_id, "file-id");
+        assert_eq!(from_file.client_secret, "file-secret");
+        assert_eq!(from_file.redirect_uri, None);
+        let args = ServerArgs {
+            dashboard_oidc: DashboardOidcArgs {
+                dashboard_oidc_client_id: Some("flag-id".to_owned()),
+                dashboard_oidc_redirect_uri: Some("https://r.example/dashboard/signin/oidc".into()),
+                ..DashboardOidcArgs::default()
+            },
+            ..ServerArgs::default()
+        };
+        let settings = from_toml(table, args).expect("ok");
+        let oidc = settings.dashboard_oidc.clone().expect("on");
+        assert_eq!(oidc.client_id, "flag-id");
+        assert_eq!(oidc.client_secret, "file-secret");
+        assert!(!format!("{settings:?}").contains("file-secret"));
+        assert!(from_toml("", ServerArgs::default())
+            .expect("ok")
+            .dashboard_oidc
+            .is_none());
+        let partial = "[dashboard_oidc]\nclient_id = \"x\"\n";
+        assert!(from_toml(partial, ServerArgs::default()).is_err());
+        let plain = table.replace("https://login.microsoftonline.com", "http://example.com");
+        assert!(from_toml(&plain, ServerArgs::default()).is_err());
+    }
+
     fn settings(args: ServerArgs) -> Settings {
         Settings::resolve(&args, &FileConfig::default(), "sqlite://x.db").expect("settings")
     }
@@ -537,7 +687,10 @@ mod tests {
 
     #[test]
     fn serve_is_plain_http_without_a_certificate() {
-        assert_eq!(settings(ServerArgs::default()).https(false), Ok(None));
+        assert!(settings(ServerArgs::default())
+            .https(false)
+            .expect("ok")
+            .is_none());
     }
 
     #[test]
@@ -564,7 +717,7 @@ mod tests {
             ..ServerArgs::default()
         };
         let error = settings(args).https(false).expect_err("refused");
-        assert!(error.contains("--tls-cert"), "{error}");
+        assert!(error.to_string().contains("--tls-cert"), "{error}");
     }
 
     #[test]

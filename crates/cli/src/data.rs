@@ -1,5 +1,6 @@
 //! Data in and out: `import` of Graph's CSV exports, `export`, and `seed` of benchmark data.
 
+use anyhow::{anyhow, Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,12 +22,12 @@ fn out(line: &str) {
 }
 
 /// Every file named, directories expanded to their `.csv` files, sorted.
-fn csv_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn csv_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .with_context(|| format!("{}", path.display()))?
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
                 .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
@@ -51,7 +52,7 @@ pub async fn import(
     paths: &[PathBuf],
     skip_bad_rows: bool,
     only: Option<KnownReport>,
-) -> Result<ImportSummary, String> {
+) -> Result<ImportSummary> {
     let files = csv_files(paths)?;
     let started = Instant::now();
     let mut summary = ImportSummary::default();
@@ -72,7 +73,7 @@ pub async fn import(
     });
     for file in &files {
         let shown = file.display().to_string();
-        let bytes = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
+        let bytes = std::fs::read(file).with_context(|| shown.clone())?;
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -82,7 +83,7 @@ pub async fn import(
         });
         let done = import_file(storage, tenant, bytes, name, only, skip_bad_rows, advance)
             .await
-            .map_err(|error| format!("{shown}: {error}"))?;
+            .with_context(|| shown.clone())?;
         for line in done.lines(&shown) {
             match &progress {
                 Some(bar) => bar.println(&line),
@@ -99,10 +100,10 @@ pub async fn import(
 }
 
 /// Finds a report by entity-set or function name.
-pub fn report_named(name: &str) -> Result<&'static ReportType, String> {
+pub fn report_named(name: &str) -> Result<&'static ReportType> {
     find_report(name)
         .or_else(|| report_by_function(name))
-        .ok_or_else(|| {
+        .with_context(|| {
             format!(
                 "unknown report '{name}': use one of {}",
                 REPORTS
@@ -115,7 +116,7 @@ pub fn report_named(name: &str) -> Result<&'static ReportType, String> {
 }
 
 /// The reports named (entity-set or function names); every report when none is.
-pub fn reports_named(names: &[String]) -> Result<Vec<&'static ReportType>, String> {
+pub fn reports_named(names: &[String]) -> Result<Vec<&'static ReportType>> {
     if names.is_empty() {
         return Ok(REPORTS.iter().collect());
     }
@@ -123,15 +124,15 @@ pub fn reports_named(names: &[String]) -> Result<Vec<&'static ReportType>, Strin
 }
 
 /// The API version named `v1.0` or `beta`, when `report` exists there.
-pub fn version_named(report: &ReportType, text: &str) -> Result<Version, String> {
+pub fn version_named(report: &ReportType, text: &str) -> Result<Version> {
     let version = Version::ALL
         .into_iter()
         .find(|v| v.segment() == text)
-        .ok_or_else(|| format!("--version must be v1.0 or beta, not '{text}'"))?;
+        .with_context(|| format!("--version must be v1.0 or beta, not '{text}'"))?;
     if report.exists_on(version) {
         Ok(version)
     } else {
-        Err(format!("{} does not exist on {text}", report.function.name))
+        Err(anyhow!("{} does not exist on {text}", report.function.name))
     }
 }
 
@@ -155,20 +156,17 @@ pub async fn export(
     filter: Option<&str>,
     latest: Option<Option<Period>>,
     output: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<()> {
     let ExportShape { json, version } = shape;
     let filter = filter
-        .map(|text| parse_filter_on(report, version, text).map_err(|e| e.to_string()))
+        .map(|text| parse_filter_on(report, version, text))
         .transpose()?;
     let query = ListQuery {
         scope: latest.map_or(Scope::All, |period| Scope::Latest { period }),
         filter,
         ..ListQuery::default()
     };
-    let rows = storage
-        .list(tenant, report, &query)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = storage.list(tenant, report, &query).await?;
     let bytes = if json {
         let context = format!("$metadata#Collection({})", report.qualified_name());
         collection_json(
@@ -188,7 +186,7 @@ pub async fn export(
         write_report_csv_on(report, version, &rows, &mut csv);
         csv
     };
-    output.write_all(&bytes).map_err(|e| e.to_string())
+    Ok(output.write_all(&bytes)?)
 }
 
 /// The tenant id of seed tenant `index`.
@@ -204,7 +202,7 @@ pub async fn seed(
     seed: u64,
     periods: &[Period],
     reports: &[&'static ReportType],
-) -> Result<(), String> {
+) -> Result<()> {
     let last = Date::today_utc().add_days(-2);
     let started = Instant::now();
     let mut total = 0u64;
@@ -230,10 +228,7 @@ pub async fn seed(
                         .any(|p| row[position] == Value::Text(p.stored().to_owned()))
                 });
             }
-            let counts = storage
-                .upsert_many(tenant, report, rows)
-                .await
-                .map_err(|e| e.to_string())?;
+            let counts = storage.upsert_many(tenant, report, rows).await?;
             total += counts.inserted + counts.updated + counts.unchanged;
         }
         progress.tenant_done(index + 1, total);
@@ -315,21 +310,21 @@ fn err(line: &str) {
 }
 
 /// Parses `D7,D30` into periods.
-pub fn parse_periods(text: &str) -> Result<Vec<Period>, String> {
+pub fn parse_periods(text: &str) -> Result<Vec<Period>> {
     text.split(',')
         .map(|p| {
             Period::from_param(p.trim())
-                .ok_or_else(|| format!("'{p}' is not a period: use D7, D30, D90, D180"))
+                .with_context(|| format!("'{p}' is not a period: use D7, D30, D90, D180"))
         })
         .collect()
 }
 
 /// Writes to a file, or standard output for `-`/none.
-pub fn output_for(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
+pub fn output_for(path: Option<&Path>) -> Result<Box<dyn Write>> {
     match path {
         Some(path) if path != Path::new("-") => std::fs::File::create(path)
             .map(|f| Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
-            .map_err(|e| format!("{}: {e}", path.display())),
+            .with_context(|| path.display().to_string()),
         _ => Ok(Box::new(PipeOutput(std::io::stdout()))),
     }
 }

@@ -1,5 +1,6 @@
 //! `reportroot demo`: two tenants with half a year of realistic rows, and what to try next.
 
+use anyhow::{Context, Result};
 use std::io::Write;
 
 use reportroot_model::demo::{demo_rows, DemoTenant};
@@ -7,7 +8,7 @@ use reportroot_model::{Date, TenantId, REPORTS};
 use reportroot_storage::Storage;
 use uuid::Uuid;
 
-use crate::Served;
+use crate::serve::Served;
 
 /// A demo tenant.
 pub struct Tenant {
@@ -21,18 +22,18 @@ const TENANTS: [(&str, u128, u32); 2] = [
 ];
 
 /// Deletes the demo database so every demo starts from the same data.
-pub fn remove_database(url: &str) -> Result<(), String> {
+pub fn remove_database(url: &str) -> Result<()> {
     if url.starts_with("postgres") {
         return Ok(());
     }
     let path = reportroot_sqlite::path_from_url(url);
     reportroot_sqlite::remove_database(&path)
-        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+        .with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Fills the store with `days` days of every report for both tenants (fewer where the registry
 /// caps a report's demo history: `demo_days`).
-pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, String> {
+pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>> {
     let last_refresh = last_refresh();
     let mut tenants = Vec::new();
     let started = std::time::Instant::now();
@@ -49,17 +50,10 @@ pub async fn fill(storage: &dyn Storage, days: u32) -> Result<Vec<Tenant>, Strin
                 last_refresh,
                 report.demo_days.map_or(days, |cap| cap.min(days)),
             );
-            let counts = storage
-                .upsert_many(tenant, report, rows)
-                .await
-                .map_err(|e| e.to_string())?;
+            let counts = storage.upsert_many(tenant, report, rows).await?;
             total += counts.inserted;
         }
-        storage
-            .accounts()
-            .rename_tenant(tenant, name)
-            .await
-            .map_err(|e| e.to_string())?;
+        storage.accounts().rename_tenant(tenant, name).await?;
         tenants.push(Tenant { name, id: tenant });
     }
     tracing::info!(
@@ -92,56 +86,64 @@ pub fn print_welcome(
     out.push_str(&format!("\nreportroot demo is serving at {base}\n"));
     out.push_str(&https_welcome(served));
     out.push_str(&dashboard_welcome(served, admin));
-    let day = 24 * 3600;
     for tenant in tenants {
-        let token = |roles: &[&str]| {
-            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-            reportroot_api::auth::issue_token(
-                secret,
-                tenant.id.0,
-                &roles,
-                day,
-                reportroot_api::auth::GRAPH_AUDIENCE,
-            )
-            .unwrap_or_default()
-        };
-        let read = token(&["Reports.Read.All"]);
-        let write = token(&["Reports.ReadWrite.All"]);
-        let before_history = last_refresh().add_days(-i64::from(days.max(1)));
-        let week_ago = last_refresh().add_days(-7);
-        out.push_str(&format!(
-            "\n== Tenant {name} ({id})\n\
-             read token:  {read}\n\
-             write token: {write}\n\n\
-             # the stored rows (history), a page at a time\n\
-             curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
-             # the report function, as Graph's SDKs call it (-L follows the redirect to the CSV)\n\
-             curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
-             # an OData query over the history\n\
-             curl -s -G -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActiveUserCounts\" \
-             --data-urlencode \"\\$filter=reportPeriod eq '7' and reportDate ge {week_ago}\" --data-urlencode '$select=reportDate,teams'\n\n\
-             # add a row to the history, a day before the demo's first refresh date (the latest report stays as it is)\n\
-             curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
-             \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
-             -d '{{\"reportRefreshDate\":\"{before_history}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
-            name = tenant.name,
-            id = tenant.id,
-        ));
-        if let Some(https) = &served.https {
-            let cacert = served
-                .ca
-                .as_ref()
-                .map(|ca| format!("--cacert {} ", shell_quote(ca)))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "\n# the same over HTTPS\n\
-                 curl -s {cacert}-H \"Authorization: Bearer {read}\" \"{https}/v1.0/reports/office365ActivationsUserCounts\"\n"
-            ));
-        }
+        out.push_str(&tenant_welcome(served, secret, tenant, days));
     }
     out.push_str(&sign_in_welcome(served, apps));
     out.push_str("\nPress Ctrl-C to stop.\n");
     let _ = std::io::stdout().write_all(out.as_bytes());
+}
+
+/// The tokens and curl commands of one demo tenant.
+fn tenant_welcome(served: &Served, secret: &[u8], tenant: &Tenant, days: u32) -> String {
+    let base = &served.base;
+    let day = 24 * 3600;
+    let mut out = String::new();
+    let token = |roles: &[&str]| {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        reportroot_api::auth::issue_token(
+            secret,
+            tenant.id.0,
+            &roles,
+            day,
+            reportroot_api::auth::GRAPH_AUDIENCE,
+        )
+        .unwrap_or_default()
+    };
+    let read = token(&["Reports.Read.All"]);
+    let write = token(&["Reports.ReadWrite.All"]);
+    let before_history = last_refresh().add_days(-i64::from(days.max(1)));
+    let week_ago = last_refresh().add_days(-7);
+    out.push_str(&format!(
+        "\n== Tenant {name} ({id})\n\
+         read token:  {read}\n\
+         write token: {write}\n\n\
+         # the stored rows (history), a page at a time\n\
+         curl -s -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActivationsUserCounts\"\n\n\
+         # the report function, as Graph's SDKs call it (-L follows the redirect to the CSV)\n\
+         curl -sL -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/getOffice365ActiveUserCounts(period='D7')\"\n\n\
+         # an OData query over the history\n\
+         curl -s -G -H \"Authorization: Bearer {read}\" \"{base}/v1.0/reports/office365ActiveUserCounts\" \
+         --data-urlencode \"\\$filter=reportPeriod eq '7' and reportDate ge {week_ago}\" --data-urlencode '$select=reportDate,teams'\n\n\
+         # add a row to the history, a day before the demo's first refresh date (the latest report stays as it is)\n\
+         curl -s -X POST -H \"Authorization: Bearer {write}\" -H \"Content-Type: application/json\" \
+         \"{base}/v1.0/reports/office365ActivationsUserCounts\" \
+         -d '{{\"reportRefreshDate\":\"{before_history}\",\"productType\":\"VISIO CLIENT\",\"assigned\":120,\"activated\":97,\"sharedComputerActivation\":2}}'\n",
+        name = tenant.name,
+        id = tenant.id,
+    ));
+    if let Some(https) = &served.https {
+        let cacert = served
+            .ca
+            .as_ref()
+            .map(|ca| format!("--cacert {} ", shell_quote(ca)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n# the same over HTTPS\n\
+             curl -s {cacert}-H \"Authorization: Bearer {read}\" \"{https}/v1.0/reports/office365ActivationsUserCounts\"\n"
+        ));
+    }
+    out
 }
 
 /// An app the demo registers in a tenant, with its secret, for the welcome.
@@ -155,10 +157,7 @@ pub struct DemoApp {
 }
 
 /// Registers a read-only app in each demo tenant, as `reportroot app add` would.
-pub async fn register_apps(
-    storage: &dyn Storage,
-    tenants: &[Tenant],
-) -> Result<Vec<DemoApp>, String> {
+pub async fn register_apps(storage: &dyn Storage, tenants: &[Tenant]) -> Result<Vec<DemoApp>> {
     let mut apps = Vec::new();
     for tenant in tenants {
         let now = reportroot_api::auth::unix_now() as i64;
@@ -173,11 +172,8 @@ pub async fn register_apps(
         let (secret, stored) =
             reportroot_api::client_secrets::new_secret(app.client_id, now, now + 30 * 24 * 3600);
         let directory = storage.directory();
-        directory.add_app(&app).await.map_err(|e| e.to_string())?;
-        directory
-            .add_secret(&stored)
-            .await
-            .map_err(|e| e.to_string())?;
+        directory.add_app(&app).await?;
+        directory.add_secret(&stored).await?;
         apps.push(DemoApp {
             tenant: tenant.id,
             client_id: app.client_id,
@@ -205,10 +201,7 @@ const ADMIN_PASSWORD_FILE: &str = "reportroot-demo-admin.txt";
 
 /// Creates the demo's operator `admin` with the password kept next to the key file (made on
 /// first run, reused after: a restarted demo signs in with the password printed before).
-pub async fn create_admin(
-    storage: &dyn Storage,
-    key_file: &std::path::Path,
-) -> Result<DemoAdmin, String> {
+pub async fn create_admin(storage: &dyn Storage, key_file: &std::path::Path) -> Result<DemoAdmin> {
     let dir = match key_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -235,11 +228,7 @@ pub async fn create_admin(
     // A PostgreSQL demo database is kept between runs: the user may exist already.
     if !crate::users::add_user(storage, &user, &password).await? {
         let hash = reportroot_api::client_secrets::hash(&password);
-        storage
-            .accounts()
-            .set_password(ADMIN, &hash)
-            .await
-            .map_err(|e| e.to_string())?;
+        storage.accounts().set_password(ADMIN, &hash).await?;
     }
     let file = std::path::absolute(&file).unwrap_or(file);
     Ok(DemoAdmin {
@@ -250,7 +239,7 @@ pub async fn create_admin(
 }
 
 /// Writes `text` to a new `path` readable by its owner only (on Unix).
-fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -258,7 +247,7 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
     options
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Where the dashboard is and how to sign in to it.

@@ -1,5 +1,6 @@
 //! `reportroot reports`: every report the registry holds, as a table or JSON.
 
+use anyhow::Result;
 use std::io::Write;
 
 use reportroot_model::{Grain, ReportType, Version, REPORTS};
@@ -46,7 +47,7 @@ fn columns(report: &ReportType) -> serde_json::Value {
 }
 
 /// Prints every report: a Markdown table, or with `json` one JSON array.
-pub fn print(json: bool) -> Result<(), String> {
+pub fn print(json: bool) -> Result<()> {
     let mut out = String::new();
     if json {
         let reports: Vec<_> = REPORTS
@@ -62,7 +63,7 @@ pub fn print(json: bool) -> Result<(), String> {
                 })
             })
             .collect();
-        out = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
+        out = serde_json::to_string_pretty(&reports)?;
         out.push('\n');
     } else {
         out.push_str("| entity set | function | versions | grain | CSV columns |\n");
@@ -84,7 +85,5 @@ pub fn print(json: bool) -> Result<(), String> {
             ));
         }
     }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| e.to_string())
+    Ok(std::io::stdout().write_all(out.as_bytes())?)
 }

@@ -2,9 +2,11 @@
 //! Graph itself or another reportroot — and upserts them, so that run daily it keeps every
 //! refresh date forever. Each report is parsed whole before anything of it is written.
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::errors::one_line;
 use reportroot_model::{Period, ReportType, TenantId, Version, REPORTS};
 use reportroot_odata::csv_format::read_csv_of;
 use reportroot_storage::{Storage, UpsertCounts};
@@ -89,9 +91,9 @@ async fn client_credentials_token(
     client: &reqwest::Client,
     tenant: TenantId,
     source: &SyncSource,
-) -> Result<String, String> {
+) -> Result<String> {
     let (Some(id), Some(secret)) = (&source.client_id, &source.client_secret) else {
-        return Err("give --token, or --client-id and --client-secret".into());
+        bail!("give --token, or --client-id and --client-secret");
     };
     let url = source
         .token_url
@@ -107,16 +109,16 @@ async fn client_credentials_token(
         ])
         .send()
         .await
-        .map_err(|e| format!("token request to {url} failed: {e}"))?;
+        .with_context(|| format!("token request to {url} failed"))?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
         .await
-        .map_err(|e| format!("token answer from {url} is not JSON: {e}"))?;
+        .with_context(|| format!("token answer from {url} is not JSON"))?;
     body["access_token"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| format!("no access_token from {url} ({status}): {body}"))
+        .with_context(|| format!("no access_token from {url} ({status}): {body}"))
 }
 
 /// GET with retries on 429/503 (honouring `Retry-After`) and on network errors.
@@ -125,7 +127,7 @@ async fn get_with_retries(
     url: &str,
     token: Option<&str>,
     attempts: u32,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -145,7 +147,7 @@ async fn get_with_retries(
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(1u64 << attempt.min(5));
                 if attempt >= attempts {
-                    return Err(format!(
+                    return Err(anyhow!(
                         "{url}: still {} after {attempt} attempts",
                         response.status()
                     ));
@@ -159,9 +161,9 @@ async fn get_with_retries(
             Ok(response) => return Ok(response),
             Err(error) => {
                 if attempt >= attempts {
-                    return Err(format!("{url}: {error}"));
+                    return Err(anyhow!(error).context(url.to_owned()));
                 }
-                out(&format!("{url}: {error}, retrying"));
+                out(&format!("{url}: {}, retrying", one_line(&error)));
                 Duration::from_secs(1u64 << attempt.min(5))
             }
         };
@@ -175,14 +177,14 @@ async fn fetch_csv(
     url: &str,
     token: &str,
     attempts: u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>> {
     let mut response = get_with_retries(client, url, Some(token), attempts).await?;
     if response.status().is_redirection() {
         let location = response
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("{url}: redirect without Location"))?
+            .with_context(|| format!("{url}: redirect without Location"))?
             .to_owned();
         // The download URL is pre-authenticated: the token is not sent to it.
         response = get_with_retries(client, &location, None, attempts).await?;
@@ -190,13 +192,13 @@ async fn fetch_csv(
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        return Err(format!("{url}: {status}: {body}"));
+        return Err(anyhow!("{url}: {status}: {body}"));
     }
     response
         .bytes()
         .await
         .map(|b| b.to_vec())
-        .map_err(|e| format!("{url}: {e}"))
+        .with_context(|| url.to_string())
 }
 
 fn function_url(base: &str, report: &ReportType, period: Option<Period>) -> String {
@@ -210,12 +212,12 @@ fn function_url(base: &str, report: &ReportType, period: Option<Period>) -> Stri
 fn jobs(
     source: &SyncSource,
     version: Version,
-) -> Result<Vec<(&'static ReportType, Option<Period>)>, String> {
+) -> Result<Vec<(&'static ReportType, Option<Period>)>> {
     let reports: Vec<&'static ReportType> = if source.reports.is_empty() {
         REPORTS.iter().filter(|r| r.exists_on(version)).collect()
     } else {
         if let Some(missing) = source.reports.iter().find(|r| !r.exists_on(version)) {
-            return Err(format!(
+            return Err(anyhow!(
                 "{} is not on {}: sync it from a {} endpoint",
                 missing.function.name,
                 version.segment(),
@@ -246,23 +248,17 @@ pub async fn sync(
     storage: &dyn Storage,
     tenant: TenantId,
     source: &SyncSource,
-) -> Result<UpsertCounts, String> {
+) -> Result<UpsertCounts> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(source.timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let token = match &source.token {
         Some(token) => token.clone(),
         None => client_credentials_token(&client, tenant, source).await?,
     };
     let base = source.base.trim_end_matches('/');
-    // Graph's beta has more reports than v1.0; ask each version only for its own.
-    let version = if base.to_ascii_lowercase().ends_with("/beta") {
-        Version::Beta
-    } else {
-        Version::V1
-    };
+    let version = version_of(base);
     let mut total = UpsertCounts::default();
     let mut failures = Vec::new();
     let jobs = jobs(source, version)?;
@@ -271,23 +267,10 @@ pub async fn sync(
         let url = function_url(base, report, period);
         let step = format!("[{}/{}]", done + 1, jobs.len());
         pacer.ready(report.function.name).await;
-        let result = async {
-            let bytes = fetch_csv(&client, &url, &token, source.attempts).await?;
-            // Several reports share a header: the file is read as the report asked for.
-            let parsed = read_csv_of(&bytes, report, period).map_err(|p| format!("{url}: {p}"))?;
-            if let Some(problem) = parsed.problems.first() {
-                return Err(format!(
-                    "{url}: {} bad rows, nothing written (first: {problem})",
-                    parsed.problems.len()
-                ));
-            }
-            let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
-            storage
-                .upsert_many(tenant, report, rows)
-                .await
-                .map_err(|e| format!("{url}: {e}"))
-        }
-        .await;
+        let result = match fetch_csv(&client, &url, &token, source.attempts).await {
+            Ok(bytes) => store(storage, tenant, report, period, &url, &bytes).await,
+            Err(error) => Err(error),
+        };
         match result {
             Ok(counts) => {
                 out(&format!(
@@ -299,7 +282,7 @@ pub async fn sync(
                 total.unchanged += counts.unchanged;
             }
             Err(error) => {
-                out(&format!("{step} FAILED {error}"));
+                out(&format!("{step} FAILED {}", one_line(error.as_ref())));
                 failures.push(error);
             }
         }
@@ -315,6 +298,40 @@ pub async fn sync(
         Some(first) => Err(first),
         None => Ok(total),
     }
+}
+
+/// The API version of a base URL. Why: Graph's beta has more reports than v1.0; each version
+/// is asked only for its own.
+fn version_of(base: &str) -> Version {
+    if base.to_ascii_lowercase().ends_with("/beta") {
+        Version::Beta
+    } else {
+        Version::V1
+    }
+}
+
+/// Stores one downloaded report CSV; nothing of it when a row is bad.
+async fn store(
+    storage: &dyn Storage,
+    tenant: TenantId,
+    report: &'static ReportType,
+    period: Option<Period>,
+    url: &str,
+    bytes: &[u8],
+) -> Result<UpsertCounts> {
+    // Several reports share a header: the file is read as the report asked for.
+    let parsed = read_csv_of(bytes, report, period).map_err(|p| anyhow!("{url}: {p}"))?;
+    if let Some(problem) = parsed.problems.first() {
+        bail!(
+            "{url}: {} bad rows, nothing written (first: {problem})",
+            parsed.problems.len()
+        );
+    }
+    let rows = parsed.rows.into_iter().map(|(_, v)| v).collect();
+    storage
+        .upsert_many(tenant, report, rows)
+        .await
+        .with_context(|| url.to_owned())
 }
 
 #[cfg(test)]

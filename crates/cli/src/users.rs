@@ -1,6 +1,7 @@
 //! `reportroot user …` (the dashboard's accounts) and `reportroot tenant …` (tenants' display
 //! names).
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::{BufRead, Write};
 
 use clap::Subcommand;
@@ -85,7 +86,7 @@ const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Runs a `user` command.
-pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<(), String> {
+pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<()> {
     match command {
         UserCommand::Add {
             name,
@@ -94,44 +95,15 @@ pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<(), Str
             all_tenants,
             password_stdin,
         } => {
-            let name = checked_name(&name)?;
-            let mut grants: Vec<Grant> = Vec::new();
-            for tenant in tenants {
-                if !grants.iter().any(|g| g.tenant.0 == tenant) {
-                    grants.push(Grant {
-                        tenant: TenantId(tenant),
-                        write,
-                    });
-                }
-            }
-            let (password, generated) = password(password_stdin)?;
-            let user = User {
-                name: name.clone(),
-                operator: all_tenants,
-                grants,
-                created: unix_now() as i64,
-            };
-            let added = add_user(storage, &user, &password).await?;
-            if !added {
-                return Err(format!("a user named '{name}' already exists"));
-            }
-            let mut out = format!("added user {name}\n");
-            if generated {
-                out.push_str(&format!("password: {password}\n"));
-            }
-            print(&out)
+            let grants = grants(&tenants, write);
+            add(storage, &name, grants, all_tenants, password_stdin).await
         }
         UserCommand::List { json } => list(storage, json).await,
         UserCommand::Remove { name } => {
-            if storage
-                .accounts()
-                .remove_user(&name)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if storage.accounts().remove_user(&name).await? {
                 print(&format!("removed user {name}\n"))
             } else {
-                Err(format!("no user named '{name}'"))
+                Err(anyhow!("no user named '{name}'"))
             }
         }
         UserCommand::Passwd {
@@ -140,13 +112,8 @@ pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<(), Str
         } => {
             let (password, generated) = password(password_stdin)?;
             let hash = client_secrets::hash(&password);
-            if !storage
-                .accounts()
-                .set_password(&name, &hash)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("no user named '{name}'"));
+            if !storage.accounts().set_password(&name, &hash).await? {
+                return Err(anyhow!("no user named '{name}'"));
             }
             let mut out = format!("changed the password of {name}; their sessions have ended\n");
             if generated {
@@ -157,32 +124,68 @@ pub async fn user(storage: &dyn Storage, command: UserCommand) -> Result<(), Str
     }
 }
 
+/// Each tenant once, with the same access.
+fn grants(tenants: &[Uuid], write: bool) -> Vec<Grant> {
+    let mut grants: Vec<Grant> = Vec::new();
+    for &tenant in tenants {
+        if !grants.iter().any(|g| g.tenant.0 == tenant) {
+            grants.push(Grant {
+                tenant: TenantId(tenant),
+                write,
+            });
+        }
+    }
+    grants
+}
+
+/// `user add`: prints the password when it generated one.
+async fn add(
+    storage: &dyn Storage,
+    name: &str,
+    grants: Vec<Grant>,
+    operator: bool,
+    password_stdin: bool,
+) -> Result<()> {
+    let name = checked_name(name)?;
+    let (password, generated) = password(password_stdin)?;
+    let user = User {
+        name: name.clone(),
+        operator,
+        grants,
+        created: unix_now() as i64,
+    };
+    if !add_user(storage, &user, &password).await? {
+        bail!("a user named '{name}' already exists");
+    }
+    let mut out = format!("added user {name}\n");
+    if generated {
+        out.push_str(&format!("password: {password}\n"));
+    }
+    print(&out)
+}
+
 /// Stores `user` with `password`'s argon2id hash; false if the name is taken.
-pub async fn add_user(storage: &dyn Storage, user: &User, password: &str) -> Result<bool, String> {
+pub async fn add_user(storage: &dyn Storage, user: &User, password: &str) -> Result<bool> {
     let hash = client_secrets::hash(password);
-    storage
-        .accounts()
-        .add_user(user, &hash)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(storage.accounts().add_user(user, &hash).await?)
 }
 
 /// A sign-in name: 1–64 characters, no spaces or control characters.
-fn checked_name(name: &str) -> Result<String, String> {
+fn checked_name(name: &str) -> Result<String> {
     let ok = !name.is_empty()
         && name.chars().count() <= 64
         && !name.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(name.to_owned())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "'{name}' is not a user name: use 1 to 64 characters without spaces"
         ))
     }
 }
 
 /// The password to set and whether it was generated (then it is to be printed once).
-fn password(from_stdin: bool) -> Result<(String, bool), String> {
+fn password(from_stdin: bool) -> Result<(String, bool)> {
     if !from_stdin {
         return Ok((generate_password(), true));
     }
@@ -190,15 +193,15 @@ fn password(from_stdin: bool) -> Result<(String, bool), String> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']);
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!(
+        return Err(anyhow!(
             "the password must have at least {MIN_PASSWORD_CHARS} characters"
         ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!(
+        return Err(anyhow!(
             "the password must have at most {MAX_PASSWORD_BYTES} bytes"
         ));
     }
@@ -215,12 +218,8 @@ pub fn generate_password() -> String {
         .collect()
 }
 
-async fn list(storage: &dyn Storage, json: bool) -> Result<(), String> {
-    let users = storage
-        .accounts()
-        .users()
-        .await
-        .map_err(|e| e.to_string())?;
+async fn list(storage: &dyn Storage, json: bool) -> Result<()> {
+    let users = storage.accounts().users().await?;
     if json {
         let users: Vec<serde_json::Value> = users
             .iter()
@@ -236,7 +235,7 @@ async fn list(storage: &dyn Storage, json: bool) -> Result<(), String> {
                 })
             })
             .collect();
-        let text = serde_json::to_string_pretty(&users).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&users)?;
         return print(&format!("{text}\n"));
     }
     let mut out = String::new();
@@ -259,14 +258,10 @@ async fn list(storage: &dyn Storage, json: bool) -> Result<(), String> {
 }
 
 /// Runs a `tenant` command.
-pub async fn tenant(storage: &dyn Storage, command: TenantCommand) -> Result<(), String> {
+pub async fn tenant(storage: &dyn Storage, command: TenantCommand) -> Result<()> {
     match command {
         TenantCommand::List { json } => {
-            let tenants = storage
-                .accounts()
-                .tenants()
-                .await
-                .map_err(|e| e.to_string())?;
+            let tenants = storage.accounts().tenants().await?;
             if json {
                 let list: Vec<serde_json::Value> = tenants
                     .iter()
@@ -277,7 +272,7 @@ pub async fn tenant(storage: &dyn Storage, command: TenantCommand) -> Result<(),
                         })
                     })
                     .collect();
-                let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
+                let text = serde_json::to_string_pretty(&list)?;
                 return print(&format!("{text}\n"));
             }
             let mut out = String::new();
@@ -293,20 +288,19 @@ pub async fn tenant(storage: &dyn Storage, command: TenantCommand) -> Result<(),
         TenantCommand::Rename { tenant, name } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 256 {
-                return Err("the display name must have 1 to 256 characters".to_owned());
+                bail!("the display name must have 1 to 256 characters");
             }
             storage
                 .accounts()
                 .rename_tenant(TenantId(tenant), name)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             print(&format!("tenant {tenant} is now named {name}\n"))
         }
     }
 }
 
-fn print(text: &str) -> Result<(), String> {
+fn print(text: &str) -> Result<()> {
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| e.to_string())
+        .context("cannot write to standard output")
 }

@@ -227,6 +227,22 @@ impl PostgresStorage {
         })
     }
 
+    /// Runs one read under the read time limit (its preparing too) and returns its rows.
+    async fn limited_rows(&self, query: &CompiledSql) -> Result<Vec<Row>, StorageError> {
+        let mut client = self.client().await?;
+        let transaction = limited_read(&mut client, self.read_time_limit).await?;
+        let statement = transaction
+            .prepare_cached(&query.sql)
+            .await
+            .map_err(read_failure)?;
+        let rows = transaction
+            .query(&statement, &refs(&binds(&query.params)))
+            .await
+            .map_err(read_failure)?;
+        transaction.commit().await.map_err(read_failure)?;
+        Ok(rows)
+    }
+
     async fn migrate(&self) -> Result<SchemaChange, StorageError> {
         let client = self.client().await?;
         client
@@ -538,36 +554,18 @@ impl SqlBackend for PostgresStorage {
         report: &'static ReportType,
         query: CompiledSql,
     ) -> Result<Vec<Entity>, StorageError> {
-        let mut client = self.client().await?;
-        let transaction = limited_read(&mut client, self.read_time_limit).await?;
-        // Preparing runs under the limit too.
-        let statement = transaction
-            .prepare_cached(&query.sql)
-            .await
-            .map_err(read_failure)?;
-        let rows = transaction
-            .query(&statement, &refs(&binds(&query.params)))
-            .await
-            .map_err(read_failure)?;
-        transaction.commit().await.map_err(read_failure)?;
-        rows.iter()
+        self.limited_rows(&query)
+            .await?
+            .iter()
             .map(|row| decode_entity(report, &Columns(row)))
             .collect()
     }
 
     async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
-        let mut client = self.client().await?;
-        let transaction = limited_read(&mut client, self.read_time_limit).await?;
-        // Preparing runs under the limit too.
-        let statement = transaction
-            .prepare_cached(&query.sql)
-            .await
-            .map_err(read_failure)?;
-        let row = transaction
-            .query_one(&statement, &refs(&binds(&query.params)))
-            .await
-            .map_err(read_failure)?;
-        transaction.commit().await.map_err(read_failure)?;
+        let rows = self.limited_rows(&query).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StorageError::Backend("a count query returned no row".into()))?;
         row.try_get(0).map_err(backend)
     }
 

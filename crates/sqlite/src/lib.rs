@@ -4,12 +4,14 @@
 //! append to the primary-key index instead of touching random pages of it.
 
 mod import;
+mod refreshes;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use crate::refreshes::{table_sql, SideTable};
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
@@ -220,7 +222,7 @@ impl SqliteStorage {
                 readers: Mutex::new(Vec::new()),
                 reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
                 writer_slot: tokio::sync::Semaphore::new(1),
-                tables: TableSet::new(Dialect::Sqlite),
+                tables: TableSet::with_refreshes(Dialect::Sqlite, &SideTable),
                 known_tenants: KnownTenants::default(),
                 schema_change,
                 read_time_limit: reportroot_storage::READ_TIME_LIMIT,
@@ -342,10 +344,25 @@ impl SqliteStorage {
         }
     }
 
-    /// Runs `work` in a transaction on the writer connection on the blocking pool.
+    /// Runs `work` in a transaction on the writer connection on the blocking pool, and
+    /// commits it when `work` succeeds.
     async fn write_transaction<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        self.with_writer(move |transaction, inner| {
+            let result = work(&transaction, inner)?;
+            commit(transaction)?;
+            Ok(result)
+        })
+        .await
+    }
+
+    /// Hands `work` a transaction on the writer connection, on the blocking pool; `work`
+    /// commits it, or drops it to roll back.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Transaction<'_>, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let inner = Arc::clone(&self.inner);
         let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
@@ -354,15 +371,18 @@ impl SqliteStorage {
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed("cannot begin a write transaction"))?;
-            let result = work(&transaction, &inner)?;
-            transaction
-                .commit()
-                .map_err(failed("cannot commit a write transaction"))?;
-            Ok(result)
+            work(transaction, &inner)
         })
         .await
         .map_err(backend)?
     }
+}
+
+/// Commits a write transaction.
+fn commit(transaction: Transaction<'_>) -> Result<(), StorageError> {
+    transaction
+        .commit()
+        .map_err(failed("cannot commit a write transaction"))
 }
 
 /// Runs `work` with the reader's statements interrupted once they run past
@@ -515,7 +535,7 @@ fn user_version(connection: &Connection) -> Result<i64, StorageError> {
 fn schema_statements() -> impl Iterator<Item = String> {
     REPORTS
         .iter()
-        .flat_map(|report| TableSql::new(report, Dialect::Sqlite).create)
+        .flat_map(|report| table_sql(report).create)
         .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(DIRECTORY_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(ACCOUNT_TABLES.iter().map(|s| (*s).to_owned()))
@@ -592,7 +612,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
         for index in retired_indexes(report) {
             script.push_str(&format!("DROP INDEX IF EXISTS {index};\n"));
         }
-        for statement in TableSql::new(report, Dialect::Sqlite).create {
+        for statement in table_sql(report).create {
             script.push_str(&statement);
             script.push_str(";\n");
         }
@@ -1144,13 +1164,7 @@ impl SqlRunner for SqliteStorage {
         statements: Vec<(String, Vec<SqlValue>)>,
         abort_unless_changed: Option<usize>,
     ) -> Result<Vec<u64>, StorageError> {
-        let inner = Arc::clone(&self.inner);
-        let _slot = self.inner.writer_slot.acquire().await.map_err(backend)?;
-        tokio::task::spawn_blocking(move || {
-            let mut connection = lock(&inner.writer);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failed("cannot begin a write transaction"))?;
+        self.with_writer(move |transaction, _| {
             let mut changed = Vec::with_capacity(statements.len());
             for (i, (sql, params)) in statements.iter().enumerate() {
                 let params = rusqlite::params_from_iter(params.iter().map(directory_param));
@@ -1160,13 +1174,10 @@ impl SqlRunner for SqliteStorage {
                     return Ok(changed); // dropped: rolled back
                 }
             }
-            transaction
-                .commit()
-                .map_err(failed("cannot commit a write transaction"))?;
+            commit(transaction)?;
             Ok(changed)
         })
         .await
-        .map_err(backend)?
     }
 }
 

@@ -14,11 +14,15 @@ use reportroot_model::{TenantId, REPORTS};
 use uuid::Uuid;
 
 use crate::directory::{SqlRunner, SqlValue};
+use crate::side_rows::RowDecoder;
 use crate::sql::Dialect;
 use crate::StorageError;
 
+/// Decodes this module's rows; errors name the accounts table.
+const ROW: RowDecoder = RowDecoder("accounts");
+
 /// The accounts' tables, for every backend's schema (`CREATE … IF NOT EXISTS`).
-pub const ACCOUNT_TABLES: [&str; 6] = [
+pub const ACCOUNT_TABLES: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS reportroot_users (name TEXT NOT NULL PRIMARY KEY, \
      password_hash TEXT NOT NULL, operator BIGINT NOT NULL, created BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reportroot_user_tenants (user_name TEXT NOT NULL, \
@@ -30,6 +34,12 @@ pub const ACCOUNT_TABLES: [&str; 6] = [
     "CREATE INDEX IF NOT EXISTS reportroot_sessions_by_expiry ON reportroot_sessions (expires)",
     "CREATE TABLE IF NOT EXISTS reportroot_tenants (tenant_id TEXT NOT NULL PRIMARY KEY, \
      display_name TEXT)",
+    // Sessions of people signed in by an external issuer who are no dashboard user: read-only
+    // to exactly one tenant (the token's `tid`). Why no schema version: the table is created
+    // at every start like the others, and an older binary refuses such a session (its user
+    // name, which has a space, names no user), so nothing leaks to a binary that ignores it.
+    "CREATE TABLE IF NOT EXISTS reportroot_session_tenants (token_hash TEXT NOT NULL \
+     PRIMARY KEY, tenant_id TEXT NOT NULL, expires BIGINT NOT NULL)",
 ];
 
 /// The statements that fill `reportroot_tenants` from the tenants that already have rows (or
@@ -244,23 +254,23 @@ impl<'a> Accounts<'a> {
         let mut users: Vec<User> = Vec::new();
         for mut row in self.runner.query(sql, Vec::new()).await? {
             if row.len() != 5 {
-                return Err(corrupt("user row"));
+                return Err(ROW.corrupt("user row"));
             }
-            let name = take_text(&mut row[0], "user name")?;
+            let name = ROW.text(&mut row[0], "user name")?;
             if users.last().is_none_or(|last| last.name != name) {
                 users.push(User {
                     name,
-                    operator: take_int(&row[1], "operator flag")? != 0,
+                    operator: ROW.int(&row[1], "operator flag")? != 0,
                     grants: Vec::new(),
-                    created: take_int(&row[2], "creation time")?,
+                    created: ROW.int(&row[2], "creation time")?,
                 });
             }
             if let SqlValue::Text(tenant) = &row[3] {
-                let tenant = Uuid::parse_str(tenant).map_err(|_| corrupt("tenant id"))?;
+                let tenant = Uuid::parse_str(tenant).map_err(|_| ROW.corrupt("tenant id"))?;
                 if let Some(user) = users.last_mut() {
                     user.grants.push(Grant {
                         tenant: TenantId(tenant),
-                        write: take_int(&row[4], "write flag")? != 0,
+                        write: ROW.int(&row[4], "write flag")? != 0,
                     });
                 }
             }
@@ -279,8 +289,8 @@ impl<'a> Accounts<'a> {
             .query(sql, vec![SqlValue::Text(name.to_owned())])
             .await?;
         match rows.pop() {
-            Some(mut row) if row.len() == 1 => Ok(Some(take_text(&mut row[0], "password hash")?)),
-            Some(_) => Err(corrupt("password row")),
+            Some(mut row) if row.len() == 1 => Ok(Some(ROW.text(&mut row[0], "password hash")?)),
+            Some(_) => Err(ROW.corrupt("password row")),
             None => Ok(None),
         }
     }
@@ -341,6 +351,45 @@ impl<'a> Accounts<'a> {
     /// Stores a new session, and deletes the sessions that expired before it began (so the
     /// table holds only live sessions and those of the last sign-in's moment).
     pub async fn create_session(&self, session: &NewSession) -> Result<(), StorageError> {
+        let statements = self.session_statements(session);
+        self.runner.transaction(statements, None).await.map(drop)
+    }
+
+    /// Stores a new session that reads exactly `tenant` and nothing else, whatever
+    /// `session.user` names (someone signed in by an external issuer who is no dashboard
+    /// user); expired sessions are deleted as by [`Accounts::create_session`].
+    pub async fn create_tenant_session(
+        &self,
+        session: &NewSession,
+        tenant: TenantId,
+    ) -> Result<(), StorageError> {
+        let mut statements = self.session_statements(session);
+        statements.push((
+            format!(
+                "DELETE FROM reportroot_session_tenants WHERE expires <= {}",
+                self.p(1)
+            ),
+            vec![SqlValue::Int(session.created)],
+        ));
+        statements.push((
+            format!(
+                "INSERT INTO reportroot_session_tenants (token_hash, tenant_id, expires) \
+                 VALUES ({}, {}, {})",
+                self.p(1),
+                self.p(2),
+                self.p(3)
+            ),
+            vec![
+                SqlValue::Text(session.token_hash.clone()),
+                SqlValue::Text(tenant.0.to_string()),
+                SqlValue::Int(session.expires),
+            ],
+        ));
+        self.runner.transaction(statements, None).await.map(drop)
+    }
+
+    /// The purge of expired sessions and the insert of `session`.
+    fn session_statements(&self, session: &NewSession) -> Vec<(String, Vec<SqlValue>)> {
         let insert = format!(
             "INSERT INTO reportroot_sessions (token_hash, user_name, csrf_token, created, expires) \
              VALUES ({}, {}, {}, {}, {})",
@@ -354,7 +403,7 @@ impl<'a> Accounts<'a> {
             "DELETE FROM reportroot_sessions WHERE expires <= {}",
             self.p(1)
         );
-        let statements = vec![
+        vec![
             (purge, vec![SqlValue::Int(session.created)]),
             (
                 insert,
@@ -366,24 +415,27 @@ impl<'a> Accounts<'a> {
                     SqlValue::Int(session.expires),
                 ],
             ),
-        ];
-        self.runner.transaction(statements, None).await.map(drop)
+        ]
     }
 
-    /// The session whose token hashes to `token_hash`, if it exists, its user does, and it
-    /// has not expired at `now`. One query (the user's grants joined in).
+    /// The session whose token hashes to `token_hash`, if it exists, its user does (or it is
+    /// a one-tenant session of [`Accounts::create_tenant_session`]), and it has not expired at
+    /// `now`. One query (the user's grants, or the session's one tenant, joined in).
     pub async fn session(
         &self,
         token_hash: &str,
         now: i64,
     ) -> Result<Option<Session>, StorageError> {
         let sql = format!(
-            "SELECT s.user_name, u.operator, s.csrf_token, s.expires, g.tenant_id, g.can_write, \
-             t.display_name FROM reportroot_sessions s \
-             JOIN reportroot_users u ON u.name = s.user_name \
-             LEFT JOIN reportroot_user_tenants g ON g.user_name = s.user_name \
-             LEFT JOIN reportroot_tenants t ON t.tenant_id = g.tenant_id \
-             WHERE s.token_hash = {} AND s.expires > {} ORDER BY g.tenant_id",
+            "SELECT s.user_name, COALESCE(u.operator, 0), s.csrf_token, s.expires, \
+             COALESCE(st.tenant_id, g.tenant_id), COALESCE(g.can_write, 0), t.display_name \
+             FROM reportroot_sessions s \
+             LEFT JOIN reportroot_session_tenants st ON st.token_hash = s.token_hash \
+             LEFT JOIN reportroot_users u ON u.name = s.user_name AND st.token_hash IS NULL \
+             LEFT JOIN reportroot_user_tenants g ON g.user_name = u.name \
+             LEFT JOIN reportroot_tenants t ON t.tenant_id = COALESCE(st.tenant_id, g.tenant_id) \
+             WHERE s.token_hash = {} AND s.expires > {} \
+             AND (u.name IS NOT NULL OR st.token_hash IS NOT NULL) ORDER BY 5",
             self.p(1),
             self.p(2)
         );
@@ -392,27 +444,27 @@ impl<'a> Accounts<'a> {
         let mut session: Option<Session> = None;
         for mut row in rows {
             if row.len() != 7 {
-                return Err(corrupt("session row"));
+                return Err(ROW.corrupt("session row"));
             }
             let session = match &mut session {
                 Some(session) => session,
                 None => session.insert(Session {
-                    user: take_text(&mut row[0], "user name")?,
-                    operator: take_int(&row[1], "operator flag")? != 0,
-                    csrf_token: take_text(&mut row[2], "CSRF token")?,
-                    expires: take_int(&row[3], "expiry")?,
+                    user: ROW.text(&mut row[0], "user name")?,
+                    operator: ROW.int(&row[1], "operator flag")? != 0,
+                    csrf_token: ROW.text(&mut row[2], "CSRF token")?,
+                    expires: ROW.int(&row[3], "expiry")?,
                     tenants: Vec::new(),
                 }),
             };
             if let SqlValue::Text(tenant) = &row[4] {
-                let tenant = Uuid::parse_str(tenant).map_err(|_| corrupt("tenant id"))?;
+                let tenant = Uuid::parse_str(tenant).map_err(|_| ROW.corrupt("tenant id"))?;
                 let name = match std::mem::replace(&mut row[6], SqlValue::Null) {
                     SqlValue::Text(name) => Some(name),
                     _ => None,
                 };
                 let grant = Grant {
                     tenant: TenantId(tenant),
-                    write: take_int(&row[5], "write flag")? != 0,
+                    write: ROW.int(&row[5], "write flag")? != 0,
                 };
                 session.tenants.push((grant, name));
             }
@@ -422,15 +474,31 @@ impl<'a> Accounts<'a> {
 
     /// Ends the session whose token hashes to `token_hash`; false if there was none.
     pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, StorageError> {
+        let by_hash = |table: &str| {
+            (
+                format!("DELETE FROM {table} WHERE token_hash = {}", self.p(1)),
+                vec![SqlValue::Text(token_hash.to_owned())],
+            )
+        };
+        let statements = vec![
+            by_hash("reportroot_sessions"),
+            by_hash("reportroot_session_tenants"),
+        ];
+        let changed = self.runner.transaction(statements, None).await?;
+        Ok(changed.first().is_some_and(|&n| n > 0))
+    }
+
+    /// Whether `tenant` is known (has rows, apps or grants, or a display name).
+    pub async fn is_known_tenant(&self, tenant: TenantId) -> Result<bool, StorageError> {
         let sql = format!(
-            "DELETE FROM reportroot_sessions WHERE token_hash = {}",
+            "SELECT tenant_id FROM reportroot_tenants WHERE tenant_id = {}",
             self.p(1)
         );
-        let changed = self
+        let rows = self
             .runner
-            .execute(sql, vec![SqlValue::Text(token_hash.to_owned())])
+            .query(sql, vec![SqlValue::Text(tenant.0.to_string())])
             .await?;
-        Ok(changed > 0)
+        Ok(!rows.is_empty())
     }
 
     /// Every known tenant, by display name (unnamed ones last), then id.
@@ -442,11 +510,11 @@ impl<'a> Accounts<'a> {
         rows.into_iter()
             .map(|mut row| {
                 if row.len() != 2 {
-                    return Err(corrupt("tenant row"));
+                    return Err(ROW.corrupt("tenant row"));
                 }
-                let id = take_text(&mut row[0], "tenant id")?;
+                let id = ROW.text(&mut row[0], "tenant id")?;
                 Ok(TenantName {
-                    tenant: TenantId(Uuid::parse_str(&id).map_err(|_| corrupt("tenant id"))?),
+                    tenant: TenantId(Uuid::parse_str(&id).map_err(|_| ROW.corrupt("tenant id"))?),
                     display_name: match std::mem::replace(&mut row[1], SqlValue::Null) {
                         SqlValue::Text(name) => Some(name),
                         _ => None,
@@ -475,23 +543,5 @@ impl<'a> Accounts<'a> {
         ];
         let statements = vec![self.note_tenant_statement(tenant), (update, params)];
         self.runner.transaction(statements, None).await.map(drop)
-    }
-}
-
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Backend(format!("the accounts table holds a malformed {what}").into())
-}
-
-fn take_text(value: &mut SqlValue, what: &str) -> Result<String, StorageError> {
-    match std::mem::replace(value, SqlValue::Null) {
-        SqlValue::Text(text) => Ok(text),
-        _ => Err(corrupt(what)),
-    }
-}
-
-fn take_int(value: &SqlValue, what: &str) -> Result<i64, StorageError> {
-    match value {
-        SqlValue::Int(n) => Ok(*n),
-        _ => Err(corrupt(what)),
     }
 }

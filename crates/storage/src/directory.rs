@@ -10,8 +10,12 @@ use async_trait::async_trait;
 use reportroot_model::TenantId;
 use uuid::Uuid;
 
+use crate::side_rows::RowDecoder;
 use crate::sql::Dialect;
 use crate::StorageError;
+
+/// Decodes this module's rows; errors name the directory table.
+const ROW: RowDecoder = RowDecoder("directory");
 
 /// An application allowed to sign in with client credentials, in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,70 +313,49 @@ fn text(id: Uuid) -> SqlValue {
     SqlValue::Text(id.to_string())
 }
 
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Backend(format!("the directory table holds a malformed {what}").into())
-}
-
-fn take_text(value: &mut SqlValue, what: &str) -> Result<String, StorageError> {
-    match std::mem::replace(value, SqlValue::Null) {
-        SqlValue::Text(text) => Ok(text),
-        _ => Err(corrupt(what)),
-    }
-}
-
-fn take_int(value: &SqlValue, what: &str) -> Result<i64, StorageError> {
-    match value {
-        SqlValue::Int(n) => Ok(*n),
-        _ => Err(corrupt(what)),
-    }
-}
-
-fn take_uuid(value: &mut SqlValue, what: &str) -> Result<Uuid, StorageError> {
-    Uuid::parse_str(&take_text(value, what)?).map_err(|_| corrupt(what))
-}
-
 fn read_app(mut row: Vec<SqlValue>) -> Result<AppRegistration, StorageError> {
     if row.len() != 6 {
-        return Err(corrupt("app row"));
+        return Err(ROW.corrupt("app row"));
     }
     Ok(AppRegistration {
-        client_id: take_uuid(&mut row[0], "client id")?,
-        tenant: TenantId(take_uuid(&mut row[1], "tenant id")?),
-        object_id: take_uuid(&mut row[2], "object id")?,
-        name: take_text(&mut row[3], "app name")?,
-        roles: take_text(&mut row[4], "role list")?
+        client_id: ROW.uuid(&mut row[0], "client id")?,
+        tenant: TenantId(ROW.uuid(&mut row[1], "tenant id")?),
+        object_id: ROW.uuid(&mut row[2], "object id")?,
+        name: ROW.text(&mut row[3], "app name")?,
+        roles: ROW
+            .text(&mut row[4], "role list")?
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
-        created: take_int(&row[5], "creation time")?,
+        created: ROW.int(&row[5], "creation time")?,
     })
 }
 
 fn read_secret(mut row: Vec<SqlValue>) -> Result<AppSecret, StorageError> {
     if row.len() != 6 {
-        return Err(corrupt("secret row"));
+        return Err(ROW.corrupt("secret row"));
     }
     Ok(AppSecret {
-        secret_id: take_uuid(&mut row[0], "secret id")?,
-        client_id: take_uuid(&mut row[1], "client id")?,
-        hint: take_text(&mut row[2], "secret hint")?,
-        hash: take_text(&mut row[3], "secret hash")?,
-        created: take_int(&row[4], "creation time")?,
-        expires: take_int(&row[5], "expiry")?,
+        secret_id: ROW.uuid(&mut row[0], "secret id")?,
+        client_id: ROW.uuid(&mut row[1], "client id")?,
+        hint: ROW.text(&mut row[2], "secret hint")?,
+        hash: ROW.text(&mut row[3], "secret hash")?,
+        created: ROW.int(&row[4], "creation time")?,
+        expires: ROW.int(&row[5], "expiry")?,
     })
 }
 
 fn read_key(mut row: Vec<SqlValue>) -> Result<SigningKey, StorageError> {
     if row.len() != 4 {
-        return Err(corrupt("signing key row"));
+        return Err(ROW.corrupt("signing key row"));
     }
     Ok(SigningKey {
-        kid: take_text(&mut row[0], "key id")?,
-        private_key: take_text(&mut row[1], "private key")?,
-        created: take_int(&row[2], "creation time")?,
+        kid: ROW.text(&mut row[0], "key id")?,
+        private_key: ROW.text(&mut row[1], "private key")?,
+        created: ROW.int(&row[2], "creation time")?,
         retired: match &row[3] {
             SqlValue::Null => None,
-            other => Some(take_int(other, "retirement time")?),
+            other => Some(ROW.int(other, "retirement time")?),
         },
     })
 }

@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use crate::accounts::{Accounts, KnownTenants};
 use crate::directory::{Directory, SqlRunner};
-use crate::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
+use crate::query_sql::{compile_count_with, compile_list_with, CompiledSql, SqlParam};
 use crate::series::{compile_series, SeriesQuery, SERIES_MAX_POINTS};
-use crate::sql::{natural_key_label, Dialect, TableSql};
+use crate::sql::{natural_key_label, Dialect, PeriodRefreshes, RowsByPeriod, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
     UpsertCounts,
@@ -35,15 +35,24 @@ use crate::{
 pub struct TableSet {
     tables: Vec<TableSql>,
     by_entity: HashMap<&'static str, usize>,
+    refreshes: &'static dyn PeriodRefreshes,
 }
 
 impl TableSet {
-    /// The statements of every report of the registry, in `dialect`.
+    /// The statements of every report of the registry, in `dialect`, with the latest refresh
+    /// date of a period read from the rows ([`RowsByPeriod`]).
     pub fn new(dialect: Dialect) -> Self {
+        TableSet::with_refreshes(dialect, &RowsByPeriod)
+    }
+
+    /// The statements of every report of the registry, in `dialect`, with the latest refresh
+    /// date of a period found as `refreshes` does.
+    pub fn with_refreshes(dialect: Dialect, refreshes: &'static dyn PeriodRefreshes) -> Self {
         TableSet {
+            refreshes,
             tables: REPORTS
                 .iter()
-                .map(|report| TableSql::new(report, dialect))
+                .map(|report| TableSql::with_refreshes(report, dialect, refreshes))
                 .collect(),
             by_entity: REPORTS
                 .iter()
@@ -64,6 +73,11 @@ impl TableSet {
                     report.entity
                 )))
             })
+    }
+
+    /// How these statements find a period's latest refresh date.
+    pub fn refreshes(&self) -> &'static dyn PeriodRefreshes {
+        self.refreshes
     }
 
     /// Every report's statements, in registry order.
@@ -643,8 +657,16 @@ impl<B: SqlBackend> Storage for B {
         report: &'static ReportType,
         query: &ListQuery,
     ) -> Result<Vec<Entity>, StorageError> {
-        let columns = &self.tables().get(report)?.columns;
-        let compiled = compile_list(report, self.dialect(), columns, tenant.0, query);
+        let tables = self.tables();
+        let columns = &tables.get(report)?.columns;
+        let compiled = compile_list_with(
+            report,
+            self.dialect(),
+            tables.refreshes(),
+            columns,
+            tenant.0,
+            query,
+        );
         tracing::debug!(sql = %compiled.sql, "list");
         self.read_entities(report, compiled).await
     }
@@ -656,7 +678,14 @@ impl<B: SqlBackend> Storage for B {
         scope: Scope,
         filter: Option<&Expr>,
     ) -> Result<u64, StorageError> {
-        let compiled = compile_count(report, self.dialect(), tenant.0, &scope, filter);
+        let compiled = compile_count_with(
+            report,
+            self.dialect(),
+            self.tables().refreshes(),
+            tenant.0,
+            &scope,
+            filter,
+        );
         self.read_count(compiled).await.map(count_from)
     }
 

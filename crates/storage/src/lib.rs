@@ -9,6 +9,7 @@ pub mod directory;
 pub mod engine;
 pub mod query_sql;
 pub mod series;
+mod side_rows;
 pub mod sql;
 pub mod throttle;
 

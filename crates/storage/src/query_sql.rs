@@ -7,7 +7,7 @@ use reportroot_odata::query::{
 };
 use uuid::Uuid;
 
-use crate::sql::{ahead_index, latest_refresh, Dialect};
+use crate::sql::{ahead_index, latest_refresh, Dialect, PeriodRefreshes, RowsByPeriod};
 use crate::{Cursor, ListQuery, Scope};
 
 /// A parameter of a compiled statement.
@@ -33,6 +33,7 @@ pub struct CompiledSql {
 struct Builder<'a> {
     report: &'a ReportType,
     dialect: Dialect,
+    refreshes: &'a dyn PeriodRefreshes,
     sql: String,
     params: Vec<SqlParam>,
 }
@@ -356,7 +357,7 @@ impl Builder<'_> {
                 }
                 _ => (String::new(), None),
             };
-            let latest = latest_refresh(self.report, self.dialect, &t, p.as_deref());
+            let latest = latest_refresh(self.report, self.refreshes, &t, p.as_deref());
             self.sql
                 .push_str(&format!("{period_filter} AND {refresh} = {latest}"));
         }
@@ -483,7 +484,8 @@ pub fn effective_order(report: &ReportType, query: &ListQuery) -> Vec<OrderKey> 
     keys
 }
 
-/// `SELECT` of a page: filter, keyset cursor, order, limit and offset.
+/// `SELECT` of a page: filter, keyset cursor, order, limit and offset; a latest report's
+/// refresh date read from the rows ([`RowsByPeriod`]).
 pub fn compile_list(
     report: &ReportType,
     dialect: Dialect,
@@ -491,9 +493,22 @@ pub fn compile_list(
     tenant: Uuid,
     query: &ListQuery,
 ) -> CompiledSql {
+    compile_list_with(report, dialect, &RowsByPeriod, columns, tenant, query)
+}
+
+/// [`compile_list`] with a latest report's refresh date found as `refreshes` does.
+pub fn compile_list_with(
+    report: &ReportType,
+    dialect: Dialect,
+    refreshes: &dyn PeriodRefreshes,
+    columns: &str,
+    tenant: Uuid,
+    query: &ListQuery,
+) -> CompiledSql {
     let mut b = Builder {
         report,
         dialect,
+        refreshes,
         sql: format!("SELECT {columns}"),
         params: Vec::new(),
     };
@@ -550,7 +565,8 @@ fn sql_order_len(report: &ReportType, order: &[OrderKey]) -> usize {
     }
 }
 
-/// `SELECT COUNT(*)` of the rows a filter matches (before paging).
+/// `SELECT COUNT(*)` of the rows a filter matches (before paging); a latest report's
+/// refresh date read from the rows ([`RowsByPeriod`]).
 pub fn compile_count(
     report: &ReportType,
     dialect: Dialect,
@@ -558,9 +574,22 @@ pub fn compile_count(
     scope: &Scope,
     filter: Option<&Expr>,
 ) -> CompiledSql {
+    compile_count_with(report, dialect, &RowsByPeriod, tenant, scope, filter)
+}
+
+/// [`compile_count`] with a latest report's refresh date found as `refreshes` does.
+pub fn compile_count_with(
+    report: &ReportType,
+    dialect: Dialect,
+    refreshes: &dyn PeriodRefreshes,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: Option<&Expr>,
+) -> CompiledSql {
     let mut b = Builder {
         report,
         dialect,
+        refreshes,
         sql: "SELECT COUNT(*)".to_owned(),
         params: Vec::new(),
     };

@@ -71,9 +71,69 @@ pub struct TableSql {
     pub upsert: String,
     /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
     pub latest: String,
-    /// SQLite, periodic reports: records that a refresh date has rows of a period, `(tenant,
+    /// Periodic reports, on a backend that keeps refresh dates apart from the rows (see
+    /// [`PeriodRefreshes::note`]): records that a refresh date has rows of a period, `(tenant,
     /// period, refresh date)`; run after every insert or update.
     pub note_refresh: Option<String>,
+}
+
+/// The names of a periodic report's table that its refresh-date statements use.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodColumns<'a> {
+    /// The report's table.
+    pub table: &'a str,
+    /// The period column.
+    pub period: &'a str,
+    /// The refresh-date column.
+    pub refresh: &'a str,
+}
+
+/// How a backend finds the latest refresh date of a periodic report's period (what the report
+/// functions read): the one part of the layout the backends choose differently, so each
+/// provides its own; everything else of [`TableSql`] is shared.
+pub trait PeriodRefreshes: std::fmt::Debug + Send + Sync {
+    /// Statements creating what [`PeriodRefreshes::latest`] reads, run after the table's.
+    fn create(&self, columns: PeriodColumns<'_>) -> Vec<String>;
+    /// A statement run after every insert or update with `(tenant, period, refresh date)`,
+    /// for a backend that keeps the refresh dates apart from the rows.
+    fn note(&self, columns: PeriodColumns<'_>) -> Option<String>;
+    /// A subquery: the latest refresh date of the rows of `tenant` and `period` (SQL
+    /// expressions, usually placeholders).
+    fn latest(&self, columns: PeriodColumns<'_>, tenant: &str, period: &str) -> String;
+}
+
+/// The latest refresh date read from the rows themselves, through an index of every row by
+/// `(tenant, period, refresh date)`: PostgreSQL's layout, and the default of
+/// [`TableSql::new`] (plain SQL that either backend runs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowsByPeriod;
+
+impl PeriodRefreshes for RowsByPeriod {
+    fn create(&self, columns: PeriodColumns<'_>) -> Vec<String> {
+        let PeriodColumns {
+            table,
+            period,
+            refresh,
+        } = columns;
+        vec![format!(
+            "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
+        )]
+    }
+
+    fn note(&self, _: PeriodColumns<'_>) -> Option<String> {
+        None
+    }
+
+    fn latest(&self, columns: PeriodColumns<'_>, tenant: &str, p: &str) -> String {
+        let PeriodColumns {
+            table,
+            period,
+            refresh,
+        } = columns;
+        format!(
+            "(SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {tenant} AND {period} = {p})"
+        )
+    }
 }
 
 /// The partial index of rows whose activity date (`column`) is after their refresh date.
@@ -134,10 +194,10 @@ pub fn retired_indexes(report: &ReportType) -> Vec<String> {
 }
 
 /// A subquery giving the latest refresh date of the tenant's rows (of the period, when
-/// `period` names its parameter).
+/// `period` names its parameter, as `refreshes` finds it).
 pub fn latest_refresh(
     report: &ReportType,
-    dialect: Dialect,
+    refreshes: &dyn PeriodRefreshes,
     tenant: &str,
     period: Option<&str>,
 ) -> String {
@@ -146,14 +206,15 @@ pub fn latest_refresh(
     let period_column = report
         .period_index()
         .map(|i| report.properties[i].column_name());
-    match (dialect, period_column, period) {
-        (Dialect::Sqlite, Some(column), Some(p)) => format!(
-            "(SELECT r.{refresh} FROM {table}_refreshes r WHERE r.tenant_id = {tenant} AND r.{column} = {p} \
-             AND EXISTS (SELECT 1 FROM {table} x WHERE x.tenant_id = {tenant} AND x.{refresh} = r.{refresh} \
-             AND x.{column} = {p}) ORDER BY r.{refresh} DESC LIMIT 1)"
-        ),
-        (_, Some(column), Some(p)) => format!(
-            "(SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {tenant} AND {column} = {p})"
+    match (period_column, period) {
+        (Some(column), Some(p)) => refreshes.latest(
+            PeriodColumns {
+                table: &table,
+                period: &column,
+                refresh: &refresh,
+            },
+            tenant,
+            p,
         ),
         _ => format!("(SELECT MAX({refresh}) FROM {table} WHERE tenant_id = {tenant})"),
     }
@@ -206,13 +267,24 @@ impl Columns {
 }
 
 impl TableSql {
-    /// Derives every statement of `report` in `dialect`.
+    /// Derives every statement of `report` in `dialect`, with the latest refresh date of a
+    /// period read from the rows ([`RowsByPeriod`]).
     pub fn new(report: &ReportType, dialect: Dialect) -> TableSql {
+        TableSql::with_refreshes(report, dialect, &RowsByPeriod)
+    }
+
+    /// Derives every statement of `report` in `dialect`, with the latest refresh date of a
+    /// period found as `refreshes` does.
+    pub fn with_refreshes(
+        report: &ReportType,
+        dialect: Dialect,
+        refreshes: &dyn PeriodRefreshes,
+    ) -> TableSql {
         let names = Columns::new(report);
         let p = |n: usize| dialect.param(n);
         let table = &names.table;
         let columns = format!("id, version, {}", names.properties.join(", "));
-        let (create, note_refresh) = schema(report, dialect, &names);
+        let (create, note_refresh) = schema(report, dialect, refreshes, &names);
         let insert = format!(
             "INSERT INTO {table} (tenant_id, id, version, {}) VALUES ({}, {}, 1, {})",
             names.properties.join(", "),
@@ -242,7 +314,7 @@ impl TableSql {
                 "SELECT {columns} FROM {table} {}",
                 by_tenant(&names.key_match(dialect, 2))
             ),
-            latest: latest(report, dialect, &names, &columns),
+            latest: latest(report, dialect, refreshes, &names, &columns),
             note_refresh,
             columns,
             create,
@@ -251,9 +323,14 @@ impl TableSql {
     }
 }
 
-/// The table and its indexes; on SQLite, for periodic reports, also the statement that notes a
-/// refresh date in the side table.
-fn schema(report: &ReportType, dialect: Dialect, names: &Columns) -> (Vec<String>, Option<String>) {
+/// The table and its indexes, and for periodic reports what `refreshes` needs (with the
+/// statement that notes a refresh date, if it keeps them apart).
+fn schema(
+    report: &ReportType,
+    dialect: Dialect,
+    refreshes: &dyn PeriodRefreshes,
+    names: &Columns,
+) -> (Vec<String>, Option<String>) {
     let Columns { table, refresh, .. } = names;
     let mut create = vec![table_definition(report, dialect, names)];
     // Queries over history filter on the activity date (`reportDate ge 2025-01-01`), usually
@@ -289,32 +366,18 @@ fn schema(report: &ReportType, dialect: Dialect, names: &Columns) -> (Vec<String
             ahead_index(report, column)
         ));
     }
-    // The latest refresh date of a period, for the report functions. PostgreSQL indexes
-    // every row for it. SQLite keeps the refresh dates each period has in a small side
-    // table instead: an index entry per row was an eighth of a bulk import, and almost every
-    // row repeats the previous row's (period, refresh date). Rows deleted later may leave a
-    // stale entry there, so a lookup checks that the date still has rows (see
-    // `latest_refresh`).
+    // The latest refresh date of a period, for the report functions: as the backend keeps
+    // it (an index of every row, or a side table).
     let Some(period) = &names.period else {
         return (create, None);
     };
-    match dialect {
-        Dialect::Postgres => {
-            create.push(format!(
-                "CREATE INDEX IF NOT EXISTS {table}_by_period ON {table} (tenant_id, {period}, {refresh})"
-            ));
-            (create, None)
-        }
-        Dialect::Sqlite => {
-            create.push(format!(
-                "CREATE TABLE IF NOT EXISTS {table}_refreshes (\n  tenant_id BLOB NOT NULL,\n  {period} TEXT NOT NULL,\n  {refresh} TEXT NOT NULL,\n  PRIMARY KEY (tenant_id, {period}, {refresh})\n) WITHOUT ROWID"
-            ));
-            let note = format!(
-                "INSERT OR IGNORE INTO {table}_refreshes (tenant_id, {period}, {refresh}) VALUES (?1, ?2, ?3)"
-            );
-            (create, Some(note))
-        }
-    }
+    let columns = PeriodColumns {
+        table,
+        period,
+        refresh,
+    };
+    create.extend(refreshes.create(columns));
+    (create, refreshes.note(columns))
 }
 
 /// `CREATE TABLE` of a report.
@@ -396,7 +459,13 @@ fn update(dialect: Dialect, names: &Columns) -> String {
 }
 
 /// The report function's rows, in the function's order (id last, for a total order).
-fn latest(report: &ReportType, dialect: Dialect, names: &Columns, columns: &str) -> String {
+fn latest(
+    report: &ReportType,
+    dialect: Dialect,
+    refreshes: &dyn PeriodRefreshes,
+    names: &Columns,
+    columns: &str,
+) -> String {
     let p = |n: usize| dialect.param(n);
     let order = report
         .function
@@ -417,7 +486,7 @@ fn latest(report: &ReportType, dialect: Dialect, names: &Columns, columns: &str)
         .unwrap_or_default();
     let latest = latest_refresh(
         report,
-        dialect,
+        refreshes,
         &p(1),
         names.period.as_ref().map(|_| p(2)).as_deref(),
     );

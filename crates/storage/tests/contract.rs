@@ -912,6 +912,70 @@ async fn accounts_users_sessions_and_tenant_names() {
     }
 }
 
+/// A one-tenant session (someone signed in by an external issuer who is no dashboard user):
+/// it reads exactly its tenant, read-only, even when a user of the same name exists; it
+/// expires and is revoked like any session. (Real ones carry a name with a space, which no
+/// user can have; this one borrows a user's name to show that the user's rights stay out.)
+#[tokio::test]
+async fn tenant_sessions_read_one_tenant_only() {
+    use reportroot_storage::accounts::{Grant, NewSession, User};
+    for (name, backend) in backends().await {
+        let accounts = backend.storage.accounts();
+        let (a, b) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        accounts.rename_tenant(a, "Alpha").await.unwrap();
+        assert!(accounts.is_known_tenant(a).await.unwrap(), "{name}");
+        assert!(!accounts.is_known_tenant(b).await.unwrap(), "{name}");
+        // A user whose name the session also carries, an operator with a grant of b: none of
+        // it may reach the one-tenant session.
+        let user = User {
+            name: format!("u-{}", Uuid::new_v4().simple()),
+            operator: true,
+            grants: vec![Grant {
+                tenant: b,
+                write: true,
+            }],
+            created: 5,
+        };
+        assert!(accounts.add_user(&user, "$argon2id$x").await.unwrap());
+        let session = |digest: &str, expires| NewSession {
+            token_hash: digest.to_owned(),
+            user: user.name.clone(),
+            csrf_token: "csrf".to_owned(),
+            created: 100,
+            expires,
+        };
+        let (live, old) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+        accounts
+            .create_tenant_session(&session(&old, 150), a)
+            .await
+            .unwrap();
+        accounts
+            .create_tenant_session(&session(&live, 1000), a)
+            .await
+            .unwrap();
+        let read = accounts.session(&live, 120).await.unwrap().unwrap();
+        assert_eq!(read.user, user.name, "{name}");
+        assert!(!read.operator, "{name}: never an operator");
+        let only = (
+            Grant {
+                tenant: a,
+                write: false,
+            },
+            Some("Alpha".to_owned()),
+        );
+        assert_eq!(read.tenants, vec![only], "{name}");
+        assert!(
+            accounts.session(&old, 150).await.unwrap().is_none(),
+            "{name}: expired"
+        );
+        assert!(accounts.revoke_session(&live).await.unwrap(), "{name}");
+        assert!(
+            accounts.session(&live, 120).await.unwrap().is_none(),
+            "{name}: revoked"
+        );
+    }
+}
+
 /// A database from before the tenant names: the migration fills them from the stored rows.
 #[tokio::test]
 async fn the_migration_fills_the_tenant_names_from_stored_rows() {

@@ -17,12 +17,15 @@
 //!   the pages by `GET /dashboard/api/me`); every state-changing dashboard request must carry it
 //!   as the form field `csrf` or the header `X-CSRF-Token` (compared in constant time). The
 //!   sign-in form, before any session exists, uses a double-submit cookie.
+//! - **Sign in with Entra ID** ([`oidc`]): OpenID Connect against one external issuer, when
+//!   configured ([`DashboardOidcConfig`]); it ends in the same kind of session.
 //! - **The API with a session** ([`api_caller`]): a request without `Authorization` but with
 //!   the session cookie is served only when it is same-origin (`Sec-Fetch-Site: same-origin`,
 //!   or an `Origin` equal to the server's own) and names a granted tenant in
 //!   `X-Reportroot-Tenant`; it reads, and writes only with a grant that allows writing and a
 //!   valid `X-CSRF-Token`.
 
+pub(crate) mod oidc;
 mod page;
 mod signin;
 
@@ -39,6 +42,7 @@ use crate::auth::{unix_now, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 
+pub use oidc::DashboardOidcConfig;
 pub(crate) use signin::{match_path, serve};
 
 /// The session cookie's name.

@@ -11,6 +11,8 @@ pub(crate) struct SigninForm<'a> {
     pub username: &'a str,
     /// Why the last attempt failed.
     pub error: Option<&'a str>,
+    /// Whether "Sign in with Entra ID" is offered (an external issuer is configured).
+    pub external: bool,
 }
 
 /// `text` with HTML's special characters escaped, for element content and quoted attributes.
@@ -43,7 +45,12 @@ button{margin-top:1.5rem;width:100%;padding:.6rem;font:inherit;font-weight:600;c
 background:#1d4ed8;border:0;border-radius:4px;cursor:pointer}\
 button:hover{background:#1e40af}\
 .error{margin:0 0 1rem;padding:.6rem .75rem;border-left:4px solid #b91c1c;background:#fef2f2;\
-color:#7f1d1d}";
+color:#7f1d1d}\
+.or{margin:1.5rem 0 0;text-align:center;color:#4b5563}\
+a.external{display:block;box-sizing:border-box;margin-top:.75rem;padding:.6rem;text-align:center;\
+font-weight:600;color:#1d4ed8;border:2px solid #1d4ed8;border-radius:4px;text-decoration:none}\
+a.external:hover{background:#eff6ff}\
+a.external:focus{outline:3px solid #2563eb;outline-offset:2px}";
 
 /// The whole sign-in page.
 pub(crate) fn signin_page(form: &SigninForm<'_>) -> String {
@@ -74,10 +81,24 @@ pub(crate) fn signin_page(form: &SigninForm<'_>) -> String {
          autocapitalize=\"none\" spellcheck=\"false\" required autofocus value=\"{username}\"{described}>\n\
          <label for=\"password\">Password</label>\n\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{described}>\n\
-         <button type=\"submit\">Sign in</button>\n</form>\n</main>\n</body>\n</html>\n",
+         <button type=\"submit\">Sign in</button>\n</form>\n{external}</main>\n</body>\n</html>\n",
+        external = external_link(form),
         csrf = escape(form.csrf),
         next = escape(form.next),
         username = escape(form.username),
+    )
+}
+
+/// The "Sign in with Entra ID" link (a plain link: the page has no script), if offered.
+fn external_link(form: &SigninForm<'_>) -> String {
+    if !form.external {
+        return String::new();
+    }
+    let next: String = form_urlencoded::byte_serialize(form.next.as_bytes()).collect();
+    format!(
+        "<p class=\"or\">or</p>\n<a class=\"external\" id=\"signin-entra\" \
+         href=\"/dashboard/signin/oidc/start?next={}\">Sign in with Entra ID</a>\n",
+        escape(&next)
     )
 }
 
@@ -92,11 +113,28 @@ mod tests {
             next: "/dashboard",
             username: "\"><script>alert(1)</script>",
             error: Some("<b>no</b>"),
+            external: false,
         });
         assert!(!page.contains("<script>"));
         assert!(page.contains("&quot;&gt;&lt;script&gt;"));
         assert!(page.contains("&lt;b&gt;no&lt;/b&gt;"));
         assert!(page.contains("name=\"username\""));
         assert!(page.contains("name=\"password\""));
+        assert!(!page.contains("Entra ID"));
+    }
+
+    #[test]
+    fn the_entra_link_keeps_next() {
+        let page = signin_page(&SigninForm {
+            csrf: "c",
+            next: "/dashboard/reports/x?a=1&b=2",
+            username: "",
+            error: None,
+            external: true,
+        });
+        assert!(page.contains(
+            "href=\"/dashboard/signin/oidc/start?next=%2Fdashboard%2Freports%2Fx%3Fa%3D1%26b%3D2\""
+        ));
+        assert!(page.contains(">Sign in with Entra ID</a>"));
     }
 }

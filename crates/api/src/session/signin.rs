@@ -32,6 +32,10 @@ const SIGNIN_CSRF_SECONDS: i64 = 3600;
 pub(crate) enum Endpoint {
     /// `/dashboard/signin`.
     SignIn,
+    /// `/dashboard/signin/oidc/start`: on to the external issuer.
+    OidcStart,
+    /// `/dashboard/signin/oidc`: back from it.
+    OidcCallback,
     /// `/dashboard/signout`.
     SignOut,
     /// `/dashboard/api/me`.
@@ -43,6 +47,8 @@ pub(crate) fn match_path(segments: &[String]) -> Option<Endpoint> {
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["dashboard", "signin"] => Some(Endpoint::SignIn),
+        ["dashboard", "signin", "oidc", "start"] => Some(Endpoint::OidcStart),
+        ["dashboard", "signin", "oidc"] => Some(Endpoint::OidcCallback),
         ["dashboard", "signout"] => Some(Endpoint::SignOut),
         ["dashboard", "api", "me"] => Some(Endpoint::Me),
         _ => None,
@@ -61,7 +67,14 @@ pub(crate) async fn serve(
     match (endpoint, &parts.method) {
         (Endpoint::SignIn, &Method::GET | &Method::HEAD) => {
             let next = query_value(parts, "next");
-            Ok(form(&parts.headers, secure, next.as_deref(), "", None))
+            Ok(form(
+                state,
+                &parts.headers,
+                secure,
+                next.as_deref(),
+                "",
+                None,
+            ))
         }
         (Endpoint::SignIn, &Method::POST) => {
             let form = read_form(state, parts, body).await?;
@@ -72,6 +85,13 @@ pub(crate) async fn serve(
             sign_in(state, &parts.headers, &base, source, &form).await
         }
         (Endpoint::SignIn, _) => Err(ApiError::method_not_allowed("GET, POST")),
+        (Endpoint::OidcStart, &Method::GET | &Method::HEAD) => {
+            Ok(super::oidc::start(state, parts).await)
+        }
+        (Endpoint::OidcCallback, &Method::GET) => Ok(super::oidc::callback(state, parts).await),
+        (Endpoint::OidcStart | Endpoint::OidcCallback, _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         (Endpoint::SignOut, &Method::POST) => {
             let form = read_form(state, parts, body).await?;
             sign_out(state, &parts.headers, &base, &form).await
@@ -106,7 +126,7 @@ async fn read_form(
     Ok(Form(form_urlencoded::parse(&bytes).into_owned().collect()))
 }
 
-fn query_value(parts: &Parts, name: &str) -> Option<String> {
+pub(super) fn query_value(parts: &Parts, name: &str) -> Option<String> {
     form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
@@ -133,8 +153,10 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// The sign-in form with `status`, its CSRF cookie kept (or made, if the request has none).
-fn form(
+/// The sign-in form with `status`, its CSRF cookie kept (or made, if the request has none),
+/// and the "Sign in with Entra ID" link when that is configured.
+pub(super) fn form(
+    state: &AppState,
     headers: &HeaderMap,
     secure: bool,
     next: Option<&str>,
@@ -150,6 +172,7 @@ fn form(
         next: &safe_next(next),
         username,
         error: (!message.is_empty()).then_some(message),
+        external: state.oidc.is_some(),
     });
     let mut response = html_response(status, html);
     let value = set_cookie(
@@ -196,6 +219,7 @@ async fn sign_in(
     let username = form_fields.get("username").unwrap_or_default().trim();
     let refuse = |status, message: &str| {
         Ok(form(
+            state,
             headers,
             secure,
             next,
@@ -213,6 +237,7 @@ async fn sign_in(
     let subjects = subjects(username, source);
     if let Some(wait) = state.dashboard_logins.blocked(&subjects) {
         let mut response = form(
+            state,
             headers,
             secure,
             next,
@@ -235,18 +260,34 @@ async fn sign_in(
             "The user name or password is incorrect.",
         );
     }
+    tracing::info!(user = %username, "dashboard sign-in");
+    open_session(state, username, None, &safe_next(next), secure).await
+}
+
+/// Starts a session for `user` (with the user's grants; with `tenant`, a read-only session for
+/// exactly that tenant instead) and answers `303` to `next` with its cookie.
+pub(super) async fn open_session(
+    state: &AppState,
+    user: &str,
+    tenant: Option<reportroot_model::TenantId>,
+    next: &str,
+    secure: bool,
+) -> Result<Response, ApiError> {
     let token = random_token();
     let now = unix_now() as i64;
     let session = NewSession {
         token_hash: token_hash(&token),
-        user: username.to_owned(),
+        user: user.to_owned(),
         csrf_token: random_token(),
         created: now,
         expires: now + SESSION_LIFETIME_SECONDS,
     };
-    state.storage.accounts().create_session(&session).await?;
-    tracing::info!(user = %username, "dashboard sign-in");
-    let mut response = redirect(&safe_next(next));
+    let accounts = state.storage.accounts();
+    match tenant {
+        None => accounts.create_session(&session).await?,
+        Some(tenant) => accounts.create_tenant_session(&session, tenant).await?,
+    }
+    let mut response = redirect(next);
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,

@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod batch;
 mod connections;
+mod dashboard_oidc;
 mod dashboard_pages;
 mod dashboard_session;
 mod entities;

@@ -680,3 +680,37 @@ fn empty_cells_are_imported_empty_and_exported_byte_for_byte() {
         assert!(again.contains("nothing changed"), "{report}: {again}");
     }
 }
+
+/// A failure says what the command was doing and every cause, once: a refused PostgreSQL
+/// connection names the host, port and the operating system's reason.
+#[test]
+fn errors_name_their_cause() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let output = Command::new(BIN)
+        .args(["migrate", "--database", "postgres://u:p@127.0.0.1:1/db"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.starts_with("reportroot: cannot open the PostgreSQL database: "),
+        "{error}"
+    );
+    assert!(
+        error.contains("cannot connect to PostgreSQL at 127.0.0.1:1: "),
+        "{error}"
+    );
+    assert!(error.contains("refused"), "{error}");
+    assert_eq!(error.matches("cannot connect").count(), 1, "{error}");
+
+    let missing = Command::new(BIN)
+        .args(["reports", "--config", "/nonexistent/reportroot.toml"])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&missing.stderr);
+    // The config file's name, then the operating system's reason (its io::Error, the cause).
+    assert!(
+        error.contains("cannot read config file /nonexistent/reportroot.toml: No such file"),
+        "{error}"
+    );
+}

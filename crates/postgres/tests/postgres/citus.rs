@@ -59,10 +59,11 @@ fn report_tables() -> Vec<String> {
     REPORTS.iter().map(ReportType::table_name).collect()
 }
 
-const GLOBAL: [&str; 8] = [
+const GLOBAL: [&str; 9] = [
     "reportroot_app_secrets",
     "reportroot_apps",
     "reportroot_schema",
+    "reportroot_session_tenants",
     "reportroot_sessions",
     "reportroot_signing_keys",
     "reportroot_tenants",

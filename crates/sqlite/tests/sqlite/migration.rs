@@ -4,7 +4,6 @@
 
 use reportroot_model::{Entity, Period, TenantId, Value, REPORTS};
 use reportroot_sqlite::{Durability, SqliteStorage, SCHEMA_VERSION};
-use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{ListQuery, Precondition, Storage};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
@@ -141,7 +140,7 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
     assert_eq!(leftovers, 0);
     // Every table and index of the new layout exists, indexes on the right table.
     for report in REPORTS {
-        for statement in TableSql::new(report, Dialect::Sqlite).create {
+        for statement in reportroot_sqlite::table_sql(report).create {
             let name = statement
                 .split_whitespace()
                 .nth(5)
@@ -200,7 +199,7 @@ async fn a_version_3_file_is_rebuilt_for_null_counts() {
         let mut script = String::from("BEGIN;\n");
         for report in REPORTS {
             let table = report.table_name();
-            let sql = TableSql::new(report, Dialect::Sqlite);
+            let sql = reportroot_sqlite::table_sql(report);
             let old: Vec<String> = sql.create[0]
                 .lines()
                 .map(|line| {
