@@ -43,5 +43,5 @@ pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 tenant=$(printf '5eed0000-0000-0001-0000-%012x' 0)
 token=$("$rr" token --tenant "$tenant" --role Reports.Read.All --ttl 1h --key-file "$work/reportroot.key")
-DASHBOARD_URL="http://127.0.0.1:$port" OPERATOR_NAME=bench OPERATOR_PASSWORD=$password TENANT=$tenant TOKEN=$token \
+SERVER_PID=$pid DASHBOARD_URL="http://127.0.0.1:$port" OPERATOR_NAME=bench OPERATOR_PASSWORD=$password TENANT=$tenant TOKEN=$token \
   node scripts/browser/bench.mjs

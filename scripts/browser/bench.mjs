@@ -126,6 +126,31 @@ try {
     await Promise.all(inFlight);
     return { rps, refreshes: latencies.length, latencies };
   };
+  // The dashboards' own cost, which does not depend on what else the machine runs: the
+  // server's CPU time (utime + stime, /proc) while only the 5 dashboards refresh, per second.
+  if (process.env.SERVER_PID) {
+    const cpuSeconds = () => {
+      const fields = fs.readFileSync(`/proc/${process.env.SERVER_PID}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks: USER_HZ is 100 on Linux
+    };
+    const before = cpuSeconds();
+    const started = performance.now();
+    let refreshes = 0;
+    const inFlight = [];
+    const timers = [];
+    for (let d = 0; d < DASHBOARDS; d++) {
+      const tick = () => inFlight.push(refresh().then(() => refreshes++));
+      timers.push(setTimeout(() => { tick(); timers.push(setInterval(tick, 1000)); }, (1000 * d) / DASHBOARDS));
+    }
+    await new Promise((r) => setTimeout(r, WRK_SECONDS * 1000));
+    timers.forEach((t) => { clearTimeout(t); clearInterval(t); });
+    await Promise.all(inFlight);
+    const seconds = (performance.now() - started) / 1000;
+    result.dashboardsAlone = {
+      refreshesPerSecond: refreshes / seconds,
+      serverCpuShareOfOneCore: (cpuSeconds() - before) / seconds,
+    };
+  }
   const alone = [];
   const loaded = [];
   for (let round = 0; round < ROUNDS; round++) {
