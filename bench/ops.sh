@@ -12,8 +12,9 @@
 #
 # BACKEND=sqlite (default): counters in memory. BACKEND=postgres: the server on a database of
 # its own on $REPORTROOT_TEST_POSTGRES_URL's server (scripts/postgres.sh), so "on" counts in the
-# shared counters (one statement per request); its window is WINDOW seconds (default 3 there:
-# at this load each window then holds about 100 requests, as Graph's limits allow at most).
+# shared counters (far from the limits, in leases: a statement per lease, not per request; the
+# split is printed when metrics are on); its window is WINDOW seconds (default 3 there: at this
+# load each window then holds about 100 requests, as Graph's limits allow at most).
 # Settings (environment): TENANTS=100 DAYS=30 DURATION=5 ROUNDS=5 WARMUP=1 CONNECTIONS=32
 #   THREADS=2 PIN WINDOW PATHS (default: beta JSON and v1.0 CSV without redirect)
 #   ON=both|throttle|metrics: what "on" turns on (to tell their costs apart)
@@ -36,8 +37,13 @@ if [ "$PIN" = 1 ]; then SERVER_CPU=(taskset -c 0); WRK_CPU=(taskset -c 1); fi
 if ! command -v wrk >/dev/null; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
 fi
-cargo build --release --locked -q -p reportroot
-RR=$ROOT/target/release/reportroot
+# REPORTROOT_BIN: a binary built elsewhere (e.g. of another commit, to compare), else this tree's.
+if [ -n "${REPORTROOT_BIN:-}" ]; then
+  RR=$REPORTROOT_BIN
+else
+  cargo build --release --locked -q -p reportroot
+  RR=$ROOT/target/release/reportroot
+fi
 tenant_id() { printf '5eed0000-0000-0001-0000-%012x' "$1"; }
 seed() { # database url
   "$RR" seed --tenants "$TENANTS" --days "$DAYS" --periods D7 \
@@ -123,8 +129,14 @@ measure() { # mode path → "req/s cpu-µs-per-request"
   value=$(echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '{printf "%s %.1f", $1, (a - b) * 1e6 / t / $2}')
   if [ "$1" = on ] && [ "$ON" != throttle ]; then
     local throttled
-    throttled=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^reportroot_(throttled_responses|throttle_store_failures)_total/ {s += $2} END {print s + 0}')
+    local scrape throttled
+    scrape=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics")
+    throttled=$(echo "$scrape" | awk '/^reportroot_(throttled_responses|throttle_store_failures)_total/ {s += $2} END {print s + 0}')
     [ "$throttled" = 0 ] || echo "WARNING: $throttled requests were throttled or undecided" >&2
+    # Shared counters: statements run vs decisions made without one (leases, standing refusals).
+    echo "$scrape" | awk '/^reportroot_storage_operation_duration_seconds_count\{operation="throttle_admit"\}/ {s = $2}
+      /^reportroot_throttle_local_decisions_total/ {l = $2}
+      END {if (s + l > 0) printf "  throttle decisions: %d statements, %d local (%.2f%% statements)\n", s, l, 100 * s / (s + l)}' >&2
   fi
   stop_server
   echo "$value"

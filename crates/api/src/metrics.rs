@@ -40,6 +40,7 @@ pub struct Metrics {
     /// Storage operations, shared with the [`crate::timed_storage::TimedStorage`].
     pub(crate) storage: StorageMetrics,
     throttle_store_failures: IntCounter,
+    throttle_local_decisions: IntCounter,
     pool_connections: IntGaugeVec,
     pool_max: IntGaugeVec,
     pool_waiting: IntGaugeVec,
@@ -132,6 +133,10 @@ impl Metrics {
             "reportroot_throttle_store_failures_total",
             "Throttle decisions the shared counters (PostgreSQL) failed or were too slow to make; each request was admitted.",
         )?;
+        let throttle_local_decisions = IntCounter::new(
+            "reportroot_throttle_local_decisions_total",
+            "Throttle decisions made without a statement on the shared counters (PostgreSQL): from a lease of admissions, or a refusal that still stands.",
+        )?;
         let pool_connections = IntGaugeVec::new(
             Opts::new(
                 "reportroot_db_pool_connections",
@@ -155,6 +160,7 @@ impl Metrics {
         )?;
         let storage = StorageMetrics::register(&registry)?;
         registry.register(Box::new(throttle_store_failures.clone()))?;
+        registry.register(Box::new(throttle_local_decisions.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
         registry.register(Box::new(pool_waiting.clone()))?;
@@ -179,6 +185,7 @@ impl Metrics {
             storage_latency,
             storage,
             throttle_store_failures,
+            throttle_local_decisions,
             pool_connections,
             pool_max,
             pool_waiting,
@@ -188,6 +195,11 @@ impl Metrics {
     /// Counts a throttle decision the shared counters could not make.
     pub(crate) fn throttle_store_failed(&self) {
         self.throttle_store_failures.inc();
+    }
+
+    /// Counts a throttle decision made from what this instance holds of the shared counters.
+    pub(crate) fn throttle_decided_locally(&self) {
+        self.throttle_local_decisions.inc();
     }
 
     /// Starts timing a request; the guard counts it in flight until finished or dropped.

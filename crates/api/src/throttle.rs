@@ -6,8 +6,12 @@
 //! `Retry-After` when the oldest of those leaves the window.
 //!
 //! Where the counters are is the storage's choice: on PostgreSQL and Citus they are shared by
-//! every instance on the database (`reportroot_storage::throttle`, one statement per decision),
-//! on SQLite they are this process's own (a bounded map).
+//! every instance on the database (`reportroot_storage::throttle`), on SQLite they are this
+//! process's own (a bounded map). Shared, a window far from its limit is counted in leases:
+//! one statement admits several requests, which this instance then admits from memory
+//! (`reportroot_storage::throttle::leases`), and a refusal stands without asking again until
+//! its `Retry-After`; within [`ThrottleLimits::exact_below`] of a limit every request is one
+//! statement, decided exactly. No instance ever admits past a limit for another.
 //!
 //! A shared decision that fails (the database is down, or slower than [`STORE_TIMEOUT`]) admits
 //! the request: fail open. Why: the throttle imitates Graph for clients under test, it does not
@@ -22,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reportroot_model::TenantId;
-use reportroot_storage::throttle::{Verdict, WindowRequest};
+use reportroot_storage::throttle::leases::Ask;
+use reportroot_storage::throttle::{LeasePolicy, Leases, ThrottleCounters, Verdict, WindowRequest};
 use reportroot_storage::Storage;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -45,6 +50,13 @@ pub struct ThrottleLimits {
     pub csv_per_tenant: usize,
     /// JSON requests (beta) per report API per app per tenant in a window.
     pub json_per_app: usize,
+    /// Shared counters (PostgreSQL, Citus): a window with fewer admissions than this left is
+    /// decided one request, one statement, at a time — exactly; with more left, an instance
+    /// leases several at once. The default, 1000, keeps Graph's own limits always exact.
+    pub exact_below: usize,
+    /// Shared counters: how many instances are expected to share them; a lease takes at most
+    /// 1/(2 × instances) of what a window has left.
+    pub instances: usize,
 }
 
 impl Default for ThrottleLimits {
@@ -54,6 +66,8 @@ impl Default for ThrottleLimits {
             csv_per_app: 14,
             csv_per_tenant: 40,
             json_per_app: 100,
+            exact_below: 1000,
+            instances: 4,
         }
     }
 }
@@ -114,22 +128,39 @@ struct Key {
 /// tenants and apps should not grow memory without bound; forgetting errs on admitting).
 const MAX_WINDOWS: usize = 100_000;
 
-/// The throttle's state: the admitted requests' times per window (when counted here), and
-/// when this instance last swept the shared counters.
+/// The longest a lease's admissions are handed out. Why a second: they count in the window
+/// from the end of that time, so a lease holds its unused admissions, and shifts the window of
+/// those used, by up to as much (a quarter of the window when that is shorter).
+const LEASE_MS: i64 = 1_000;
+
+/// The throttle's state: the admitted requests' times per window (when counted here), what
+/// this instance holds of the shared counters, and when it last swept them.
 pub struct Throttle {
     limits: ThrottleLimits,
     window: Duration,
     windows: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    leases: Leases,
+    lease: LeasePolicy,
     last_sweep_ms: AtomicI64,
 }
 
 impl Throttle {
     /// A throttle with these limits.
     pub fn new(limits: ThrottleLimits) -> Self {
+        let window = Duration::from_secs(limits.window_seconds.max(1));
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let lease = LeasePolicy {
+            exact_below: as_i64(limits.exact_below),
+            share: as_i64(limits.instances.max(1)).saturating_mul(2),
+            lease_ms: LEASE_MS.min(window_ms / 4).max(1),
+        };
         Throttle {
-            window: Duration::from_secs(limits.window_seconds.max(1)),
+            window,
             limits,
             windows: Mutex::new(HashMap::new()),
+            leases: Leases::new(),
+            lease,
             last_sweep_ms: AtomicI64::new(0),
         }
     }
@@ -159,35 +190,49 @@ impl Throttle {
             let retry_after = self.window;
             return Err(Throttled { limit, retry_after });
         }
+        let ask = match self.leases.local(&request) {
+            Ok(verdict) => {
+                if let Some(metrics) = metrics {
+                    metrics.throttle_decided_locally();
+                }
+                return answer(Ok(verdict), per_app_limit);
+            }
+            Err(ask) => ask,
+        };
         self.sweep(storage, request.now_ms);
+        let verdict = self.ask_store(&counters, metrics, &request, ask).await;
+        answer(verdict, per_app_limit)
+    }
+
+    /// Asks the shared counters, within [`STORE_TIMEOUT`], and keeps what they grant; the
+    /// error (logged and counted) when they fail.
+    async fn ask_store(
+        &self,
+        counters: &ThrottleCounters<'_>,
+        metrics: Option<&Metrics>,
+        request: &WindowRequest,
+        ask: Ask,
+    ) -> Result<Verdict, String> {
         let started = Instant::now();
-        let verdict = match tokio::time::timeout(STORE_TIMEOUT, counters.admit(&request)).await {
-            Ok(Ok(verdict)) => Ok(verdict),
+        let decision = tokio::time::timeout(STORE_TIMEOUT, counters.admit(request, ask.want));
+        let verdict = match decision.await {
+            Ok(Ok(decision)) => {
+                self.leases.settle(request, ask, &decision);
+                Ok(decision.verdict)
+            }
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no answer within {} ms", STORE_TIMEOUT.as_millis())),
         };
         if let Some(metrics) = metrics {
             metrics.storage.observe("throttle_admit", started, &verdict);
         }
-        let wait = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(1));
-        let refused = |limit, retry_ms| {
-            Err(Throttled {
-                limit,
-                retry_after: wait(retry_ms),
-            })
-        };
-        match verdict {
-            Ok(Verdict::Admitted) => Ok(()),
-            Ok(Verdict::PerAppFull { retry_ms }) => refused(per_app_limit, retry_ms),
-            Ok(Verdict::TotalFull { retry_ms }) => refused(Limit::CsvPerTenant, retry_ms),
-            Err(error) => {
-                if let Some(metrics) = metrics {
-                    metrics.throttle_store_failed();
-                }
-                tracing::warn!(%error, "the shared throttle counters failed: request admitted");
-                Ok(())
+        if let Err(error) = &verdict {
+            if let Some(metrics) = metrics {
+                metrics.throttle_store_failed();
             }
+            tracing::warn!(%error, "the shared throttle counters failed: request admitted");
         }
+        verdict
     }
 
     /// The per-app limit of `kind`, and its label.
@@ -228,6 +273,7 @@ impl Throttle {
             window_ms: i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX),
             per_app: as_i64(per_app),
             total: as_i64(total),
+            lease: self.lease,
         }
     }
 
@@ -341,6 +387,23 @@ impl Throttle {
     }
 }
 
+/// What a shared decision tells the request: admitted (also when the decision failed: fail
+/// open), or refused by the limit `per_app_limit` or the tenant's.
+fn answer(verdict: Result<Verdict, String>, per_app_limit: Limit) -> Result<(), Throttled> {
+    let wait = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(1));
+    let refused = |limit, retry_ms| {
+        Err(Throttled {
+            limit,
+            retry_after: wait(retry_ms),
+        })
+    };
+    match verdict {
+        Ok(Verdict::Admitted) | Err(_) => Ok(()),
+        Ok(Verdict::PerAppFull { retry_ms }) => refused(per_app_limit, retry_ms),
+        Ok(Verdict::TotalFull { retry_ms }) => refused(Limit::CsvPerTenant, retry_ms),
+    }
+}
+
 /// `Retry-After` in whole seconds, rounded up and at least 1: clients read it as an integer.
 pub fn retry_after_seconds(wait: Duration) -> u64 {
     let rounded_up = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -357,6 +420,7 @@ mod tests {
             csv_per_app,
             csv_per_tenant,
             json_per_app: 3,
+            ..ThrottleLimits::default()
         })
     }
 

@@ -19,7 +19,9 @@ use reportroot_storage::engine::{
 };
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect};
-use reportroot_storage::throttle::{THROTTLE_TABLE, THROTTLE_TABLE_SQL};
+use reportroot_storage::throttle::{
+    THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL,
+};
 use reportroot_storage::{BackendError, LoadAborted, SchemaChange, StorageError, UpsertCounts};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -284,6 +286,16 @@ impl PostgresStorage {
             for statement in &table.create {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
+        }
+        let outdated = client
+            .query_opt(THROTTLE_TABLE_OUTDATED_SQL, &[])
+            .await
+            .map_err(backend)?;
+        if outdated.is_some() {
+            client
+                .batch_execute(&format!("DROP TABLE {THROTTLE_TABLE}"))
+                .await
+                .map_err(backend)?;
         }
         let global = DIRECTORY_TABLES.iter().chain(&ACCOUNT_TABLES).copied();
         for statement in global.chain([THROTTLE_TABLE_SQL]) {

@@ -79,6 +79,7 @@ fn small_limits() -> ThrottleLimits {
         csv_per_app: 2,
         csv_per_tenant: 3,
         json_per_app: 4,
+        ..ThrottleLimits::default()
     }
 }
 
@@ -501,6 +502,7 @@ fn promtool_check(text: &str) {
 
 on_both_backends!(
     instances_share_the_throttle_on_postgres,
+    instances_lease_far_from_the_limit,
     metrics_show_storage_and_pools
 );
 
@@ -552,6 +554,49 @@ async fn instances_share_the_throttle_on_postgres(backend: Backend) {
     }
     assert_eq!(first.get(json, &token).await.status(), 429);
     assert_eq!(second.get(json, &token).await.status(), 429);
+    first.stop().await;
+    second.stop().await;
+}
+
+/// Far from the limits, two instances on PostgreSQL and Citus share the counters in leases:
+/// most report calls are decided without a statement (the metrics count both kinds); near
+/// them every call is one (`instances_share_the_throttle_on_postgres`).
+async fn instances_lease_far_from_the_limit(backend: Backend) {
+    let limits = |c: &mut reportroot_api::ApiConfig| {
+        c.metrics = true;
+        c.throttle = Some(ThrottleLimits {
+            json_per_app: 1_000_000,
+            instances: 2,
+            ..small_limits()
+        });
+    };
+    let Some(first) = spawn(backend, limits).await else {
+        return;
+    };
+    let second = spawn_on(first.db.clone(), limits).await;
+    let token = app_token(Uuid::new_v4(), Uuid::new_v4());
+    let json = "/beta/reports/getOffice365ActiveUserCounts(period='D7')?$format=application/json";
+    let calls = 60;
+    for i in 0..calls {
+        let via = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(via.get(json, &token).await.status(), 200);
+    }
+    let (mut statements, mut local) = (0.0, 0.0);
+    for app in [&first, &second] {
+        let url = app.metrics_url.clone().expect("metrics listener");
+        let text = app.client.get(&url).send().await.unwrap().text().await;
+        let text = text.unwrap();
+        let count = "reportroot_storage_operation_duration_seconds_count";
+        statements += metric(&text, count, &[("operation", "throttle_admit")]).unwrap_or(0.0);
+        local += metric(&text, "reportroot_throttle_local_decisions_total", &[]).unwrap();
+    }
+    if matches!(backend, Backend::Sqlite) {
+        assert_eq!((statements, local), (0.0, 0.0), "SQLite counts in memory");
+    } else {
+        assert_eq!(statements + local, f64::from(calls), "{backend:?}");
+        // Each instance's leases double while used up in time: 1, 2, 4, 8, 16 cover 30 calls.
+        assert!(statements <= 20.0, "{backend:?}: {statements} statements");
+    }
     first.stop().await;
     second.stop().await;
 }
