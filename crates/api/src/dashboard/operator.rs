@@ -216,10 +216,9 @@ fn points(report: &ReportType, name: &str, rows: &[Entity]) -> Points {
             points.dates.push(day);
             points.values.push(None);
         }
-        if let (Some(Value::Int(n)), Some(last)) = (
-            count.map(|i| &row.values[i]),
-            points.values.last_mut(),
-        ) {
+        if let (Some(Value::Int(n)), Some(last)) =
+            (count.map(|i| &row.values[i]), points.values.last_mut())
+        {
             *last = Some(last.unwrap_or(0) + n);
         }
         if let Value::Date(refreshed) = row.values[refresh] {
@@ -285,6 +284,9 @@ mod tests {
         assert!(parse_query("skip=-1").is_err());
         assert!(parse_query("tenant=x").is_err());
         let (from, to, skip) = parse_query("to=2024-03-31&skip=5").expect("defaults");
-        assert_eq!((from, to, skip), (Date::parse("2024-03-01").expect("date"), to, 5));
+        assert_eq!(
+            (from, to, skip),
+            (Date::parse("2024-03-01").expect("date"), to, 5)
+        );
     }
 }

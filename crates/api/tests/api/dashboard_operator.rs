@@ -13,7 +13,10 @@ use reportroot_storage::accounts::{Grant, User};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-on_both_backends!(numbers_equal_the_series_of_each_granted_tenant, bad_requests);
+on_both_backends!(
+    numbers_equal_the_series_of_each_granted_tenant,
+    bad_requests
+);
 
 const PASSWORD: &str = "correct horse battery staple";
 const RANGE: &str = "from=2025-03-01&to=2025-03-15";
@@ -143,7 +146,9 @@ async fn series_points(app: &TestApp, token: &str, report: &ReportType, name: &s
         .map_or(report.refresh_date, |i| report.properties[i].name);
     let mut sums: BTreeMap<String, Option<i64>> = BTreeMap::new();
     for row in rows["value"].as_array().unwrap() {
-        let sum = sums.entry(row[axis].as_str().unwrap().to_owned()).or_default();
+        let sum = sums
+            .entry(row[axis].as_str().unwrap().to_owned())
+            .or_default();
         if let Some(n) = row[name].as_i64() {
             *sum = Some(sum.unwrap_or(0) + n);
         }
@@ -204,7 +209,10 @@ async fn numbers_equal_the_series_of_each_granted_tenant(backend: Backend) {
             assert!(!expected["dates"].as_array().unwrap().is_empty());
             assert_eq!(numbers[k], expected, "{} {name}", report.entity);
         }
-        assert_eq!(tenant_in(&answer, tenant.id).unwrap()["refreshed"], "2025-03-12");
+        assert_eq!(
+            tenant_in(&answer, tenant.id).unwrap()["refreshed"],
+            "2025-03-12"
+        );
     }
 
     // A one-tenant user sees only that tenant.
