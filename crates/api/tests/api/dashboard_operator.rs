@@ -156,7 +156,7 @@ async fn series_points(app: &TestApp, token: &str, report: &ReportType, name: &s
     json!({"dates": sums.keys().collect::<Vec<_>>(), "values": sums.values().collect::<Vec<_>>()})
 }
 
-fn tenant_in<'a>(answer: &'a Value, id: Uuid) -> Option<&'a Value> {
+fn tenant_in(answer: &Value, id: Uuid) -> Option<&Value> {
     answer["tenants"]
         .as_array()
         .unwrap()
