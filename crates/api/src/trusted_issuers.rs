@@ -283,30 +283,13 @@ impl TrustedIssuer {
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<(u16, T), FetchError> {
-        let response = self
-            .http
-            .post(url)
-            .form(form)
-            .send()
-            .await
-            .map_err(|source| FetchError::Request {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response = send(url, self.http.post(url).form(form)).await?;
         let status = response.status().as_u16();
         Ok((status, read_json(url, response).await?))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|source| FetchError::Request {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response = send(url, self.http.get(url)).await?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
                 url: url.to_owned(),
@@ -389,6 +372,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sends `request` (to `url`), keeping the transport error as the cause.
+async fn send(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, FetchError> {
+    request.send().await.map_err(|source| FetchError::Request {
+        url: url.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
