@@ -3,12 +3,14 @@
 //! into the binary ([`assets`]); their data comes from the OData API itself (the report
 //! series function, with the session cookie), so what a page shows is what the API answers.
 //! Besides the files, this module serves the registry facts the pages are drawn from
-//! ([`registry`]) and the CSV upload ([`upload`]).
+//! ([`registry`]), the operator view's numbers of every tenant in one answer ([`operator`]) and
+//! the CSV upload ([`upload`]).
 //!
 //! Sign-in, sessions and the `/dashboard/api/me` answer live in the accounts module; paths
 //! this module does not know are left to it (and to the API's router).
 
 mod assets;
+mod operator;
 mod pages;
 mod registry;
 mod upload;
@@ -38,6 +40,13 @@ pub(crate) async fn route(
             only_read(read, || served.ok_or_else(|| not_found(parts)))
         }
         ["dashboard", "api", "registry"] => only_read(read, || Ok(registry_answer(parts))),
+        ["dashboard", "api", "operator"] => {
+            if read {
+                operator::operator(state, parts).await
+            } else {
+                Err(ApiError::method_not_allowed("GET"))
+            }
+        }
         ["dashboard", "api", "import"] => {
             if parts.method != Method::POST {
                 Err(ApiError::method_not_allowed("POST"))

@@ -18,13 +18,7 @@ pub(crate) fn registry_json() -> &'static [u8] {
 
 /// `{"periods", "families":[{name, headline, numbers, reports}], "reports":[...]}`.
 fn registry() -> Value {
-    let mut families: Vec<&'static str> = Vec::new();
-    for report in REPORTS {
-        if !families.contains(&report.family) {
-            families.push(report.family);
-        }
-    }
-    let families: Vec<Value> = families.into_iter().map(family).collect();
+    let families: Vec<Value> = families().into_iter().map(family).collect();
     json!({
         "periods": Period::ALL.iter().map(|p| p.param()).collect::<Vec<_>>(),
         "families": families,
@@ -32,15 +26,63 @@ fn registry() -> Value {
     })
 }
 
-/// A family: its reports and its headline report, the one its overview tile shows: the first
-/// per-day report without a dimension (a daily count of users, say), else its first report.
+/// The families, in registry order.
+fn families() -> Vec<&'static str> {
+    let mut families: Vec<&'static str> = Vec::new();
+    for report in REPORTS {
+        if !families.contains(&report.family) {
+            families.push(report.family);
+        }
+    }
+    families
+}
+
+/// A family's headline report, the one its overview tile shows: the first per-day report
+/// without a dimension (a daily count of users, say), else its first report.
+fn headline(family: &str) -> Option<&'static ReportType> {
+    let members = || REPORTS.iter().filter(move |r| r.family == family);
+    members()
+        .find(|r| r.grain == Grain::PerDay && r.dimension.is_none())
+        .or_else(|| members().next())
+}
+
+/// How many key numbers the operator view shows per tenant.
+const KEY_NUMBERS: usize = 4;
+
+/// A key number of the operator view ("All tenants").
+#[derive(Debug, Clone)]
+pub(crate) struct KeyNumber {
+    /// The headline report it is read from.
+    pub report: &'static ReportType,
+    /// The count property.
+    pub name: &'static str,
+    /// `"{family}: {CSV title}"`.
+    pub label: String,
+}
+
+/// The operator view's key numbers: the first count of the first [`KEY_NUMBERS`] families'
+/// headline reports. The one place that chooses them (the page reads them from
+/// `/dashboard/api/operator`).
+pub(crate) fn key_numbers() -> Vec<KeyNumber> {
+    families()
+        .into_iter()
+        .filter_map(|family| {
+            let report = headline(family)?;
+            let (name, title) = counts(report).into_iter().next()?;
+            Some(KeyNumber {
+                report,
+                name,
+                label: format!("{family}: {title}"),
+            })
+        })
+        .take(KEY_NUMBERS)
+        .collect()
+}
+
+/// A family: its reports, its [`headline`] report and that report's first counts.
 fn family(name: &'static str) -> Value {
     let members: Vec<&ReportType> = REPORTS.iter().filter(|r| r.family == name).collect();
-    let headline = members
-        .iter()
-        .find(|r| r.grain == Grain::PerDay && r.dimension.is_none())
-        .or_else(|| members.first())
-        .copied();
+    let headline = headline(name);
     let numbers: Vec<&str> = headline
         .map(|r| {
             counts(r)

@@ -9,6 +9,7 @@ mod auth;
 mod batch;
 mod connections;
 mod dashboard_oidc;
+mod dashboard_operator;
 mod dashboard_pages;
 mod dashboard_session;
 mod entities;
