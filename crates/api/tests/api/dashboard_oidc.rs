@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use common::dashboard::set_cookie;
 use common::{spawn_app_with, tenant, TestApp};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reportroot_api::auth::unix_now;
@@ -234,20 +235,6 @@ async fn server_for(provider: &Provider) -> TestApp {
         });
     })
     .await
-}
-
-/// The value of cookie `name` a response sets, and its whole `Set-Cookie` line.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|line| line.starts_with(&format!("{name}=")))
-        .map(|line| {
-            let value = line[name.len() + 1..].split(';').next().unwrap().to_owned();
-            (value, line.to_owned())
-        })
 }
 
 fn location(response: &reqwest::Response) -> String {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use crate::common;
 
+use common::dashboard::*;
 use common::*;
-use reportroot_model::{Grain, ReportType, TenantId, ValueKind, REPORTS};
-use reportroot_storage::accounts::{Grant, User};
+use reportroot_model::{Grain, ReportType, ValueKind, REPORTS};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -18,60 +18,7 @@ on_both_backends!(
     bad_requests
 );
 
-const PASSWORD: &str = "correct horse battery staple";
 const RANGE: &str = "from=2025-03-01&to=2025-03-15";
-
-async fn add_user(app: &TestApp, tenants: &[Uuid], operator: bool) -> String {
-    let storage = open_storage(&app.db).await;
-    let name = format!("user-{}", Uuid::new_v4().simple());
-    let user = User {
-        name: name.clone(),
-        operator,
-        grants: tenants
-            .iter()
-            .map(|t| Grant {
-                tenant: TenantId(*t),
-                write: false,
-            })
-            .collect(),
-        created: 0,
-    };
-    let hash = reportroot_api::client_secrets::hash(PASSWORD);
-    assert!(storage.accounts().add_user(&user, &hash).await.unwrap());
-    name
-}
-
-/// Signs in: the session cookie.
-async fn sign_in(app: &TestApp, user: &str) -> String {
-    let form = app
-        .client
-        .get(app.url("/dashboard/signin"))
-        .send()
-        .await
-        .unwrap();
-    let csrf = cookie_of(&form, "reportroot_signin_csrf");
-    let signed = app
-        .client
-        .post(app.url("/dashboard/signin"))
-        .header("Cookie", format!("reportroot_signin_csrf={csrf}"))
-        .form(&[("username", user), ("password", PASSWORD), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), 303);
-    cookie_of(&signed, "reportroot_session")
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|line| line.strip_prefix(&format!("{name}=")))
-        .map(|rest| rest.split(';').next().unwrap().to_owned())
-        .unwrap()
-}
 
 async fn operator_data(app: &TestApp, session: Option<&str>, query: &str) -> reqwest::Response {
     let mut request = app
@@ -169,8 +116,12 @@ async fn numbers_equal_the_series_of_each_granted_tenant(backend: Backend) {
         return;
     };
     let (a, b, hidden) = (tenant(), tenant(), tenant());
-    let both = sign_in(&app, &add_user(&app, &[a.id, b.id], false).await).await;
-    let only_a = sign_in(&app, &add_user(&app, &[a.id], false).await).await;
+    let both = sign_in(
+        &app,
+        &add_user(&app, &[(a.id, false), (b.id, false)], false).await,
+    )
+    .await;
+    let only_a = sign_in(&app, &add_user(&app, &[(a.id, false)], false).await).await;
 
     let first: Value = operator_data(&app, Some(&both), RANGE)
         .await
@@ -241,7 +192,7 @@ async fn bad_requests(backend: Backend) {
         return;
     };
     let a = tenant();
-    let session = sign_in(&app, &add_user(&app, &[a.id], false).await).await;
+    let session = sign_in(&app, &add_user(&app, &[(a.id, false)], false).await).await;
     assert_error(
         operator_data(&app, None, RANGE).await,
         401,

@@ -6,60 +6,14 @@
 
 use crate::common;
 
+use common::dashboard::*;
 use common::*;
-use reportroot_model::TenantId;
-use reportroot_storage::accounts::{Grant, User};
 use serde_json::Value;
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn add_user(app: &TestApp, tenant: Uuid, write: bool) -> String {
-    let storage = open_storage(&app.db).await;
-    let name = format!("user-{}", Uuid::new_v4().simple());
-    let user = User {
-        name: name.clone(),
-        operator: false,
-        grants: vec![Grant {
-            tenant: TenantId(tenant),
-            write,
-        }],
-        created: 0,
-    };
-    let hash = reportroot_api::client_secrets::hash(PASSWORD);
-    assert!(storage.accounts().add_user(&user, &hash).await.unwrap());
-    name
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|line| line.strip_prefix(&format!("{name}=")))
-        .map(|rest| rest.split(';').next().unwrap().to_owned())
-}
-
 /// Signs in: the session cookie and the session's CSRF token.
-async fn sign_in(app: &TestApp, user: &str) -> (String, String) {
-    let form = app
-        .client
-        .get(app.url("/dashboard/signin"))
-        .send()
-        .await
-        .unwrap();
-    let csrf = cookie_of(&form, "reportroot_signin_csrf").unwrap();
-    let signed = app
-        .client
-        .post(app.url("/dashboard/signin"))
-        .header("Cookie", format!("reportroot_signin_csrf={csrf}"))
-        .form(&[("username", user), ("password", PASSWORD), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), 303);
-    let session = cookie_of(&signed, "reportroot_session").unwrap();
+async fn sign_in_with_csrf(app: &TestApp, user: &str) -> (String, String) {
+    let session = sign_in(app, user).await;
     let me: Value = app
         .client
         .get(app.url("/dashboard/api/me"))
@@ -153,8 +107,8 @@ async fn pages_need_a_session_and_a_granted_tenant() {
         "/dashboard/signin?next=%2Fdashboard%2Freports%2Foffice365ActiveUserCounts%3Frange%3D30d"
     );
     let tenant = Uuid::new_v4();
-    let user = add_user(&app, tenant, false).await;
-    let (session, _) = sign_in(&app, &user).await;
+    let user = add_user(&app, &[(tenant, false)], false).await;
+    let session = sign_in(&app, &user).await;
     let get = |path: String| {
         app.client
             .get(app.url(&path))
@@ -217,16 +171,16 @@ async fn upload_needs_a_session_its_csrf_token_and_a_write_grant() {
         request.send()
     };
     assert_eq!(post(None, None).await.unwrap().status(), 401);
-    let reader = add_user(&app, tenant, false).await;
-    let (session, csrf) = sign_in(&app, &reader).await;
+    let reader = add_user(&app, &[(tenant, false)], false).await;
+    let (session, csrf) = sign_in_with_csrf(&app, &reader).await;
     assert_eq!(post(Some(&session), None).await.unwrap().status(), 403);
     assert_eq!(
         post(Some(&session), Some(&csrf)).await.unwrap().status(),
         403
     );
 
-    let writer = add_user(&app, tenant, true).await;
-    let (session, csrf) = sign_in(&app, &writer).await;
+    let writer = add_user(&app, &[(tenant, true)], false).await;
+    let (session, csrf) = sign_in_with_csrf(&app, &writer).await;
     let answer = post(Some(&session), Some(&csrf)).await.unwrap();
     assert_eq!(answer.status(), 200);
     let answer: Value = answer.json().await.unwrap();

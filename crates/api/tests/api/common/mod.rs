@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub mod dashboard;
+
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
 
 /// The database behind a test server.
