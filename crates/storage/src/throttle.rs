@@ -348,4 +348,34 @@ mod tests {
         assert!(!sql.contains("$12"));
         assert!(!sql.to_lowercase().contains("select"), "no subquery: {sql}");
     }
+
+    #[test]
+    fn window_keys_name_the_report_format_and_json_app() {
+        let app = Uuid::from_u128(7);
+        let request = |window, app| WindowRequest {
+            tenant: TenantId(Uuid::nil()),
+            window,
+            app,
+            now_ms: 0,
+            window_ms: 600_000,
+            per_app: 14,
+            total: 40,
+            lease: LeasePolicy::EXACT,
+        };
+        let csv = Window::Csv("getOffice365ActiveUserCounts");
+        let json = Window::Json("getOffice365ActiveUserCounts");
+        // CSV: one window for all apps; JSON: one per app, `-` for requests without one.
+        assert_eq!(
+            request(csv, Some(app)).window_key(),
+            "getOffice365ActiveUserCounts/csv"
+        );
+        assert_eq!(
+            request(json, Some(app)).window_key(),
+            format!("getOffice365ActiveUserCounts/json/{app}")
+        );
+        assert_eq!(
+            request(json, None).window_key(),
+            "getOffice365ActiveUserCounts/json/-"
+        );
+    }
 }
