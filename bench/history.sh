@@ -74,8 +74,8 @@ QUERIES=(
 )
 echo "backend: $BACKEND; $TENANTS tenant(s) × $DAYS days; uptime: $(uptime)"
 echo
-echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for query in "${QUERIES[@]}"; do
   path="/v1.0/reports/office365ActiveUserCounts${query// /%20}"
   path=${path//\'/%27}
@@ -90,5 +90,6 @@ for query in "${QUERIES[@]}"; do
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  echo "| \`$query\` | $single | $status | $rps | $p50 | $p99 |"
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "| \`$query\` | $single | $status | $rps | $p50 | $p99 | ${non2xx:-0} |"
 done
