@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod csv_import;
 pub mod directory;
 pub mod engine;
+pub mod query_cost;
 pub mod query_sql;
 pub mod series;
 mod side_rows;
