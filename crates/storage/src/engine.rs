@@ -10,7 +10,7 @@
 //! ([`Step`]) and learns what it did ([`Outcome`]), so the same decisions drive SQLite's
 //! blocking connection and PostgreSQL's async client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
@@ -371,6 +371,8 @@ enum Stage {
     CheckingId { id: Uuid, values: Vec<Value> },
     /// A write hit a unique constraint that is not the id: who has these values' natural key?
     CheckingKey { values: Vec<Value> },
+    /// The row is written: run the per-day summary's statements ([`WritePlan::summary`]).
+    Summarizing { written: Entity },
     /// Done.
     Finished(Result<Entity, StorageError>),
 }
@@ -385,6 +387,8 @@ pub struct WritePlan<'t> {
     tenant: Uuid,
     write: Write,
     stage: Stage,
+    /// The per-day summary's statements still to run after the write (`crate::days`).
+    summary: VecDeque<(&'t str, Vec<SqlParam>)>,
 }
 
 impl<'t> WritePlan<'t> {
@@ -396,6 +400,7 @@ impl<'t> WritePlan<'t> {
             tenant: request.tenant,
             write: request.write,
             stage: Stage::Start,
+            summary: VecDeque::new(),
         }
     }
 
@@ -408,6 +413,12 @@ impl<'t> WritePlan<'t> {
     /// transaction; an insert is one statement and needs none.
     pub fn reads_before_writing(&self) -> bool {
         matches!(self.write, Write::Update { .. } | Write::Delete { .. })
+    }
+
+    /// Whether the plan must run in one transaction: it reads a row before writing it, or
+    /// keeps a per-day summary beside the row.
+    pub fn needs_transaction(&self) -> bool {
+        self.reads_before_writing() || self.table.days.is_some()
     }
 
     /// Whether a finished plan stored new values (an insert or an update, not a delete).
@@ -449,6 +460,13 @@ impl<'t> WritePlan<'t> {
                 sql: &table.id_by_natural_key,
                 params: key_params(self.report, tenant, values),
             },
+            (Stage::Summarizing { .. }, _) => match self.summary.front() {
+                Some((sql, params)) => Step::Execute {
+                    sql,
+                    params: params.iter().map(Param::from).collect(),
+                },
+                None => Step::Finished,
+            },
             (Stage::Finished(_), _) => Step::Finished,
         }
     }
@@ -456,6 +474,11 @@ impl<'t> WritePlan<'t> {
     /// Takes in what the last [`WritePlan::step`] did.
     pub fn advance(&mut self, outcome: Outcome) {
         let stage = std::mem::replace(&mut self.stage, Stage::Start);
+        if let Stage::Summarizing { written } = stage {
+            self.stage = self.summarized(written, outcome);
+            return;
+        }
+        let before = self.row_before(&stage, &outcome);
         self.stage = match (stage, outcome) {
             (Stage::Start, Outcome::Entity(found)) => self.checked(found),
             (Stage::Start, Outcome::Changed(changed)) => self.written(changed),
@@ -480,6 +503,62 @@ impl<'t> WritePlan<'t> {
                 format!("unexpected outcome {outcome:?} of a write at {stage:?}"),
             )))),
         };
+        if let Some(before) = before {
+            self.summarize(before);
+        }
+    }
+
+    /// When `outcome` is a row written at `stage` and the report keeps a per-day summary:
+    /// the row's id and values before the write (`None` inside for an insert).
+    fn row_before(&self, stage: &Stage, outcome: &Outcome) -> Option<Option<(Uuid, Vec<Value>)>> {
+        self.table.days.as_ref()?;
+        match (stage, outcome, &self.write) {
+            (Stage::Start, Outcome::Changed(1), Write::Insert { .. }) => Some(None),
+            (Stage::Start, Outcome::Changed(1), Write::Replace { current, .. })
+            | (Stage::Updating { current, .. } | Stage::Deleting { current }, Outcome::Changed(1), _) => {
+                Some(Some((current.id, current.values.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    /// After a row is written: queue the summary's statements that move it from `before`
+    /// to where it is now, and run them before finishing.
+    fn summarize(&mut self, before: Option<(Uuid, Vec<Value>)>) {
+        let (Some(days), Stage::Finished(Ok(written))) = (&self.table.days, &self.stage) else {
+            return;
+        };
+        let after = (!matches!(self.write, Write::Delete { .. })).then_some(written);
+        if let (Some((_, old)), Some(new)) = (&before, after) {
+            if days.same_place(old, &new.values) {
+                return;
+            }
+        }
+        if let Some((id, old)) = &before {
+            self.summary.extend(days.removing(self.tenant, *id, old));
+        }
+        if let Some(new) = after {
+            self.summary
+                .push_back(days.adding(self.tenant, new.id, &new.values));
+        }
+        if let Stage::Finished(Ok(written)) = std::mem::replace(&mut self.stage, Stage::Start) {
+            self.stage = Stage::Summarizing { written };
+        }
+    }
+
+    /// After one of the summary's statements ran.
+    fn summarized(&mut self, written: Entity, outcome: Outcome) -> Stage {
+        if !matches!(outcome, Outcome::Changed(_)) {
+            return Stage::Finished(Err(StorageError::Backend(BackendError::message(format!(
+                "unexpected outcome {outcome:?} of a per-day summary statement"
+            )))));
+        }
+        self.summary.pop_front();
+        if self.summary.is_empty() {
+            Stage::Finished(Ok(written))
+        } else {
+            Stage::Summarizing { written }
+        }
     }
 
     /// The written (or deleted) entity, or why the write failed. Call at [`Step::Finished`].
