@@ -49,6 +49,7 @@ pub struct DaysSql {
     pub key_columns: Vec<String>,
     /// The property positions of the key columns.
     keys: Vec<usize>,
+    recount: Recount,
     refresh: usize,
 }
 
@@ -136,13 +137,16 @@ impl DaysSql {
             .map(|c| format!("g.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        // The pick of a group is the row of its latest refresh: the natural key finds it.
+        let recount = Recount {
+            source: source.clone(),
+            list: list.clone(),
+            g_list,
+            joined,
+            refresh: refresh_column,
+        };
         let backfill = format!(
-            "INSERT INTO {table} (tenant_id, {list}, row_count, pick_id, pick_refresh) \
-             SELECT g.tenant_id, {g_list}, g.n, x.id, g.latest FROM \
-             (SELECT tenant_id, {list}, COUNT(*) AS n, MAX({refresh_column}) AS latest \
-             FROM {source} GROUP BY tenant_id, {list}) g \
-             JOIN {source} x ON x.tenant_id = g.tenant_id AND {joined} AND x.{refresh_column} = g.latest"
+            "INSERT INTO {table} (tenant_id, {list}, row_count, pick_id, pick_refresh) {}",
+            recount.sql(None)
         );
         Some(DaysSql {
             table,
@@ -151,10 +155,18 @@ impl DaysSql {
             drop_last,
             remove,
             backfill,
+            recount,
             key_columns,
             keys,
             refresh,
         })
+    }
+
+    /// A query of what the summary should hold, computed from the report's rows: `tenant_id`,
+    /// the key columns, `row_count`, `pick_id`, `pick_refresh` (tests compare it with the
+    /// table). `tenant`: an SQL expression restricting it to one tenant (single-shard on Citus).
+    pub fn recount(&self, tenant: Option<&str>) -> String {
+        self.recount.sql(tenant)
     }
 
     /// The key values of a row's `values` (registry order).
@@ -215,6 +227,42 @@ impl DaysSql {
     /// The refresh-date position among a row's values.
     pub fn refresh_index(&self) -> usize {
         self.refresh
+    }
+}
+
+/// The names [`DaysSql::recount`] is written with.
+#[derive(Debug, Clone)]
+struct Recount {
+    source: String,
+    list: String,
+    g_list: String,
+    joined: String,
+    refresh: String,
+}
+
+impl Recount {
+    /// Per group, the count and the row of its latest refresh (the natural key finds it).
+    fn sql(&self, tenant: Option<&str>) -> String {
+        let Recount {
+            source,
+            list,
+            g_list,
+            joined,
+            refresh,
+        } = self;
+        let (inner, outer) = match tenant {
+            Some(t) => (
+                format!(" WHERE tenant_id = {t}"),
+                format!(" AND x.tenant_id = {t}"),
+            ),
+            None => (String::new(), String::new()),
+        };
+        format!(
+            "SELECT g.tenant_id, {g_list}, g.n, x.id, g.latest FROM \
+             (SELECT tenant_id, {list}, COUNT(*) AS n, MAX({refresh}) AS latest \
+             FROM {source}{inner} GROUP BY tenant_id, {list}) g \
+             JOIN {source} x ON x.tenant_id = g.tenant_id AND {joined} AND x.{refresh} = g.latest{outer}"
+        )
     }
 }
 

@@ -7,10 +7,14 @@
 //! the latest date of the bucket, and for a per-day report the latest refresh that reports
 //! that date. Each point costs two index seeks, however much history the tenant has; nothing
 //! is summed (user counts are not additive).
+//!
+//! The daily series of a per-day report reads its per-day summary instead
+//! ([`compile_days_series`], see `crate::days`): one range scan and one seek per point.
 
 use reportroot_model::{Date, Grain, Period, ReportType, Value};
 use uuid::Uuid;
 
+use crate::days::DaysSql;
 use crate::query_sql::{CompiledSql, SqlParam};
 use crate::sql::Dialect;
 
@@ -204,6 +208,70 @@ pub fn compile_series(
         p(params.len())
     );
     CompiledSql { sql, params }
+}
+
+/// The daily series of a per-day report read from its per-day summary ([`DaysSql`]): one
+/// range scan of the summary over `[from, to]` gives, per date (and dimension value) and
+/// period, the row of the latest refresh; the latest of those per date (ties to the greatest
+/// period, as [`compile_series`]'s index order breaks them) is read by primary key. The same
+/// rows as [`compile_series`] with [`Interval::Day`], with one seek per point instead of two
+/// and no calendar. Parameters: tenant, from, to, limit.
+pub fn compile_days_series(
+    report: &ReportType,
+    dialect: Dialect,
+    days: &DaysSql,
+    columns: &str,
+    tenant: Uuid,
+    query: &SeriesQuery,
+    limit: u64,
+) -> CompiledSql {
+    let table = report.table_name();
+    let column = |i: usize| report.properties[i].column_name();
+    let axis = column(axis_index(report));
+    let dimension = report
+        .dimension
+        .and_then(|d| report.property_index(d))
+        .map(column);
+    let period = report.period_index().map(column);
+    let p = |n: usize| dialect.param(n);
+    let mut partition = vec![format!("s.{axis}")];
+    partition.extend(dimension.iter().map(|d| format!("s.{d}")));
+    let mut latest = vec!["s.pick_refresh DESC".to_owned()];
+    latest.extend(period.iter().map(|c| format!("s.{c} DESC")));
+    let selected = columns
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sort = vec![format!("t.{axis}")];
+    sort.extend(dimension.iter().map(|d| match dialect {
+        Dialect::Postgres => format!("t.{d} COLLATE \"C\""),
+        Dialect::Sqlite => format!("t.{d}"),
+    }));
+    // CROSS JOIN keeps SQLite's join order: the summary's picks, then each row by its key.
+    let sql = format!(
+        "SELECT {selected} FROM (SELECT s.pick_id AS pick, ROW_NUMBER() OVER \
+         (PARTITION BY {} ORDER BY {}) AS n FROM {} s WHERE s.tenant_id = {t} \
+         AND s.{axis} >= {} AND s.{axis} <= {}) s CROSS JOIN {table} t \
+         WHERE s.n = 1 AND t.tenant_id = {t} AND t.id = s.pick ORDER BY {} LIMIT {}",
+        partition.join(", "),
+        latest.join(", "),
+        days.table,
+        p(2),
+        p(3),
+        sort.join(", "),
+        p(4),
+        t = p(1),
+    );
+    CompiledSql {
+        sql,
+        params: vec![
+            SqlParam::Uuid(tenant),
+            SqlParam::Value(Value::Date(query.from)),
+            SqlParam::Value(Value::Date(query.to)),
+            SqlParam::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ],
+    }
 }
 
 /// Date arithmetic of the bucket calendar, in a dialect.
