@@ -352,3 +352,55 @@ async fn summaries_equal_their_recount_after_random_writes() {
         }
     }
 }
+
+/// A file of schema version 7 (no summaries) gets them built from its rows when opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_builds_the_summaries_from_stored_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let tenant = TenantId(Uuid::new_v4());
+    let mut random = Random(0x5eed_0003);
+    {
+        let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+        for report in reports() {
+            let rows: Vec<_> = (0..200).map(|_| random_row(report, &mut random)).collect();
+            let chunks: RowChunks = Box::new(std::iter::once(Ok(rows)));
+            Storage::upsert_stream(&storage, tenant, report, chunks)
+                .await
+                .unwrap();
+        }
+    }
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        let tables: Vec<String> = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_days' ESCAPE '\\'")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(tables.len() > 40, "{tables:?}");
+        for table in tables {
+            connection
+                .execute_batch(&format!("DROP TABLE {table}"))
+                .unwrap();
+        }
+        connection.execute_batch("PRAGMA user_version = 7").unwrap();
+    }
+    let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+    assert!(
+        matches!(
+            storage.schema_change(),
+            reportroot_storage::SchemaChange::Upgraded { from: 7, .. }
+        ),
+        "{:?}",
+        storage.schema_change()
+    );
+    for report in reports() {
+        assert_eq!(mismatches(&storage, report, tenant).await, 0);
+        let total = Storage::count(&storage, tenant, report, Scope::All, None)
+            .await
+            .unwrap();
+        assert!(total > 100, "{total}");
+    }
+}
