@@ -12,12 +12,12 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, ReportType, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
+use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
     decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
     WritePlan, WriteRequest,
 };
-use reportroot_storage::days::DaysBatch;
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect};
 use reportroot_storage::throttle::{
@@ -349,7 +349,10 @@ impl PostgresStorage {
                             .batch_execute(&format!("DELETE FROM {}", days.table))
                             .await
                             .map_err(backend)?;
-                        client.batch_execute(&days.backfill).await.map_err(backend)?;
+                        client
+                            .batch_execute(&days.backfill)
+                            .await
+                            .map_err(backend)?;
                     }
                 }
                 client

@@ -15,12 +15,12 @@ pub use crate::refreshes::{table_sql, SideTable};
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
+use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
     decode_entity, key_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
     Write, WritePlan, WriteRequest,
 };
-use reportroot_storage::days::DaysBatch;
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
 use reportroot_storage::{LoadAborted, RowChunks, SchemaChange, StorageError, UpsertCounts};

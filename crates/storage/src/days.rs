@@ -68,7 +68,8 @@ impl DaysSql {
         let refresh_column = column(refresh);
         let p = |n: usize| dialect.param(n);
         let id = dialect.id_type();
-        let mut create = format!("CREATE TABLE IF NOT EXISTS {table} (\n  tenant_id {id} NOT NULL,\n");
+        let mut create =
+            format!("CREATE TABLE IF NOT EXISTS {table} (\n  tenant_id {id} NOT NULL,\n");
         for &i in &keys {
             create.push_str(&format!(
                 "  {} {} NOT NULL,\n",

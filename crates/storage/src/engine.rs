@@ -19,8 +19,12 @@ use uuid::Uuid;
 
 use crate::accounts::{Accounts, KnownTenants};
 use crate::directory::{Directory, SqlRunner};
-use crate::query_sql::{compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam};
-use crate::series::{compile_days_series, compile_series, Interval, SeriesQuery, SERIES_MAX_POINTS};
+use crate::query_sql::{
+    compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
+};
+use crate::series::{
+    compile_days_series, compile_series, Interval, SeriesQuery, SERIES_MAX_POINTS,
+};
 use crate::sql::{natural_key_label, Dialect, PeriodRefreshes, RowsByPeriod, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
@@ -515,9 +519,11 @@ impl<'t> WritePlan<'t> {
         match (stage, outcome, &self.write) {
             (Stage::Start, Outcome::Changed(1), Write::Insert { .. }) => Some(None),
             (Stage::Start, Outcome::Changed(1), Write::Replace { current, .. })
-            | (Stage::Updating { current, .. } | Stage::Deleting { current }, Outcome::Changed(1), _) => {
-                Some(Some((current.id, current.values.clone())))
-            }
+            | (
+                Stage::Updating { current, .. } | Stage::Deleting { current },
+                Outcome::Changed(1),
+                _,
+            ) => Some(Some((current.id, current.values.clone()))),
             _ => None,
         }
     }

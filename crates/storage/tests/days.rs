@@ -183,7 +183,11 @@ async fn random_write<B: SqlBackend>(
             let mut rows: Vec<Vec<Value>> = (0..30).map(|_| random_row(report, random)).collect();
             for stored in all_rows(backend, tenant, report).await.iter().take(10) {
                 let mut values = stored.values.clone();
-                if let Some(i) = report.properties.iter().position(|p| p.kind == ValueKind::Count) {
+                if let Some(i) = report
+                    .properties
+                    .iter()
+                    .position(|p| p.kind == ValueKind::Count)
+                {
                     values[i] = Value::Int(random.below(1000) as i64);
                 }
                 rows.push(values);
@@ -316,14 +320,7 @@ async fn series_agree<B: SqlBackend>(
             .await
             .unwrap();
         let columns = &backend.tables().get(report).unwrap().columns;
-        let calendar = compile_series(
-            report,
-            backend.dialect(),
-            columns,
-            tenant.0,
-            &query,
-            20_001,
-        );
+        let calendar = compile_series(report, backend.dialect(), columns, tenant.0, &query, 20_001);
         let walked = backend.read_entities(report, calendar).await.unwrap();
         assert_eq!(summarized, walked, "{name}: series {query:?}");
     }

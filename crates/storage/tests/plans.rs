@@ -195,9 +195,13 @@ fn sqlite_pages_read_in_index_order() {
         count.sql
     );
     // `$count` of the whole history from the summary: a range of its primary key.
-    for filter in ["reportDate ge 2024-02-01", "reportDate ge 2024-02-01 and reportPeriod eq '7'"] {
+    for filter in [
+        "reportDate ge 2024-02-01",
+        "reportDate ge 2024-02-01 and reportPeriod eq '7'",
+    ] {
         let filter = parse_filter(report, filter).unwrap();
-        let count = compile_days_count(report, Dialect::Sqlite, days, tenant, Some(&filter)).unwrap();
+        let count =
+            compile_days_count(report, Dialect::Sqlite, days, tenant, Some(&filter)).unwrap();
         let count_plan = plan(&count);
         assert_eq!(
             count_plan,
@@ -272,7 +276,15 @@ fn days_series_sql(report: &ReportType, dialect: Dialect, tenant: Uuid) -> Compi
     };
     let tables = TableSql::new(report, dialect);
     let days = tables.days.as_ref().unwrap();
-    compile_days_series(report, dialect, days, &tables.columns, tenant, &query, 20_000)
+    compile_days_series(
+        report,
+        dialect,
+        days,
+        &tables.columns,
+        tenant,
+        &query,
+        20_000,
+    )
 }
 
 #[tokio::test]

@@ -425,14 +425,26 @@ fn summary_statements(
     all: &mut Vec<(String, String, Params)>,
 ) {
     let (add, params) = days.adding(tenant, id, values);
-    all.push(("summary: add".to_owned(), add.to_owned(), bind_params(&params)));
+    all.push((
+        "summary: add".to_owned(),
+        add.to_owned(),
+        bind_params(&params),
+    ));
     for (sql, params) in days.removing(tenant, id, values) {
-        all.push(("summary: remove".to_owned(), sql.to_owned(), bind_params(&params)));
+        all.push((
+            "summary: remove".to_owned(),
+            sql.to_owned(),
+            bind_params(&params),
+        ));
     }
     let filter = parse_filter(report, "reportDate ge 2024-01-01 and reportPeriod eq '7'").unwrap();
     for filter in [None, Some(&filter)] {
         let compiled = compile_days_count(report, Dialect::Postgres, days, tenant, filter).unwrap();
-        all.push(("summary: $count".to_owned(), compiled.sql, bind_params(&compiled.params)));
+        all.push((
+            "summary: $count".to_owned(),
+            compiled.sql,
+            bind_params(&compiled.params),
+        ));
     }
     let query = SeriesQuery {
         from: Date::parse("2024-01-01").unwrap(),
@@ -440,8 +452,20 @@ fn summary_statements(
         interval: Interval::Day,
         period: None,
     };
-    let compiled = compile_days_series(report, Dialect::Postgres, days, &table.columns, tenant, &query, 100);
-    all.push(("summary: daily series".to_owned(), compiled.sql, bind_params(&compiled.params)));
+    let compiled = compile_days_series(
+        report,
+        Dialect::Postgres,
+        days,
+        &table.columns,
+        tenant,
+        &query,
+        100,
+    );
+    all.push((
+        "summary: daily series".to_owned(),
+        compiled.sql,
+        bind_params(&compiled.params),
+    ));
 }
 
 /// Every statement shape, for one tenant, of every report: Citus plans each as one task on
