@@ -10,6 +10,7 @@
 # Settings (environment):
 #   TENANTS=1000 DAYS=90 PERIODS=D7  the data (seeded once, kept in $BENCH_WORK)
 #   DURATION=10 CONNECTIONS=32 THREADS=2  wrk settings per scenario
+#   REPORTROOT_BIN  the binary (else a release build of the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,8 +21,11 @@ mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=${PORT:-18081}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --locked -q -p reportroot
-RR=$ROOT/target/release/reportroot
+if [ -z "${REPORTROOT_BIN:-}" ]; then
+  cargo build --release --locked -q -p reportroot
+  REPORTROOT_BIN=$ROOT/target/release/reportroot
+fi
+RR=$REPORTROOT_BIN
 tenant_id() { printf '5eed0000-0000-0001-0000-%012x' "$1"; }
 
 DB=$WORK/family-${TENANTS}x${DAYS}-${PERIODS//,/_}.db

@@ -4,8 +4,10 @@
 # office365ActiveUserCounts (1.12M rows), one at a time (curl, best and median of 5) and under
 # wrk at 32 connections (req/s, p50, p99). Prints a Markdown table.
 # Settings: BACKEND=sqlite|postgres (postgres: BENCH_POSTGRES_URL, a server URL whose
-# database reportroot_bench_history is created and seeded once), DURATION=5 CONNECTIONS=32
-# THREADS=2; BENCH_WORK (the seeded SQLite database is kept there).
+# database reportroot_bench_history[_TxD] is created and seeded once), DURATION=5
+# CONNECTIONS=32 THREADS=2; TENANTS=1 DAYS=3650 (with several tenants, wrk picks one of 100 at
+# random each request, and the one-at-a-time column is the first tenant's); REPORTROOT_BIN
+# (else a release build); BENCH_WORK (the seeded SQLite database is kept there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,20 +18,26 @@ mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=18082
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --locked -q -p reportroot
-RR=$ROOT/target/release/reportroot
-SEED=(seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
+TENANTS=${TENANTS:-1}; DAYS=${DAYS:-3650}
+if [ -z "${REPORTROOT_BIN:-}" ]; then
+  cargo build --release --locked -q -p reportroot
+  REPORTROOT_BIN=$ROOT/target/release/reportroot
+fi
+RR=$REPORTROOT_BIN
+SEED=(seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
+NAME=reportroot_bench_history
+[ "$TENANTS/$DAYS" = 1/3650 ] || NAME=${NAME}_${TENANTS}x${DAYS}
 if [ "$BACKEND" = postgres ]; then
   : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
-  DATABASE="${BENCH_POSTGRES_URL%/*}/reportroot_bench_history"
-  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'reportroot_bench_history'" | grep -q 1; then
-    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE reportroot_bench_history" >&2
+  DATABASE="${BENCH_POSTGRES_URL%/*}/$NAME"
+  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$NAME'" | grep -q 1; then
+    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $NAME" >&2
     "$RR" "${SEED[@]}" --database "$DATABASE" >&2
     # What autovacuum does after a load, at once: statistics and the visibility map.
     psql "$DATABASE" -c "VACUUM ANALYZE office365_active_user_counts" >&2
   fi
 else
-  DB=$WORK/bench-1x3650-D7_D30_D90_D180.db
+  DB=$WORK/bench-${TENANTS}x${DAYS}-D7_D30_D90_D180.db
   if [ ! -f "$DB" ]; then
     "$RR" "${SEED[@]}" --database "sqlite://$DB.tmp" >&2
     mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
@@ -37,6 +45,13 @@ else
   DATABASE="sqlite://$DB"
 fi
 TOKEN=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
+# The tokens wrk picks from: one tenant, or 100 spread over the tenants.
+TOKEN_FILE=$WORK/history-tokens.txt
+: > "$TOKEN_FILE"
+for i in $(seq 0 $(( TENANTS > 100 ? 99 : TENANTS - 1 ))); do
+  "$RR" token --tenant "$(printf '5eed0000-0000-0001-0000-%012x' $(( (i * 7919) % TENANTS )))" \
+    --role Reports.Read.All --ttl 1h >> "$TOKEN_FILE"
+done
 setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" > "$WORK/history-server.log" 2>&1 &
 PID=$!
 trap 'kill -- "-$PID" 2>/dev/null || true' EXIT
@@ -57,10 +72,10 @@ QUERIES=(
   "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY)"
   "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY,interval=${Q}week${Q})"
 )
-echo "backend: $BACKEND; uptime: $(uptime)"
+echo "backend: $BACKEND; $TENANTS tenant(s) × $DAYS days; uptime: $(uptime)"
 echo
-echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| query | one at a time (best / median of 5) | status | req/s ($CONNECTIONS conn.) | p50 | p99 | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for query in "${QUERIES[@]}"; do
   path="/v1.0/reports/office365ActiveUserCounts${query// /%20}"
   path=${path//\'/%27}
@@ -70,10 +85,11 @@ for query in "${QUERIES[@]}"; do
   done
   status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$path")
   single=$(python3 -c "import sys; v=sorted(float(x)*1000 for x in sys.argv[1:]); print(f'{v[0]:.1f} / {v[2]:.1f} ms')" "${times[@]}")
-  out=$(TOKENS= WRK_PATH=$path wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency \
+  out=$(TOKENS=$TOKEN_FILE WRK_PATH=$path wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency \
     -s bench/lua/get.lua -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  echo "| \`$query\` | $single | $status | $rps | $p50 | $p99 |"
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "| \`$query\` | $single | $status | $rps | $p50 | $p99 | ${non2xx:-0} |"
 done

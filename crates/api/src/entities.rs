@@ -9,6 +9,7 @@ use reportroot_odata::json::{
     collection_json, decode_entity, entity_json, BodyMode, CollectionMeta, EntityShape, ID_INDEX,
 };
 use reportroot_odata::query::{parse_query_options, PropertyRef};
+use reportroot_storage::query_cost::count_may_scan;
 use reportroot_storage::{NewEntity, Precondition, Scope};
 use uuid::Uuid;
 
@@ -228,9 +229,13 @@ pub(crate) async fn count(
     caller.require_read()?;
     let options = parse_query_options(report, Some(call.version.model()), &call.query)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = options.filter.as_ref();
+    let _slot = count_may_scan(report, Scope::All, filter)
+        .then(|| state.scans.enter(caller.tenant))
+        .transpose()?;
     let count = state
         .storage
-        .count(caller.tenant, report, Scope::All, options.filter.as_ref())
+        .count(caller.tenant, report, Scope::All, filter)
         .await?;
     Ok((
         StatusCode::OK,

@@ -18,6 +18,7 @@ pub mod oauth;
 mod paging;
 mod report_cache;
 pub mod routes;
+pub mod scan_limit;
 mod series;
 pub mod server;
 pub mod session;
@@ -84,6 +85,8 @@ pub struct ApiConfig {
     pub metrics: bool,
     /// "Sign in with Entra ID" on the dashboard (`--dashboard-oidc-*`); `None`: off.
     pub dashboard_oidc: Option<session::DashboardOidcConfig>,
+    /// Queries that may read a tenant's whole history running at once.
+    pub scans: scan_limit::ScanLimits,
 }
 
 impl ApiConfig {
@@ -110,6 +113,7 @@ impl ApiConfig {
             chaos: None,
             metrics: false,
             dashboard_oidc: None,
+            scans: scan_limit::ScanLimits::default(),
         }
     }
 
@@ -142,6 +146,7 @@ pub struct AppState {
     throttle: Option<throttle::Throttle>,
     chaos: Option<chaos::Chaos>,
     metrics: Option<metrics::Metrics>,
+    scans: scan_limit::ScanSlots,
 }
 
 impl AppState {
@@ -209,6 +214,7 @@ impl AppState {
             throttle: config.throttle.clone().map(throttle::Throttle::new),
             chaos: config.chaos.clone().map(chaos::Chaos::new),
             metrics,
+            scans: scan_limit::ScanSlots::new(config.scans),
             config,
         })
     }

@@ -6,6 +6,7 @@
 use reportroot_model::{Entity, ReportType, TenantId, Value, ValueKind, Version};
 use reportroot_odata::json::ID_INDEX;
 use reportroot_odata::query::{parse_query_options, OrderKey, PropertyRef, QueryOptions};
+use reportroot_storage::query_cost::list_may_scan;
 use reportroot_storage::{effective_order, Cursor, ListQuery, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -144,6 +145,10 @@ pub(crate) async fn query_page(
     }
     let (size, applied) = page_size(state, call);
     let page = remaining.map_or(size, |r| r.min(size));
+    // Held while the count and the page are read.
+    let _slot = list_may_scan(report, &query)
+        .then(|| state.scans.enter(tenant))
+        .transpose()?;
     let count = match options.count {
         true => Some(
             state

@@ -76,6 +76,13 @@ pub struct ServerArgs {
     /// Bytes of rendered report answers kept for up to a second [default: 33554432].
     #[arg(long, env = "REPORTROOT_ANSWER_CACHE_BYTES")]
     pub answer_cache_bytes: Option<usize>,
+    /// Queries of one tenant that may read its whole history (a `$filter` or `$orderby` on a
+    /// count, a string function) running at once; more get 429 [default: 1].
+    #[arg(long, env = "REPORTROOT_SCANS_PER_TENANT")]
+    pub scans_per_tenant: Option<usize>,
+    /// Such queries of all tenants running at once; more get 503 [default: half the cores].
+    #[arg(long, env = "REPORTROOT_SCANS")]
+    pub scans: Option<usize>,
     /// Accept RS256 tokens from this external issuer (its discovery document and JWKS are
     /// fetched over HTTPS), e.g. https://login.microsoftonline.com/<tenant>/v2.0; repeat for
     /// several.
@@ -219,6 +226,8 @@ pub struct FileConfig {
     request_timeout: Option<u64>,
     max_connections: Option<usize>,
     answer_cache_bytes: Option<usize>,
+    scans_per_tenant: Option<usize>,
+    scans: Option<usize>,
     key_file: Option<PathBuf>,
     jwt_secret: Option<String>,
     trust_issuers: Option<Vec<String>>,
@@ -286,6 +295,8 @@ pub struct Settings {
     pub request_timeout: Option<u64>,
     pub max_connections: Option<usize>,
     pub answer_cache_bytes: Option<usize>,
+    pub scans_per_tenant: Option<usize>,
+    pub scans: Option<usize>,
     pub trust_issuers: Vec<String>,
     pub app_id_uris: Option<Vec<String>>,
     pub no_hs256: bool,
@@ -436,6 +447,8 @@ impl Settings {
             request_timeout: args.request_timeout.or(file.request_timeout),
             max_connections: args.max_connections.or(file.max_connections),
             answer_cache_bytes: args.answer_cache_bytes.or(file.answer_cache_bytes),
+            scans_per_tenant: args.scans_per_tenant.or(file.scans_per_tenant),
+            scans: args.scans.or(file.scans),
             trust_issuers: trust_issuers(args, file)?,
             app_id_uris: (!args.app_id_uris.is_empty())
                 .then(|| args.app_id_uris.clone())

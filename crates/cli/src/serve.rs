@@ -233,6 +233,12 @@ fn apply_limits(settings: &Settings, config: &mut ApiConfig) {
     if let Some(bytes) = settings.answer_cache_bytes {
         config.answer_cache_bytes = bytes;
     }
+    if let Some(n) = settings.scans_per_tenant {
+        config.scans.per_tenant = n.max(1);
+    }
+    if let Some(n) = settings.scans {
+        config.scans.total = n.max(1);
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ pub mod csv_import;
 pub mod days;
 pub mod directory;
 pub mod engine;
+pub mod query_cost;
 pub mod query_sql;
 pub mod series;
 mod side_rows;

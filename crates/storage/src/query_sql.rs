@@ -391,12 +391,19 @@ impl Builder<'_> {
         let activity = self.report.properties[activity].column_name();
         let f = self.bind(SqlParam::Value(floor.clone()));
         // SQLite names the index: without statistics it read the whole table instead.
-        let indexed_by = match self.dialect {
-            Dialect::Sqlite => format!(" INDEXED BY {}", ahead_index(self.report, &activity)),
-            Dialect::Postgres => String::new(),
+        // PostgreSQL gets `+ 0` (date + integer is a date): a bare MIN of an indexed column
+        // becomes "the first entry of an index in that order", and it took the natural key's,
+        // filtering every row of the range for one ahead (187 ms, 7,300 pages on 1.12M rows
+        // with none ahead); the expression leaves it the partial index (0.2 ms).
+        let (indexed_by, min_of) = match self.dialect {
+            Dialect::Sqlite => (
+                format!(" INDEXED BY {}", ahead_index(self.report, &activity)),
+                format!("a.{refresh}"),
+            ),
+            Dialect::Postgres => (String::new(), format!("a.{refresh} + 0")),
         };
         let ahead = format!(
-            "(SELECT MIN(a.{refresh}) FROM {table} a{indexed_by} WHERE a.tenant_id = {tenant} \
+            "(SELECT MIN({min_of}) FROM {table} a{indexed_by} WHERE a.tenant_id = {tenant} \
              AND a.{activity} > a.{refresh} AND a.{activity} >= {f})"
         );
         match self.dialect {

@@ -21,6 +21,7 @@ mod nulls;
 mod operation;
 mod query;
 mod router_props;
+mod scan_limit;
 mod series;
 mod signin;
 mod time_limit;
