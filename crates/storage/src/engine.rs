@@ -22,7 +22,9 @@ use crate::directory::{Directory, SqlRunner};
 use crate::query_sql::{
     compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
 };
-use crate::series::{compile_days_series, compile_series, SeriesQuery, SERIES_MAX_POINTS};
+use crate::series::{
+    compile_days_series, compile_series, Interval, SeriesQuery, SERIES_MAX_POINTS,
+};
 use crate::sql::{natural_key_label, Dialect, PeriodRefreshes, RowsByPeriod, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
@@ -832,8 +834,8 @@ impl<B: SqlBackend> Storage for B {
         // One row more than allowed tells a series that is too long (dimension values
         // multiply the buckets) without reading all of it.
         let limit = SERIES_MAX_POINTS + 1;
-        let compiled = match &table.days {
-            Some(days) => compile_days_series(
+        let compiled = match (&table.days, query.interval) {
+            (Some(days), Interval::Day) => compile_days_series(
                 report,
                 self.dialect(),
                 days,
@@ -842,7 +844,7 @@ impl<B: SqlBackend> Storage for B {
                 query,
                 limit,
             ),
-            None => compile_series(
+            _ => compile_series(
                 report,
                 self.dialect(),
                 &table.columns,

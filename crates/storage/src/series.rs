@@ -8,8 +8,8 @@
 //! that date. Each point costs two index seeks, however much history the tenant has; nothing
 //! is summed (user counts are not additive).
 //!
-//! The series of a per-day report reads its per-day summary instead ([`compile_days_series`],
-//! see `crate::days`): one range scan and one seek per point.
+//! The daily series of a per-day report reads its per-day summary instead
+//! ([`compile_days_series`], see `crate::days`): one range scan and one seek per point.
 
 use reportroot_model::{Date, Grain, Period, ReportType, Value};
 use uuid::Uuid;
@@ -210,12 +210,12 @@ pub fn compile_series(
     CompiledSql { sql, params }
 }
 
-/// The series of a per-day report read from its per-day summary ([`DaysSql`]): one range
-/// scan of the summary over `[from, to]` gives, per date (and dimension value) and period,
-/// the row of the latest refresh; per date — or per week or month, its latest date — the
-/// latest of those (ties to the greatest period, as [`compile_series`]'s index order breaks
-/// them) is read by primary key. The same rows as [`compile_series`], with one seek per
-/// point instead of two and no calendar. Parameters: tenant, from, to, limit.
+/// The daily series of a per-day report read from its per-day summary ([`DaysSql`]): one
+/// range scan of the summary over `[from, to]` gives, per date (and dimension value) and
+/// period, the row of the latest refresh; the latest of those per date (ties to the greatest
+/// period, as [`compile_series`]'s index order breaks them) is read by primary key. The same
+/// rows as [`compile_series`] with [`Interval::Day`], with one seek per point instead of two
+/// and no calendar. Parameters: tenant, from, to, limit.
 pub fn compile_days_series(
     report: &ReportType,
     dialect: Dialect,
@@ -234,21 +234,9 @@ pub fn compile_days_series(
         .map(column);
     let period = report.period_index().map(column);
     let p = |n: usize| dialect.param(n);
-    let dates = DateSql {
-        dialect,
-        interval: query.interval,
-    };
-    // A bucket of days (a week, a month) picks its latest date first.
-    let (bucket, mut latest) = match query.interval {
-        Interval::Day => (format!("s.{axis}"), Vec::new()),
-        Interval::Week | Interval::Month => (
-            dates.bucket_end(&format!("s.{axis}")),
-            vec![format!("s.{axis} DESC")],
-        ),
-    };
-    let mut partition = vec![bucket];
+    let mut partition = vec![format!("s.{axis}")];
     partition.extend(dimension.iter().map(|d| format!("s.{d}")));
-    latest.push("s.pick_refresh DESC".to_owned());
+    let mut latest = vec!["s.pick_refresh DESC".to_owned()];
     latest.extend(period.iter().map(|c| format!("s.{c} DESC")));
     let selected = columns
         .split(", ")

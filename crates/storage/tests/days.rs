@@ -308,12 +308,12 @@ async fn series_agree<B: SqlBackend>(
     tenant: TenantId,
     random: &mut Random,
 ) {
-    for round in 0..15 {
+    for _ in 0..10 {
         let from = day(random.below(50));
         let query = SeriesQuery {
             from,
             to: from.add_days(random.below(50) as i64),
-            interval: [Interval::Day, Interval::Week, Interval::Month][round % 3],
+            interval: Interval::Day,
             period: None,
         };
         let summarized = Storage::series(backend, tenant, report, &query)
