@@ -67,6 +67,7 @@ QUERIES=(
   '?$orderby=reportDate desc&$top=10'
   '?$filter=teams gt 100&$top=10'
   '?$filter=reportDate ge 2020-01-01&$count=true&$top=1'
+  '?$count=true&$top=1'
   "/reportroot.series(from=$(date -u -d '-1 year' +%F),to=$TODAY)"
   "/reportroot.series(from=$(date -u -d '-3 years' +%F),to=$TODAY)"
   "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY)"

@@ -834,6 +834,10 @@ impl<B: SqlBackend> Storage for B {
         // One row more than allowed tells a series that is too long (dimension values
         // multiply the buckets) without reading all of it.
         let limit = SERIES_MAX_POINTS + 1;
+        // Days from the summary; weeks and months from the calendar. Why: a bucket of days
+        // would read and sort every summary row of the range (14.6k for 10 years) to return
+        // a few hundred points; measured on 1.12M rows (SQLite, release, load ~7): 10 years
+        // by week 7.9 ms by the calendar, 26.5 ms from the summary; by month 1.5 vs 19.4 ms.
         let compiled = match (&table.days, query.interval) {
             (Some(days), Interval::Day) => compile_days_series(
                 report,
