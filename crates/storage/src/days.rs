@@ -17,6 +17,13 @@
 //! and the pick is found again with one seek of the series index when it was the deleted
 //! row); an update that changes the date, period, dimension or refresh date removes, then
 //! adds. Bulk loads add their inserted rows grouped, one statement per summary row.
+//!
+//! Concurrent writers of one date and period serialise on the summary row's lock
+//! (PostgreSQL). One interleaving is not covered: under READ COMMITTED, the pick found again
+//! after deleting the picked row reads the statement's snapshot, so a row of an older refresh
+//! of the same date and period committed by another writer while the delete waited is not
+//! seen, and the pick may point at an even older refresh until that date is written again.
+//! Counts are always right (the increments are row-locked).
 
 use std::collections::HashMap;
 
@@ -223,11 +230,6 @@ impl DaysSql {
         let drop = params.clone();
         params.push(SqlParam::Uuid(id));
         [(&self.drop_last, drop), (&self.remove, params)]
-    }
-
-    /// The refresh-date position among a row's values.
-    pub fn refresh_index(&self) -> usize {
-        self.refresh
     }
 }
 
