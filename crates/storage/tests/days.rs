@@ -161,7 +161,7 @@ async fn random_write<B: SqlBackend>(
         )
         .await
         .map(drop),
-        4..=5 | 6 => {
+        4..=6 => {
             let rows = all_rows(backend, tenant, report).await;
             if rows.is_empty() {
                 return;

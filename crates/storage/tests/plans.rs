@@ -219,9 +219,9 @@ fn sqlite_pages_read_in_index_order() {
     let series = days_series_sql(report, Dialect::Sqlite, tenant);
     let series_plan = plan(&series);
     assert!(
-        series_plan.contains(&format!(
+        series_plan.contains(
             "SEARCH s USING PRIMARY KEY (tenant_id=? AND report_date>? AND report_date<?)"
-        )) && series_plan.contains("SEARCH t USING PRIMARY KEY (tenant_id=? AND id=?)")
+        ) && series_plan.contains("SEARCH t USING PRIMARY KEY (tenant_id=? AND id=?)")
             && !series_plan.contains("SCAN t")
             && !series_plan.contains("_by_day")
             && series_plan.contains("USE TEMP B-TREE FOR LAST 2 TERMS OF ORDER BY")
