@@ -335,10 +335,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let timer = state
         .metrics
         .as_ref()
-        .map(|m| m.start(request.method(), request.uri().path()));
+        .map(|m| m.start(request.method(), request.uri()));
     let response = dispatch_timed(&state, request).await;
     if let Some(timer) = timer {
-        timer.finish(response.status());
+        timer.finish(&response);
     }
     response
 }
@@ -494,6 +494,24 @@ async fn route(
         }
     }
     let resolved = resolve(&segments)?;
+    let route = resolved.target.route();
+    let mut answer = serve_resolved(state, parts, body, nesting, resolved, &route).await?;
+    if state.metrics.is_some() {
+        // The metrics' route label, which they would otherwise work out again from the path.
+        answer.extensions_mut().insert(metrics::RouteLabel(route));
+    }
+    Ok(answer)
+}
+
+/// [`route`] once the path names a report resource: `route` is its route, for the logs.
+async fn serve_resolved(
+    state: &Arc<AppState>,
+    parts: axum::http::request::Parts,
+    body: &mut Option<Body>,
+    nesting: Nesting,
+    resolved: routes::Resolved,
+    route: &str,
+) -> Result<Response, ApiError> {
     if resolved.target == Target::Batch && nesting == Nesting::InBatch {
         return Err(ApiError::bad_request("A batch cannot contain a batch."));
     }
@@ -521,7 +539,7 @@ async fn route(
         return metadata(&call);
     }
     let span = tracing::Span::current();
-    span.record("route", resolved.target.route());
+    span.record("route", route);
     let caller = match inherited {
         Some(caller) => caller,
         None => session::api_caller(state, &call.headers, &call.base_url).await?,

@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -203,12 +204,12 @@ impl Metrics {
     }
 
     /// Starts timing a request; the guard counts it in flight until finished or dropped.
-    pub(crate) fn start(&self, method: &Method, path: &str) -> RequestTimer<'_> {
+    pub(crate) fn start(&self, method: &Method, uri: &Uri) -> RequestTimer<'_> {
         self.in_flight.inc();
         RequestTimer {
             metrics: self,
             method: method.clone(),
-            route: route_label(path),
+            uri: uri.clone(),
             started: Instant::now(),
         }
     }
@@ -260,19 +261,36 @@ fn gauge(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The route label of an answer, [`route_label`] of its path, put in the answer's extensions
+/// by the router that worked it out anyway (for the logs). Why: working it out again from
+/// the path (segments decoded, the path resolved, the label formatted) was the largest part
+/// of what metrics cost per request (perf: ~3 % of the server's CPU time per report call).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLabel(pub String);
+
 /// A request being timed.
 pub(crate) struct RequestTimer<'a> {
     metrics: &'a Metrics,
     method: Method,
-    route: String,
+    /// The request's URI (cheap to clone: its text is shared): for the route label of the
+    /// answers without one.
+    uri: Uri,
     started: Instant,
 }
 
 impl RequestTimer<'_> {
-    /// Counts the request with its answer's status.
-    pub fn finish(self, status: StatusCode) {
-        let status = status.as_u16().to_string();
-        let labels = [self.route.as_str(), self.method.as_str(), status.as_str()];
+    /// Counts the request with its answer's status and route.
+    pub fn finish(self, answer: &Response) {
+        let worked_out;
+        let route = match answer.extensions().get::<RouteLabel>() {
+            Some(RouteLabel(route)) => route.as_str(),
+            None => {
+                worked_out = route_label(self.uri.path());
+                worked_out.as_str()
+            }
+        };
+        let status = answer.status();
+        let labels = [route, self.method.as_str(), status.as_str()];
         self.metrics.requests.with_label_values(&labels).inc();
         self.metrics
             .latency

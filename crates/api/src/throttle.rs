@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use reportroot_model::TenantId;
 use reportroot_storage::throttle::leases::Ask;
-use reportroot_storage::throttle::{LeasePolicy, Leases, ThrottleCounters, Verdict, WindowRequest};
+use reportroot_storage::throttle::{
+    LeasePolicy, Leases, ThrottleCounters, Verdict, Window, WindowRequest,
+};
 use reportroot_storage::Storage;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -256,11 +258,8 @@ impl Throttle {
         let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let (_, per_app) = self.per_app_limit(kind);
         let (window, total) = match kind {
-            Kind::Csv => (format!("{report}/csv"), self.limits.csv_per_tenant),
-            Kind::Json => {
-                let app = app.map_or_else(|| "-".to_owned(), |a| a.to_string());
-                (format!("{report}/json/{app}"), per_app)
-            }
+            Kind::Csv => (Window::Csv(report), self.limits.csv_per_tenant),
+            Kind::Json => (Window::Json(report), per_app),
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -90,14 +90,26 @@ impl LeasePolicy {
     };
 }
 
+/// Which window of its tenant a request counts in: a report API (its function name) in one
+/// format. A value, not the window's name: most decisions are made from a lease in memory,
+/// and the name ([`WindowRequest::window_key`]) is only built for a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// The report API's CSV requests of all apps together (the per-app limit is checked on
+    /// the app's own entries in it).
+    Csv(&'static str),
+    /// The report API's JSON requests of the requesting app alone
+    /// ([`WindowRequest::app`]).
+    Json(&'static str),
+}
+
 /// One decision to make: may `app` of `tenant` make one more request counted in `window`?
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowRequest {
     /// The tenant.
     pub tenant: TenantId,
-    /// Names the window within the tenant (report API and format, and the app for windows
-    /// of one app).
-    pub window: String,
+    /// The window within the tenant.
+    pub window: Window,
     /// The requesting app (`None`: a token without one; all such requests count as one app).
     pub app: Option<Uuid>,
     /// Now, milliseconds since the Unix epoch (instances' clocks should agree: a skew
@@ -128,6 +140,18 @@ pub enum Verdict {
         /// Milliseconds until the oldest request leaves the window.
         retry_ms: i64,
     },
+}
+
+impl WindowRequest {
+    /// The window's name in the counters' table: `{report}/csv`, or `{report}/json/{app}`
+    /// (`-` for requests without an app).
+    pub fn window_key(&self) -> String {
+        match (self.window, self.app) {
+            (Window::Csv(report), _) => format!("{report}/csv"),
+            (Window::Json(report), Some(app)) => format!("{report}/json/{app}"),
+            (Window::Json(report), None) => format!("{report}/json/-"),
+        }
+    }
 }
 
 impl Verdict {
@@ -270,7 +294,7 @@ impl<'a> ThrottleCounters<'a> {
         let lease = request.lease;
         let params = vec![
             SqlValue::Text(request.tenant.0.to_string()),
-            SqlValue::Text(request.window.clone()),
+            SqlValue::Text(request.window_key()),
             SqlValue::Int(request.now_ms),
             request
                 .app
@@ -323,5 +347,35 @@ mod tests {
         }
         assert!(!sql.contains("$12"));
         assert!(!sql.to_lowercase().contains("select"), "no subquery: {sql}");
+    }
+
+    #[test]
+    fn window_keys_name_the_report_format_and_json_app() {
+        let app = Uuid::from_u128(7);
+        let request = |window, app| WindowRequest {
+            tenant: TenantId(Uuid::nil()),
+            window,
+            app,
+            now_ms: 0,
+            window_ms: 600_000,
+            per_app: 14,
+            total: 40,
+            lease: LeasePolicy::EXACT,
+        };
+        let csv = Window::Csv("getOffice365ActiveUserCounts");
+        let json = Window::Json("getOffice365ActiveUserCounts");
+        // CSV: one window for all apps; JSON: one per app, `-` for requests without one.
+        assert_eq!(
+            request(csv, Some(app)).window_key(),
+            "getOffice365ActiveUserCounts/csv"
+        );
+        assert_eq!(
+            request(json, Some(app)).window_key(),
+            format!("getOffice365ActiveUserCounts/json/{app}")
+        );
+        assert_eq!(
+            request(json, None).window_key(),
+            "getOffice365ActiveUserCounts/json/-"
+        );
     }
 }

@@ -11,7 +11,7 @@ use reportroot_model::TenantId;
 use reportroot_postgres::citus::{self, CitusOptions};
 use reportroot_postgres::PostgresStorage;
 use reportroot_storage::throttle::{
-    admit_sql, Decision, LeasePolicy, Leases, ThrottleCounters, Verdict, WindowRequest,
+    admit_sql, Decision, LeasePolicy, Leases, ThrottleCounters, Verdict, Window, WindowRequest,
 };
 use reportroot_storage::Storage;
 use uuid::Uuid;
@@ -54,7 +54,7 @@ async fn own_storage(url: &str, connections: usize) -> (String, String, Postgres
 fn request(tenant: TenantId, app: Option<Uuid>, now_ms: i64) -> WindowRequest {
     WindowRequest {
         tenant,
-        window: "getOffice365ActiveUserCounts/csv".to_owned(),
+        window: Window::Csv("getOffice365ActiveUserCounts"),
         app,
         now_ms,
         window_ms: 10_000,
@@ -106,7 +106,7 @@ async fn windows_slide_per_app_and_per_tenant() {
         let other = request(TenantId(Uuid::new_v4()), app, 5_000);
         assert_eq!(exact(&counters, &other).await, Verdict::Admitted);
         let json = WindowRequest {
-            window: "getOffice365ActiveUserCounts/json".to_owned(),
+            window: Window::Json("getOffice365ActiveUserCounts"),
             ..request(tenant, app, 5_000)
         };
         assert_eq!(exact(&counters, &json).await, Verdict::Admitted);
