@@ -7,7 +7,8 @@
 # database reportroot_bench_history[_TxD] is created and seeded once), DURATION=5
 # CONNECTIONS=32 THREADS=2; TENANTS=1 DAYS=3650 (with several tenants, wrk picks one of 100 at
 # random each request, and the one-at-a-time column is the first tenant's); REPORTROOT_BIN
-# (else a release build); BENCH_WORK (the seeded SQLite database is kept there).
+# (else a release build); BENCH_WORK (the seeded SQLite database is kept there);
+# BENCH_DATABASE (the PostgreSQL database's name; a copy, to measure a binary that migrates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,7 +26,7 @@ if [ -z "${REPORTROOT_BIN:-}" ]; then
 fi
 RR=$REPORTROOT_BIN
 SEED=(seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
-NAME=reportroot_bench_history
+NAME=${BENCH_DATABASE:-reportroot_bench_history}
 [ "$TENANTS/$DAYS" = 1/3650 ] || NAME=${NAME}_${TENANTS}x${DAYS}
 if [ "$BACKEND" = postgres ]; then
   : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
@@ -67,6 +68,7 @@ QUERIES=(
   '?$orderby=reportDate desc&$top=10'
   '?$filter=teams gt 100&$top=10'
   '?$filter=reportDate ge 2020-01-01&$count=true&$top=1'
+  '?$count=true&$top=1'
   "/reportroot.series(from=$(date -u -d '-1 year' +%F),to=$TODAY)"
   "/reportroot.series(from=$(date -u -d '-3 years' +%F),to=$TODAY)"
   "/reportroot.series(from=$(date -u -d '-10 years' +%F),to=$TODAY)"

@@ -12,6 +12,7 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, ReportType, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
+use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
     decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
@@ -42,8 +43,9 @@ pub use reportroot_storage::error_chain;
 /// grants, sessions, tenant names: `reportroot_storage::accounts`), the tenant names filled
 /// from the rows already stored. The throttle counters' table (`reportroot_storage::throttle`)
 /// needs no version: it is created at every start like the others, and older binaries ignore
-/// it.
-pub const SCHEMA_VERSION: i64 = 5;
+/// it. Version 6 adds the per-day summaries (`reportroot_storage::days`), built from the rows
+/// by the migration; a version 5 binary would write rows without keeping them up.
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -252,7 +254,15 @@ impl PostgresStorage {
         let result = match self.migrate_locked(&client).await {
             // Also when the schema was up to date: Citus may have been added since.
             Ok(change) => {
-                let mut tables: Vec<String> = self.tables.iter().map(|t| t.table.clone()).collect();
+                // Report tables and their per-day summaries, co-located by tenant: the
+                // summary's statements join the report's rows on the same shard.
+                let mut tables: Vec<String> = self
+                    .tables
+                    .iter()
+                    .flat_map(|t| [Some(&t.table), t.days.as_ref().map(|d| &d.table)])
+                    .flatten()
+                    .cloned()
+                    .collect();
                 tables.push(THROTTLE_TABLE.to_owned());
                 citus::distribute(&client, &tables, self.citus)
                     .await
@@ -330,6 +340,19 @@ impl PostgresStorage {
                 if from < 5 {
                     for statement in tenant_backfill(Dialect::Postgres) {
                         client.batch_execute(&statement).await.map_err(backend)?;
+                    }
+                }
+                // The per-day summaries (version 6), created empty above, built from the rows.
+                if from < 6 {
+                    for days in self.tables.iter().filter_map(|t| t.days.as_ref()) {
+                        client
+                            .batch_execute(&format!("DELETE FROM {}", days.table))
+                            .await
+                            .map_err(backend)?;
+                        client
+                            .batch_execute(&days.backfill)
+                            .await
+                            .map_err(backend)?;
                     }
                 }
                 client
@@ -575,7 +598,7 @@ impl SqlBackend for PostgresStorage {
     async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError> {
         let mut client = self.client().await?;
         let mut plan = WritePlan::new(self.tables.get(request.report)?, request);
-        if plan.reads_before_writing() {
+        if plan.needs_transaction() {
             let transaction = client.transaction().await.map_err(backend)?;
             if run_steps(&transaction, &mut plan).await? {
                 // A failed plan (not found, precondition) rolls back as the transaction drops.
@@ -617,6 +640,7 @@ impl SqlBackend for PostgresStorage {
             .await
             .map_err(backend)?;
         let mut counts = UpsertCounts::default();
+        let mut days = DaysBatch::default();
         loop {
             // The producer may block (a parser on another thread): wait for it off the runtime.
             let (chunk, rest) = tokio::task::spawn_blocking(move || (chunks.next(), chunks))
@@ -629,7 +653,8 @@ impl SqlBackend for PostgresStorage {
                 Some(Ok(rows)) => rows,
             };
             for values in rows {
-                let params = row_params(tenant.0, Uuid::now_v7(), None, &values);
+                let id = Uuid::now_v7();
+                let params = row_params(tenant.0, id, None, &values);
                 let version: Option<i64> = transaction
                     .query_opt(&upsert, &refs(&binds(&params)))
                     .await
@@ -637,9 +662,27 @@ impl SqlBackend for PostgresStorage {
                     .map(|row| row.get(0));
                 match version {
                     None => counts.unchanged += 1,
-                    Some(1) => counts.inserted += 1,
+                    Some(1) => {
+                        counts.inserted += 1;
+                        if let Some(summary) = &table.days {
+                            days.inserted(summary, id, &values);
+                        }
+                    }
+                    // Same natural key: the summary does not change.
                     Some(_) => counts.updated += 1,
                 }
+            }
+        }
+        if let Some(summary) = &table.days {
+            let add = transaction
+                .prepare_cached(&summary.add)
+                .await
+                .map_err(backend)?;
+            for params in days.drain(summary, tenant.0) {
+                transaction
+                    .execute(&add, &refs(&binds(&params)))
+                    .await
+                    .map_err(backend)?;
             }
         }
         transaction.commit().await.map_err(backend)?;

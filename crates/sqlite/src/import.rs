@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reportroot_model::{Date, Entity, ReportType, Value, REPORTS};
-use reportroot_storage::engine::row_params;
+use reportroot_storage::engine::{decode_entity, row_params};
 use reportroot_storage::StorageError;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
@@ -346,14 +346,29 @@ pub(crate) fn undo_step(
         let params = row_params(*tenant, row.id, Some(row.version), &row.values);
         restore.execute(bind(&params)).map_err(backend)?;
     }
+    // The per-day summary follows each deleted row (restored rows keep their natural key,
+    // so their place in it).
+    let table = crate::table_sql(report);
     let mut delete = tx
         .prepare_cached(&format!(
-            "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2 AND version = 1",
-            report.table_name()
+            "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2 AND version = 1 RETURNING {}",
+            table.table, table.columns
         ))
         .map_err(backend)?;
     for inserted in inserted.chunks_exact(16) {
-        delete.execute((tenant, inserted)).map_err(backend)?;
+        let deleted = delete
+            .query_row((tenant, inserted), |row| {
+                decode_entity(report, &crate::Columns(row))
+            })
+            .optional()
+            .map_err(backend)?;
+        if let (Some(days), Some(row)) = (&table.days, deleted) {
+            for (sql, params) in days.removing(*tenant, row.id, &row.values) {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute(bind(&params)))
+                    .map_err(backend)?;
+            }
+        }
     }
     tx.execute(
         "DELETE FROM reportroot_import_undo WHERE rowid = ?1",

@@ -10,7 +10,7 @@
 //! ([`Step`]) and learns what it did ([`Outcome`]), so the same decisions drive SQLite's
 //! blocking connection and PostgreSQL's async client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
@@ -19,8 +19,12 @@ use uuid::Uuid;
 
 use crate::accounts::{Accounts, KnownTenants};
 use crate::directory::{Directory, SqlRunner};
-use crate::query_sql::{compile_count_with, compile_list_with, CompiledSql, SqlParam};
-use crate::series::{compile_series, SeriesQuery, SERIES_MAX_POINTS};
+use crate::query_sql::{
+    compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
+};
+use crate::series::{
+    compile_days_series, compile_series, Interval, SeriesQuery, SERIES_MAX_POINTS,
+};
 use crate::sql::{natural_key_label, Dialect, PeriodRefreshes, RowsByPeriod, TableSql};
 use crate::{
     BackendError, ListQuery, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
@@ -371,6 +375,8 @@ enum Stage {
     CheckingId { id: Uuid, values: Vec<Value> },
     /// A write hit a unique constraint that is not the id: who has these values' natural key?
     CheckingKey { values: Vec<Value> },
+    /// The row is written: run the per-day summary's statements ([`WritePlan::summary`]).
+    Summarizing { written: Entity },
     /// Done.
     Finished(Result<Entity, StorageError>),
 }
@@ -385,6 +391,8 @@ pub struct WritePlan<'t> {
     tenant: Uuid,
     write: Write,
     stage: Stage,
+    /// The per-day summary's statements still to run after the write (`crate::days`).
+    summary: VecDeque<(&'t str, Vec<SqlParam>)>,
 }
 
 impl<'t> WritePlan<'t> {
@@ -396,6 +404,7 @@ impl<'t> WritePlan<'t> {
             tenant: request.tenant,
             write: request.write,
             stage: Stage::Start,
+            summary: VecDeque::new(),
         }
     }
 
@@ -408,6 +417,12 @@ impl<'t> WritePlan<'t> {
     /// transaction; an insert is one statement and needs none.
     pub fn reads_before_writing(&self) -> bool {
         matches!(self.write, Write::Update { .. } | Write::Delete { .. })
+    }
+
+    /// Whether the plan must run in one transaction: it reads a row before writing it, or
+    /// keeps a per-day summary beside the row.
+    pub fn needs_transaction(&self) -> bool {
+        self.reads_before_writing() || self.table.days.is_some()
     }
 
     /// Whether a finished plan stored new values (an insert or an update, not a delete).
@@ -449,6 +464,13 @@ impl<'t> WritePlan<'t> {
                 sql: &table.id_by_natural_key,
                 params: key_params(self.report, tenant, values),
             },
+            (Stage::Summarizing { .. }, _) => match self.summary.front() {
+                Some((sql, params)) => Step::Execute {
+                    sql,
+                    params: params.iter().map(Param::from).collect(),
+                },
+                None => Step::Finished,
+            },
             (Stage::Finished(_), _) => Step::Finished,
         }
     }
@@ -456,6 +478,11 @@ impl<'t> WritePlan<'t> {
     /// Takes in what the last [`WritePlan::step`] did.
     pub fn advance(&mut self, outcome: Outcome) {
         let stage = std::mem::replace(&mut self.stage, Stage::Start);
+        if let Stage::Summarizing { written } = stage {
+            self.stage = self.summarized(written, outcome);
+            return;
+        }
+        let before = self.row_before(&stage, &outcome);
         self.stage = match (stage, outcome) {
             (Stage::Start, Outcome::Entity(found)) => self.checked(found),
             (Stage::Start, Outcome::Changed(changed)) => self.written(changed),
@@ -480,6 +507,64 @@ impl<'t> WritePlan<'t> {
                 format!("unexpected outcome {outcome:?} of a write at {stage:?}"),
             )))),
         };
+        if let Some(before) = before {
+            self.summarize(before);
+        }
+    }
+
+    /// When `outcome` is a row written at `stage` and the report keeps a per-day summary:
+    /// the row's id and values before the write (`None` inside for an insert).
+    fn row_before(&self, stage: &Stage, outcome: &Outcome) -> Option<Option<(Uuid, Vec<Value>)>> {
+        self.table.days.as_ref()?;
+        match (stage, outcome, &self.write) {
+            (Stage::Start, Outcome::Changed(1), Write::Insert { .. }) => Some(None),
+            (Stage::Start, Outcome::Changed(1), Write::Replace { current, .. })
+            | (
+                Stage::Updating { current, .. } | Stage::Deleting { current },
+                Outcome::Changed(1),
+                _,
+            ) => Some(Some((current.id, current.values.clone()))),
+            _ => None,
+        }
+    }
+
+    /// After a row is written: queue the summary's statements that move it from `before`
+    /// to where it is now, and run them before finishing.
+    fn summarize(&mut self, before: Option<(Uuid, Vec<Value>)>) {
+        let (Some(days), Stage::Finished(Ok(written))) = (&self.table.days, &self.stage) else {
+            return;
+        };
+        let after = (!matches!(self.write, Write::Delete { .. })).then_some(written);
+        if let (Some((_, old)), Some(new)) = (&before, after) {
+            if days.same_place(old, &new.values) {
+                return;
+            }
+        }
+        if let Some((id, old)) = &before {
+            self.summary.extend(days.removing(self.tenant, *id, old));
+        }
+        if let Some(new) = after {
+            self.summary
+                .push_back(days.adding(self.tenant, new.id, &new.values));
+        }
+        if let Stage::Finished(Ok(written)) = std::mem::replace(&mut self.stage, Stage::Start) {
+            self.stage = Stage::Summarizing { written };
+        }
+    }
+
+    /// After one of the summary's statements ran.
+    fn summarized(&mut self, written: Entity, outcome: Outcome) -> Stage {
+        if !matches!(outcome, Outcome::Changed(_)) {
+            return Stage::Finished(Err(StorageError::Backend(BackendError::message(format!(
+                "unexpected outcome {outcome:?} of a per-day summary statement"
+            )))));
+        }
+        self.summary.pop_front();
+        if self.summary.is_empty() {
+            Stage::Finished(Ok(written))
+        } else {
+            Stage::Summarizing { written }
+        }
     }
 
     /// The written (or deleted) entity, or why the write failed. Call at [`Step::Finished`].
@@ -678,14 +763,24 @@ impl<B: SqlBackend> Storage for B {
         scope: Scope,
         filter: Option<&Expr>,
     ) -> Result<u64, StorageError> {
-        let compiled = compile_count_with(
-            report,
-            self.dialect(),
-            self.tables().refreshes(),
-            tenant.0,
-            &scope,
-            filter,
-        );
+        let tables = self.tables();
+        // The whole history of a per-day report: from its summary when the filter allows.
+        let summarized = match (&tables.get(report)?.days, scope) {
+            (Some(days), Scope::All) => {
+                compile_days_count(report, self.dialect(), days, tenant.0, filter)
+            }
+            _ => None,
+        };
+        let compiled = summarized.unwrap_or_else(|| {
+            compile_count_with(
+                report,
+                self.dialect(),
+                tables.refreshes(),
+                tenant.0,
+                &scope,
+                filter,
+            )
+        });
         self.read_count(compiled).await.map(count_from)
     }
 
@@ -735,17 +830,33 @@ impl<B: SqlBackend> Storage for B {
         if query.interval.buckets(query.from, query.to) > SERIES_MAX_POINTS {
             return Err(StorageError::TooManyPoints);
         }
-        let columns = &self.tables().get(report)?.columns;
+        let table = self.tables().get(report)?;
         // One row more than allowed tells a series that is too long (dimension values
         // multiply the buckets) without reading all of it.
-        let compiled = compile_series(
-            report,
-            self.dialect(),
-            columns,
-            tenant.0,
-            query,
-            SERIES_MAX_POINTS + 1,
-        );
+        let limit = SERIES_MAX_POINTS + 1;
+        // Days from the summary; weeks and months from the calendar. Why: a bucket of days
+        // would read and sort every summary row of the range (14.6k for 10 years) to return
+        // a few hundred points; measured on 1.12M rows (SQLite, release, load ~7): 10 years
+        // by week 7.9 ms by the calendar, 26.5 ms from the summary; by month 1.5 vs 19.4 ms.
+        let compiled = match (&table.days, query.interval) {
+            (Some(days), Interval::Day) => compile_days_series(
+                report,
+                self.dialect(),
+                days,
+                &table.columns,
+                tenant.0,
+                query,
+                limit,
+            ),
+            _ => compile_series(
+                report,
+                self.dialect(),
+                &table.columns,
+                tenant.0,
+                query,
+                limit,
+            ),
+        };
         tracing::debug!(sql = %compiled.sql, "series");
         let rows = self.read_entities(report, compiled).await?;
         if rows.len() as u64 > SERIES_MAX_POINTS {
@@ -861,10 +972,14 @@ mod tests {
     #[test]
     fn an_update_merges_checks_the_version_and_bumps_it() {
         let tables = TableSet::new(Dialect::Postgres);
-        let width = 4;
+        let width = find_report("office365ActiveUserCounts")
+            .expect("report")
+            .properties
+            .len();
+        // A count: the row keeps its place in the per-day summary, which has nothing to do.
         let update = |precondition| Write::Update {
             id: Uuid::from_u128(7),
-            changes: vec![(0, Value::Int(5))],
+            changes: vec![(1, Value::Int(5))],
             precondition,
         };
         let mut stale = plan_of(&tables, update(Precondition::Version(2)));
@@ -888,8 +1003,8 @@ mod tests {
         fresh.advance(Outcome::Changed(1));
         let written = fresh.finish().expect("updated");
         assert_eq!(written.version, 4);
-        assert_eq!(written.values[0], Value::Int(5));
-        assert_eq!(written.values[1], Value::Int(1));
+        assert_eq!(written.values[1], Value::Int(5));
+        assert_eq!(written.values[2], Value::Int(1));
 
         let mut missing = plan_of(&tables, update(Precondition::None));
         missing.advance(Outcome::Entity(None));

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod csv_import;
+pub mod days;
 pub mod directory;
 pub mod engine;
 pub mod query_cost;

@@ -7,6 +7,7 @@ use reportroot_odata::query::{
 };
 use uuid::Uuid;
 
+use crate::days::DaysSql;
 use crate::sql::{ahead_index, latest_refresh, Dialect, PeriodRefreshes, RowsByPeriod};
 use crate::{Cursor, ListQuery, Scope};
 
@@ -604,6 +605,71 @@ pub fn compile_count_with(
     CompiledSql {
         sql: b.sql,
         params: b.params,
+    }
+}
+
+/// `$count` of a per-day report's whole history ([`Scope::All`]) from its per-day summary
+/// (`crate::days`): the sum of `row_count` over the summary rows that `filter` matches.
+/// `None` when the filter reads a property the summary does not key on (a count, the refresh
+/// date, the id): then only the report's rows can answer.
+///
+/// Why it is the same count: every row of a summary row has the same values of the key
+/// properties (activity date, dimension, period), so a filter over those alone matches all of
+/// them or none. Measured on 1.12M rows (10 years, 1 tenant, SQLite): `reportDate ge
+/// 2020-01-01` counted through the series index in ~450 ms; the summary holds ~15k rows.
+pub fn compile_days_count(
+    report: &ReportType,
+    dialect: Dialect,
+    days: &DaysSql,
+    tenant: Uuid,
+    filter: Option<&Expr>,
+) -> Option<CompiledSql> {
+    let keyed = |i: usize| {
+        let name = report.properties[i].column_name();
+        days.key_columns.contains(&name)
+    };
+    if filter.is_some_and(|f| !reads_only(f, &keyed)) {
+        return None;
+    }
+    let mut b = Builder {
+        report,
+        dialect,
+        refreshes: &RowsByPeriod,
+        sql: "SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT)".to_owned(),
+        params: Vec::new(),
+    };
+    let t = b.bind(SqlParam::Uuid(tenant));
+    b.sql
+        .push_str(&format!(" FROM {} WHERE tenant_id = {t}", days.table));
+    if let Some(filter) = filter {
+        let condition = b.expr(filter);
+        b.sql.push_str(&format!(" AND {condition}"));
+    }
+    Some(CompiledSql {
+        sql: b.sql,
+        params: b.params,
+    })
+}
+
+/// Whether every property `expr` reads is one `keyed` accepts (never the id).
+fn reads_only(expr: &Expr, keyed: &dyn Fn(usize) -> bool) -> bool {
+    fn operand(o: &Operand, keyed: &dyn Fn(usize) -> bool) -> bool {
+        match o {
+            Operand::Property(PropertyRef::Index(i)) => keyed(*i),
+            Operand::Property(PropertyRef::Id) => false,
+            Operand::Literal(_) => true,
+            Operand::Call(_, inner) => operand(inner, keyed),
+        }
+    }
+    match expr {
+        Expr::Literal(_) => true,
+        Expr::And(a, b) | Expr::Or(a, b) => reads_only(a, keyed) && reads_only(b, keyed),
+        Expr::Not(a) => reads_only(a, keyed),
+        Expr::In { operand: o, .. } => operand(o, keyed),
+        Expr::Match {
+            target, pattern, ..
+        } => operand(target, keyed) && operand(pattern, keyed),
+        Expr::Compare { left, right, .. } => operand(left, keyed) && operand(right, keyed),
     }
 }
 

@@ -7,10 +7,14 @@
 //! the latest date of the bucket, and for a per-day report the latest refresh that reports
 //! that date. Each point costs two index seeks, however much history the tenant has; nothing
 //! is summed (user counts are not additive).
+//!
+//! The daily series of a per-day report reads its per-day summary instead
+//! ([`compile_days_series`], see `crate::days`): one range scan and one seek per point.
 
 use reportroot_model::{Date, Grain, Period, ReportType, Value};
 use uuid::Uuid;
 
+use crate::days::DaysSql;
 use crate::query_sql::{CompiledSql, SqlParam};
 use crate::sql::Dialect;
 
@@ -204,6 +208,114 @@ pub fn compile_series(
         p(params.len())
     );
     CompiledSql { sql, params }
+}
+
+/// The daily series of a per-day report read from its per-day summary ([`DaysSql`]): one
+/// range scan of the summary over `[from, to]` gives, per date (and dimension value) and
+/// period, the row of the latest refresh; the latest of those per date (ties to the greatest
+/// period, as [`compile_series`]'s index order breaks them) is read by primary key. The same
+/// rows as [`compile_series`] with [`Interval::Day`], with one seek per point instead of two
+/// and no calendar. Parameters: tenant, from, to, limit.
+pub fn compile_days_series(
+    report: &ReportType,
+    dialect: Dialect,
+    days: &DaysSql,
+    columns: &str,
+    tenant: Uuid,
+    query: &SeriesQuery,
+    limit: u64,
+) -> CompiledSql {
+    let table = report.table_name();
+    let column = |i: usize| report.properties[i].column_name();
+    let axis = column(axis_index(report));
+    let dimension = report
+        .dimension
+        .and_then(|d| report.property_index(d))
+        .map(column);
+    let period = report.period_index().map(column);
+    let p = |n: usize| dialect.param(n);
+    let t = p(1);
+    let range = format!(
+        "s.tenant_id = {t} AND s.{axis} >= {} AND s.{axis} <= {}",
+        p(2),
+        p(3)
+    );
+    let mut group = vec![axis.clone()];
+    group.extend(dimension.iter().cloned());
+    // Per date (and dimension value), the summary row of the latest refresh, ties to the
+    // greatest period.
+    let (picks, picked) = match dialect {
+        // An anti-join on the summary's key: on 14.6k summary rows (10 years) 7 ms of CPU
+        // against 16 ms for `ROW_NUMBER()` and its sort, and read in key order, so nothing
+        // is sorted (measured with sqlite3, 1.12M rows).
+        Dialect::Sqlite => {
+            let same = group
+                .iter()
+                .map(|c| format!(" AND o.{c} = s.{c}"))
+                .collect::<String>();
+            let later = match &period {
+                Some(c) => format!(
+                    "(o.pick_refresh > s.pick_refresh OR (o.pick_refresh = s.pick_refresh AND o.{c} > s.{c}))"
+                ),
+                None => "o.pick_refresh > s.pick_refresh".to_owned(),
+            };
+            (
+                format!("{} s", days.table),
+                format!(
+                    "{range} AND NOT EXISTS (SELECT 1 FROM {} o WHERE o.tenant_id = s.tenant_id{same} AND {later})",
+                    days.table
+                ),
+            )
+        }
+        // `ROW_NUMBER()`: PostgreSQL estimates the anti-join's rows high and then hashes
+        // the whole report table instead of one primary-key seek per point (131 ms against
+        // ~50 ms, 10 years).
+        Dialect::Postgres => {
+            let mut latest = vec!["s.pick_refresh DESC".to_owned()];
+            latest.extend(period.iter().map(|c| format!("s.{c} DESC")));
+            let listed = group
+                .iter()
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                format!(
+                    "(SELECT s.pick_id, {listed}, ROW_NUMBER() OVER (PARTITION BY {listed} \
+                     ORDER BY {}) AS n FROM {} s WHERE {range}) s",
+                    latest.join(", "),
+                    days.table
+                ),
+                "s.n = 1".to_owned(),
+            )
+        }
+    };
+    let selected = columns
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The summary's columns, equal to the picked rows' (SQLite reads them in order).
+    let mut sort = vec![format!("s.{axis}")];
+    sort.extend(dimension.iter().map(|d| match dialect {
+        Dialect::Postgres => format!("s.{d} COLLATE \"C\""),
+        Dialect::Sqlite => format!("s.{d}"),
+    }));
+    // CROSS JOIN keeps SQLite's join order: the summary's picks, then each row by its key.
+    let sql = format!(
+        "SELECT {selected} FROM {picks} CROSS JOIN {table} t WHERE {picked} \
+         AND t.tenant_id = {t} AND t.id = s.pick_id ORDER BY {} LIMIT {}",
+        sort.join(", "),
+        p(4),
+    );
+    CompiledSql {
+        sql,
+        params: vec![
+            SqlParam::Uuid(tenant),
+            SqlParam::Value(Value::Date(query.from)),
+            SqlParam::Value(Value::Date(query.to)),
+            SqlParam::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ],
+    }
 }
 
 /// Date arithmetic of the bucket calendar, in a dialect.

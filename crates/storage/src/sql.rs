@@ -3,6 +3,8 @@
 
 use reportroot_model::{Grain, ReportType, ValueKind};
 
+use crate::days::DaysSql;
+
 /// The SQL dialect a statement is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -22,7 +24,7 @@ impl Dialect {
         }
     }
 
-    fn column_type(self, kind: ValueKind) -> &'static str {
+    pub(crate) fn column_type(self, kind: ValueKind) -> &'static str {
         match (self, kind) {
             (Dialect::Sqlite, ValueKind::Count | ValueKind::Count32) => "INTEGER",
             (Dialect::Sqlite, _) => "TEXT",
@@ -33,7 +35,7 @@ impl Dialect {
         }
     }
 
-    fn id_type(self) -> &'static str {
+    pub(crate) fn id_type(self) -> &'static str {
         match self {
             // 16 bytes instead of 36 characters: the tenant leads every index entry.
             Dialect::Sqlite => "BLOB",
@@ -75,6 +77,9 @@ pub struct TableSql {
     /// [`PeriodRefreshes::note`]): records that a refresh date has rows of a period, `(tenant,
     /// period, refresh date)`; run after every insert or update.
     pub note_refresh: Option<String>,
+    /// The per-day summary of a per-day report (`crate::days`), whose table
+    /// [`TableSql::create`] also creates.
+    pub days: Option<DaysSql>,
 }
 
 /// The names of a periodic report's table that its refresh-date statements use.
@@ -284,7 +289,9 @@ impl TableSql {
         let p = |n: usize| dialect.param(n);
         let table = &names.table;
         let columns = format!("id, version, {}", names.properties.join(", "));
-        let (create, note_refresh) = schema(report, dialect, refreshes, &names);
+        let (mut create, note_refresh) = schema(report, dialect, refreshes, &names);
+        let days = DaysSql::new(report, dialect);
+        create.extend(days.iter().map(|d| d.create.clone()));
         let insert = format!(
             "INSERT INTO {table} (tenant_id, id, version, {}) VALUES ({}, {}, 1, {})",
             names.properties.join(", "),
@@ -316,6 +323,7 @@ impl TableSql {
             ),
             latest: latest(report, dialect, refreshes, &names, &columns),
             note_refresh,
+            days,
             columns,
             create,
             table: names.table.clone(),

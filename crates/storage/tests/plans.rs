@@ -10,8 +10,10 @@ use std::io::Write as _;
 use reportroot_model::{find_report, ReportType, ValueKind};
 use reportroot_odata::query::{parse_filter, parse_order_by};
 use reportroot_sqlite::{Durability, SqliteStorage};
-use reportroot_storage::query_sql::{compile_count, compile_list, CompiledSql, SqlParam};
-use reportroot_storage::series::{compile_series, Interval, SeriesQuery};
+use reportroot_storage::query_sql::{
+    compile_count, compile_days_count, compile_list, CompiledSql, SqlParam,
+};
+use reportroot_storage::series::{compile_days_series, compile_series, Interval, SeriesQuery};
 use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{ListQuery, Scope};
 use uuid::Uuid;
@@ -133,6 +135,10 @@ fn sqlite_pages_read_in_index_order() {
     connection
         .execute(&insert, [tenant.as_bytes().to_vec()])
         .unwrap();
+    // The per-day summary of these rows, as the migration builds it.
+    let tables = TableSql::new(report, Dialect::Sqlite);
+    let days = tables.days.as_ref().unwrap();
+    connection.execute_batch(&days.backfill).unwrap();
     // What the backend runs after imports and at start-up.
     connection.execute_batch("ANALYZE").unwrap();
     let plan = |compiled: &CompiledSql| -> String {
@@ -188,8 +194,43 @@ fn sqlite_pages_read_in_index_order() {
         "{}\n{count_plan}",
         count.sql
     );
-    // A series: per bucket, one seek of the series index and one of the primary key; the
-    // only sort is of the answer's rows.
+    // `$count` of the whole history from the summary: a range of its primary key.
+    for filter in [
+        "reportDate ge 2024-02-01",
+        "reportDate ge 2024-02-01 and reportPeriod eq '7'",
+    ] {
+        let filter = parse_filter(report, filter).unwrap();
+        let count =
+            compile_days_count(report, Dialect::Sqlite, days, tenant, Some(&filter)).unwrap();
+        let count_plan = plan(&count);
+        assert_eq!(
+            count_plan,
+            format!(
+                "SEARCH {} USING PRIMARY KEY (tenant_id=? AND report_date>?)",
+                days.table
+            ),
+            "{}",
+            count.sql
+        );
+    }
+    // The daily series from the summary: one range of its primary key (each row checked
+    // against its date's other periods by a seek of the same key), then one seek of the
+    // report's primary key per point; nothing sorted, nothing of the series index.
+    let series = days_series_sql(report, Dialect::Sqlite, tenant);
+    let series_plan = plan(&series);
+    assert!(
+        series_plan.contains(
+            "SEARCH s USING PRIMARY KEY (tenant_id=? AND report_date>? AND report_date<?)"
+        ) && series_plan.contains("SEARCH o USING PRIMARY KEY (tenant_id=? AND report_date=?)")
+            && series_plan.contains("SEARCH t USING PRIMARY KEY (tenant_id=? AND id=?)")
+            && !series_plan.contains("SCAN")
+            && !series_plan.contains("_by_day")
+            && !series_plan.contains("TEMP B-TREE"),
+        "{}\n{series_plan}",
+        series.sql
+    );
+    // A series by week or month: per bucket, one seek of the series index and one of the
+    // primary key; the only sort is of the answer's rows.
     for interval in [Interval::Day, Interval::Month] {
         let series = series_sql(report, Dialect::Sqlite, tenant, interval);
         let series_plan = plan(&series);
@@ -223,6 +264,27 @@ fn series_sql(
     };
     let columns = TableSql::new(report, dialect).columns;
     compile_series(report, dialect, &columns, tenant, &query, 20_000)
+}
+
+/// The daily series from the summary over the synthetic history's second year.
+fn days_series_sql(report: &ReportType, dialect: Dialect, tenant: Uuid) -> CompiledSql {
+    let query = SeriesQuery {
+        from: reportroot_model::Date::parse("2024-06-01").unwrap(),
+        to: reportroot_model::Date::parse("2025-01-31").unwrap(),
+        interval: Interval::Day,
+        period: None,
+    };
+    let tables = TableSql::new(report, dialect);
+    let days = tables.days.as_ref().unwrap();
+    compile_days_series(
+        report,
+        dialect,
+        days,
+        &tables.columns,
+        tenant,
+        &query,
+        20_000,
+    )
 }
 
 #[tokio::test]
@@ -270,6 +332,12 @@ async fn postgres_pages_read_in_index_order() {
         values = synthetic_values(report, Dialect::Postgres),
     );
     client.batch_execute(&insert).await.unwrap();
+    let tables = TableSql::new(report, Dialect::Postgres);
+    let days = tables.days.as_ref().unwrap();
+    client
+        .batch_execute(&format!("{}; ANALYZE {}", days.backfill, days.table))
+        .await
+        .unwrap();
     // What autovacuum does after a load: index-only scans need the visibility map.
     client
         .batch_execute(&format!("VACUUM {}", report.table_name()))
@@ -311,6 +379,33 @@ async fn postgres_pages_read_in_index_order() {
         plan.contains("Index Only Scan") && !plan.contains("Seq Scan"),
         "{}\n{plan}",
         count.sql
+    );
+    // `$count` of the whole history from the summary; the daily series from its picks.
+    let filter = parse_filter(report, "reportDate ge 2024-02-01").unwrap();
+    let count = compile_days_count(report, Dialect::Postgres, days, tenant, Some(&filter)).unwrap();
+    // (A sequential scan of a one-tenant summary is the planner's right choice.)
+    let plan = explain(&client, &count)
+        .await
+        .replace(&days.table, "SUMMARY");
+    assert!(
+        plan.contains("on SUMMARY") && !plan.contains(&report.table_name()),
+        "{}\n{plan}",
+        count.sql
+    );
+    let series = days_series_sql(report, Dialect::Postgres, tenant);
+    // The summary's rows of the range (a sequential scan of this one-tenant summary), then
+    // one primary-key seek of the report per point.
+    let plan = explain(&client, &series)
+        .await
+        .replace(&days.table, "SUMMARY");
+    let table = report.table_name();
+    assert!(
+        plan.contains("on SUMMARY")
+            && plan.contains(&format!("Index Scan using {table}_pkey on {table} t"))
+            && !plan.contains(&format!("Seq Scan on {table}"))
+            && !plan.contains("_by_day"),
+        "{}\n{plan}",
+        series.sql
     );
     for interval in [Interval::Day, Interval::Month] {
         let series = series_sql(report, Dialect::Postgres, tenant, interval);

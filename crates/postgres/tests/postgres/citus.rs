@@ -9,8 +9,11 @@ use reportroot_model::{Date, Grain, Period, ReportType, Value, ValueKind, REPORT
 use reportroot_odata::query::{parse_filter, parse_order_by, PropertyRef};
 use reportroot_postgres::citus::{self, CitusOptions};
 use reportroot_postgres::PostgresStorage;
-use reportroot_storage::query_sql::{compile_count, compile_list, effective_order, SqlParam};
-use reportroot_storage::series::{compile_series, Interval, SeriesQuery};
+use reportroot_storage::days::DaysSql;
+use reportroot_storage::query_sql::{
+    compile_count, compile_days_count, compile_list, effective_order, SqlParam,
+};
+use reportroot_storage::series::{compile_days_series, compile_series, Interval, SeriesQuery};
 use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{Cursor, ListQuery, Scope};
 use tokio_postgres::types::ToSql;
@@ -55,8 +58,15 @@ async fn citus_tables(client: &tokio_postgres::Client) -> Vec<(String, String, i
         .collect()
 }
 
+/// The report tables and the per-day summaries of the per-day reports.
 fn report_tables() -> Vec<String> {
-    REPORTS.iter().map(ReportType::table_name).collect()
+    let mut tables: Vec<String> = REPORTS.iter().map(ReportType::table_name).collect();
+    tables.extend(
+        REPORTS
+            .iter()
+            .filter_map(|r| TableSql::new(r, Dialect::Postgres).days.map(|d| d.table)),
+    );
+    tables
 }
 
 const GLOBAL: [&str; 9] = [
@@ -398,7 +408,64 @@ fn statements(report: &'static ReportType, tenant: Uuid) -> Vec<(String, String,
             bind_params(&compiled.params),
         ));
     }
+    if let Some(days) = &table.days {
+        summary_statements(report, &table, days, tenant, id, &values, &mut all);
+    }
     all
+}
+
+/// The per-day summary's statements: those of every write, `$count` and the daily series.
+fn summary_statements(
+    report: &ReportType,
+    table: &TableSql,
+    days: &DaysSql,
+    tenant: Uuid,
+    id: Uuid,
+    values: &[Value],
+    all: &mut Vec<(String, String, Params)>,
+) {
+    let (add, params) = days.adding(tenant, id, values);
+    all.push((
+        "summary: add".to_owned(),
+        add.to_owned(),
+        bind_params(&params),
+    ));
+    for (sql, params) in days.removing(tenant, id, values) {
+        all.push((
+            "summary: remove".to_owned(),
+            sql.to_owned(),
+            bind_params(&params),
+        ));
+    }
+    let filter = parse_filter(report, "reportDate ge 2024-01-01 and reportPeriod eq '7'").unwrap();
+    for filter in [None, Some(&filter)] {
+        let compiled = compile_days_count(report, Dialect::Postgres, days, tenant, filter).unwrap();
+        all.push((
+            "summary: $count".to_owned(),
+            compiled.sql,
+            bind_params(&compiled.params),
+        ));
+    }
+    let query = SeriesQuery {
+        from: Date::parse("2024-01-01").unwrap(),
+        to: Date::parse("2025-01-01").unwrap(),
+        interval: Interval::Day,
+        period: None,
+    };
+    let compiled = compile_days_series(
+        report,
+        Dialect::Postgres,
+        days,
+        &table.columns,
+        tenant,
+        &query,
+        100,
+    );
+    all.push((
+        "summary: daily series".to_owned(),
+        compiled.sql,
+        bind_params(&compiled.params),
+    ));
 }
 
 /// Every statement shape, for one tenant, of every report: Citus plans each as one task on
