@@ -21,7 +21,25 @@ pub fn write_report_csv_on(
     rows: &[Entity],
     out: &mut Vec<u8>,
 ) {
-    let columns: Vec<usize> = match version.and_then(|v| report.columns_on(v)) {
+    let columns = csv_columns(report, version);
+    out.extend_from_slice(BOM);
+    write_csv_lines(report, &columns, true, rows, out);
+}
+
+/// Writes more rows of a report whose header [`write_report_csv_on`] wrote (with the same
+/// `version`): what a long export writes page by page.
+pub fn write_report_csv_rows_on(
+    report: &ReportType,
+    version: Option<Version>,
+    rows: &[Entity],
+    out: &mut Vec<u8>,
+) {
+    write_csv_lines(report, &csv_columns(report, version), false, rows, out);
+}
+
+/// The columns of `version`'s CSV (the union of the versions' for `None`), in its order.
+fn csv_columns(report: &ReportType, version: Option<Version>) -> Vec<usize> {
+    match version.and_then(|v| report.columns_on(v)) {
         Some(columns) => columns.csv.to_vec(),
         None => report
             .properties
@@ -30,14 +48,25 @@ pub fn write_report_csv_on(
             .filter(|(_, p)| p.in_csv)
             .map(|(i, _)| i)
             .collect(),
-    };
-    out.extend_from_slice(BOM);
+    }
+}
+
+/// The header line (when asked) and one line per row, CRLF-terminated.
+fn write_csv_lines(
+    report: &ReportType,
+    columns: &[usize],
+    header: bool,
+    rows: &[Entity],
+    out: &mut Vec<u8>,
+) {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(out);
     // Writing into a Vec cannot fail, so the results are ignored.
-    let _ = writer.write_record(columns.iter().map(|&i| report.properties[i].csv_column));
+    if header {
+        let _ = writer.write_record(columns.iter().map(|&i| report.properties[i].csv_column));
+    }
     let mut fields = Vec::with_capacity(columns.len());
     for row in rows {
         fields.clear();
