@@ -20,7 +20,9 @@
 //! it would unthrottled. Each such decision is logged and counted
 //! (`reportroot_throttle_store_failures_total`).
 
-use std::collections::{HashMap, VecDeque};
+mod admitted;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ use reportroot_storage::throttle::{
     LeasePolicy, Leases, ThrottleCounters, Verdict, Window, WindowRequest,
 };
 use reportroot_storage::Storage;
+
+use admitted::Admitted;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -54,7 +58,9 @@ pub struct ThrottleLimits {
     pub json_per_app: usize,
     /// Shared counters (PostgreSQL, Citus): a window with fewer admissions than this left is
     /// decided one request, one statement, at a time — exactly; with more left, an instance
-    /// leases several at once. The default, 1000, keeps Graph's own limits always exact.
+    /// leases several at once. In memory (SQLite), a limit above it counts requests in runs
+    /// of 1/1024 of a window (bounded memory) instead of one time each. The default, 1000,
+    /// keeps Graph's own limits always exact.
     pub exact_below: usize,
     /// Shared counters: how many instances are expected to share them; a lease takes at most
     /// 1/(2 × instances) of what a window has left.
@@ -140,7 +146,7 @@ const LEASE_MS: i64 = 1_000;
 pub struct Throttle {
     limits: ThrottleLimits,
     window: Duration,
-    windows: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    windows: Mutex<HashMap<Key, Admitted>>,
     leases: Leases,
     lease: LeasePolicy,
     last_sweep_ms: AtomicI64,
@@ -326,6 +332,7 @@ impl Throttle {
             tenant_wide: true,
             ..per_app
         });
+        let exact_below = self.limits.exact_below;
         let Ok(mut windows) = self.windows.lock() else {
             return Ok(());
         };
@@ -343,42 +350,39 @@ impl Throttle {
                     limit: Limit::CsvPerTenant,
                     retry_after,
                 })?;
-            windows.entry(key).or_default().push_back(now);
+            let limit = self.limits.csv_per_tenant;
+            windows
+                .entry(key)
+                .or_default()
+                .record(self.window, limit, exact_below, now);
         }
-        windows.entry(per_app).or_default().push_back(now);
+        windows
+            .entry(per_app)
+            .or_default()
+            .record(self.window, app_limit, exact_below, now);
         Ok(())
     }
 
     /// Drops the times that left `key`'s window; `Err(wait)` when `limit` remain in it.
     fn check(
         &self,
-        windows: &mut HashMap<Key, VecDeque<Instant>>,
+        windows: &mut HashMap<Key, Admitted>,
         key: Key,
         limit: usize,
         now: Instant,
     ) -> Result<(), Duration> {
-        let Some(times) = windows.get_mut(&key) else {
+        let Some(admitted) = windows.get_mut(&key) else {
             return if limit == 0 { Err(self.window) } else { Ok(()) };
         };
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            times.pop_front();
-        }
-        if times.len() < limit {
-            return Ok(());
-        }
-        let oldest = times.front().copied().unwrap_or(now);
-        Err(self.window.saturating_sub(now.duration_since(oldest)))
+        admitted.check(self.window, limit, now)
     }
 
     /// Drops windows with nothing left in them, or all if that frees nothing.
-    fn forget_idle(&self, windows: &mut HashMap<Key, VecDeque<Instant>>, now: Instant) {
-        windows.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
+    fn forget_idle(&self, windows: &mut HashMap<Key, Admitted>, now: Instant) {
+        windows.retain(|_, admitted| {
+            admitted
+                .newest()
+                .is_some_and(|t| now.duration_since(t) < self.window)
         });
         if windows.len() >= MAX_WINDOWS {
             windows.clear();
