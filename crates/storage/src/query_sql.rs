@@ -37,6 +37,9 @@ struct Builder<'a> {
     refreshes: &'a dyn PeriodRefreshes,
     sql: String,
     params: Vec<SqlParam>,
+    /// A property whose `$filter` comparisons SQLite must not read through an index (written
+    /// `+column`); see [`sqlite_reads_in_key_order`].
+    unindexed: Option<usize>,
 }
 
 impl Builder<'_> {
@@ -61,6 +64,9 @@ impl Builder<'_> {
                     part(21, 12)
                 )
             }
+            (PropertyRef::Index(i), _) if self.unindexed == Some(i) => {
+                format!("+{}", self.report.properties[i].column_name())
+            }
             (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
         }
     }
@@ -70,6 +76,8 @@ impl Builder<'_> {
     fn order_column(&self, property: PropertyRef) -> String {
         match (property, self.dialect) {
             (PropertyRef::Id, Dialect::Sqlite) => "id".to_owned(),
+            // Never `+column`: the order is what the index must deliver.
+            (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
             _ => self.column(property),
         }
     }
@@ -414,6 +422,51 @@ impl Builder<'_> {
     }
 }
 
+/// The activity date, when a SQLite listing should not read its `$filter` comparisons through
+/// the series index: a page in the default order (the natural key's, refresh date first) of
+/// an open range `reportDate ge/gt <date>` with no upper bound. Why: the refresh floor lets
+/// the natural-key index deliver that page in order from the floor (a few hundred entries),
+/// but with statistics SQLite preferred the series index for a narrow range and sorted every
+/// match (the last 30 days of a 10-year tenant: ~9,000 rows, ~1 ms a page, 2,900 req/s at 32
+/// connections). A closed range keeps the choice: from an old `reportDate le` the natural
+/// key would read to the end of the history.
+fn sqlite_reads_in_key_order(
+    report: &ReportType,
+    dialect: Dialect,
+    query: &ListQuery,
+) -> Option<usize> {
+    let filter = query.filter.as_ref()?;
+    let open_floor = dialect == Dialect::Sqlite
+        && query.scope == Scope::All
+        && query.order_by.is_empty()
+        && activity_floor(report, filter).is_some_and(|_| !activity_ceiling(report, filter));
+    open_floor.then(|| report.activity_date_index()).flatten()
+}
+
+/// Whether the filter's top-level conjuncts put an upper bound on the activity date
+/// (`reportDate le/lt/eq <date>`, or `in (…)`).
+fn activity_ceiling(report: &ReportType, filter: &Expr) -> bool {
+    let Some(activity) = report.activity_date_index().map(PropertyRef::Index) else {
+        return false;
+    };
+    match filter {
+        Expr::And(a, b) => activity_ceiling(report, a) || activity_ceiling(report, b),
+        Expr::In {
+            operand: Operand::Property(p),
+            ..
+        } => *p == activity,
+        Expr::Compare { op, left, right } => {
+            let op = match (left, right) {
+                (Operand::Property(p), _) if *p == activity => *op,
+                (_, Operand::Property(p)) if *p == activity => flipped(*op),
+                _ => return false,
+            };
+            matches!(op, CompareOp::Le | CompareOp::Lt | CompareOp::Eq)
+        }
+        _ => false,
+    }
+}
+
 /// The greatest lower bound the filter's top-level conjuncts put on the activity date
 /// (`reportDate ge/gt/eq <date>`), when they put one.
 fn activity_floor<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
@@ -519,6 +572,7 @@ pub fn compile_list_with(
         refreshes,
         sql: format!("SELECT {columns}"),
         params: Vec::new(),
+        unindexed: sqlite_reads_in_key_order(report, dialect, query),
     };
     b.where_clause(tenant, &query.scope, query.filter.as_ref());
     let order = effective_order(report, query);
@@ -600,6 +654,7 @@ pub fn compile_count_with(
         refreshes,
         sql: "SELECT COUNT(*)".to_owned(),
         params: Vec::new(),
+        unindexed: None,
     };
     b.where_clause(tenant, scope, filter);
     CompiledSql {
@@ -637,6 +692,7 @@ pub fn compile_days_count(
         refreshes: &RowsByPeriod,
         sql: "SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT)".to_owned(),
         params: Vec::new(),
+        unindexed: None,
     };
     let t = b.bind(SqlParam::Uuid(tenant));
     b.sql
