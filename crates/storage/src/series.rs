@@ -186,17 +186,8 @@ pub fn compile_series(
         ));
         sources.push_str(" CROSS JOIN dims d");
     }
-    let selected = columns
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sort = vec![format!("t.{axis}")];
-    sort.extend(dimension.iter().map(|d| match dialect {
-        // Dimension values in ordinal order, as `$orderby` sorts strings.
-        Dialect::Postgres => format!("t.{d} COLLATE \"C\""),
-        Dialect::Sqlite => format!("t.{d}"),
-    }));
+    let selected = prefixed_columns(columns);
+    let sort = answer_order("t", &axis, dimension.as_deref(), dialect);
     params.push(SqlParam::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
     // CROSS JOIN keeps SQLite's join order: buckets, then the row each one picks by its
     // primary key (PostgreSQL plans the same nested loop on its own).
@@ -289,17 +280,9 @@ pub fn compile_days_series(
             )
         }
     };
-    let selected = columns
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let selected = prefixed_columns(columns);
     // The summary's columns, equal to the picked rows' (SQLite reads them in order).
-    let mut sort = vec![format!("s.{axis}")];
-    sort.extend(dimension.iter().map(|d| match dialect {
-        Dialect::Postgres => format!("s.{d} COLLATE \"C\""),
-        Dialect::Sqlite => format!("s.{d}"),
-    }));
+    let sort = answer_order("s", &axis, dimension.as_deref(), dialect);
     // CROSS JOIN keeps SQLite's join order: the summary's picks, then each row by its key.
     let sql = format!(
         "SELECT {selected} FROM {picks} CROSS JOIN {table} t WHERE {picked} \
@@ -316,6 +299,31 @@ pub fn compile_days_series(
             SqlParam::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
         ],
     }
+}
+
+/// The table's columns (`a, b, …`) as the picked rows `t` give them.
+fn prefixed_columns(columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The answer's order, on `source`'s columns: by date, then dimension value in ordinal order,
+/// as `$orderby` sorts strings.
+fn answer_order(
+    source: &str,
+    axis: &str,
+    dimension: Option<&str>,
+    dialect: Dialect,
+) -> Vec<String> {
+    let mut sort = vec![format!("{source}.{axis}")];
+    sort.extend(dimension.map(|d| match dialect {
+        Dialect::Postgres => format!("{source}.{d} COLLATE \"C\""),
+        Dialect::Sqlite => format!("{source}.{d}"),
+    }));
+    sort
 }
 
 /// Date arithmetic of the bucket calendar, in a dialect.

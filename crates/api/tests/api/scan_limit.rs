@@ -4,13 +4,9 @@
 //! are never refused; and every admitted scan answers in full.
 #![expect(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use crate::common;
 use common::*;
 use reportroot_api::scan_limit::ScanLimits;
-use reportroot_model::{find_report, Date, TenantId, Value, ValueKind};
-use reportroot_storage::Storage;
 
 on_both_backends!(concurrent_scans_past_the_limits_are_refused_and_indexed_pages_are_not);
 
@@ -18,30 +14,6 @@ const SCAN: &str =
     "/v1.0/reports/office365ActiveUserCounts?$filter=teams%20gt%201000000&$count=true";
 const INDEXED: &str =
     "/v1.0/reports/office365ActiveUserCounts?$filter=reportDate%20ge%202030-01-01&$top=5";
-
-/// `days` rows of office365ActiveUserCounts, one per day from 2000-01-01; counts below 50.
-async fn fill(storage: &Arc<dyn Storage>, tenant: uuid::Uuid, days: i64) {
-    let report = find_report("office365ActiveUserCounts").unwrap();
-    let first = Date::parse("2000-01-01").unwrap();
-    let rows: Vec<Vec<Value>> = (0..days)
-        .map(|n| {
-            let day = Value::Date(first.add_days(n));
-            report
-                .properties
-                .iter()
-                .map(|p| match p.kind {
-                    ValueKind::Date => day.clone(),
-                    ValueKind::Period => Value::Text("7".into()),
-                    _ => Value::Int(n % 50),
-                })
-                .collect()
-        })
-        .collect();
-    storage
-        .upsert_many(TenantId(tenant), report, rows)
-        .await
-        .unwrap();
-}
 
 /// The statuses of `n` concurrent GETs of each (path, token).
 async fn statuses(app: &TestApp, requests: &[(&str, &str)], n: usize) -> Vec<(usize, u16, String)> {
@@ -84,7 +56,7 @@ async fn concurrent_scans_past_the_limits_are_refused_and_indexed_pages_are_not(
     let storage = open_storage(&app.db).await;
     // Enough rows that a scan lasts while the other requests arrive (tens of ms).
     for t in [&a, &b, &c] {
-        fill(&storage, t.id, 5_000).await;
+        store_daily_rows(storage.as_ref(), t.id, 5_000).await;
     }
     // Why rounds: whether two requests overlap is up to the scheduler; one overlap is enough,
     // and 10 rounds of 8 at once without one would mean that nothing is limited.

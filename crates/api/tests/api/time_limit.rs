@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use reportroot_model::{find_report, Date, TenantId, Value, ValueKind};
 use reportroot_storage::Storage;
 
 const LIMIT: Duration = Duration::from_millis(1);
@@ -46,26 +45,7 @@ async fn a_scan_past_the_time_limit_is_a_503(backend: Backend) {
         }
     };
     let t = tenant();
-    let report = find_report("office365ActiveUserCounts").unwrap();
-    let first = Date::parse("2000-01-01").unwrap();
-    let rows: Vec<Vec<Value>> = (0..10_000)
-        .map(|n| {
-            let day = Value::Date(first.add_days(n));
-            report
-                .properties
-                .iter()
-                .map(|p| match p.kind {
-                    ValueKind::Date => day.clone(),
-                    ValueKind::Period => Value::Text("7".into()),
-                    _ => Value::Int(n % 50),
-                })
-                .collect()
-        })
-        .collect();
-    storage
-        .upsert_many(TenantId(t.id), report, rows)
-        .await
-        .unwrap();
+    store_daily_rows(storage.as_ref(), t.id, 10_000).await;
     let mut app = spawn_over(storage, db, |_| {}).await;
     app._dir = dir;
     let response = app

@@ -382,3 +382,29 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> String
         .expect("message")
         .to_owned()
 }
+
+/// Stores `days` office365ActiveUserCounts rows for `tenant`, one a day from 2000-01-01, period
+/// 7, counts below 50: a history whose `teams gt …` filters no index serves.
+pub async fn store_daily_rows(storage: &dyn Storage, tenant: Uuid, days: i64) {
+    use reportroot_model::{find_report, Date, TenantId, Value as Cell, ValueKind};
+    let report = find_report("office365ActiveUserCounts").expect("report");
+    let first = Date::parse("2000-01-01").expect("date");
+    let rows: Vec<Vec<Cell>> = (0..days)
+        .map(|n| {
+            let day = Cell::Date(first.add_days(n));
+            report
+                .properties
+                .iter()
+                .map(|p| match p.kind {
+                    ValueKind::Date => day.clone(),
+                    ValueKind::Period => Cell::Text("7".into()),
+                    _ => Cell::Int(n % 50),
+                })
+                .collect()
+        })
+        .collect();
+    storage
+        .upsert_many(TenantId(tenant), report, rows)
+        .await
+        .expect("rows stored");
+}
