@@ -4,22 +4,23 @@
 
 pub mod citus;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use reportroot_model::{Date, Entity, ReportType, REPORTS};
+use reportroot_model::{Date, Entity, ReportType, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
-    decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
-    WritePlan, WriteRequest,
+    decode_entity, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet, WritePlan,
+    WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::{retired_indexes, Dialect};
+use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
 use reportroot_storage::throttle::{
     THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL,
 };
@@ -127,60 +128,85 @@ impl ToSql for Bind<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// Rows upserted per pipeline: the statements' parameters of this many rows are held at once
-/// (a seed hands over a whole tenant's history as one chunk).
+/// Rows per multi-row upsert statement ([`TableSql::upsert_many`]): their parameters are
+/// held at once (a seed hands over a whole tenant's history as one chunk).
+const UPSERT_MANY_ROWS: usize = 4096;
+
+/// Summary rows added per pipeline: the statements' parameters of this many are held at once.
 const PIPELINE_ROWS: usize = 1024;
 
-/// Counts one upserted row by its version, and notes an inserted row for the summary.
-fn count_upsert(
-    counts: &mut UpsertCounts,
-    days: &mut DaysBatch,
-    table: &reportroot_storage::sql::TableSql,
-    id: Uuid,
-    values: &[reportroot_model::Value],
-    version: Option<i64>,
-) {
-    match version {
-        None => counts.unchanged += 1,
-        Some(1) => {
-            counts.inserted += 1;
-            if let Some(summary) = &table.days {
-                days.inserted(summary, id, values);
-            }
-        }
-        // Same natural key: the summary does not change.
-        Some(_) => counts.updated += 1,
+/// Consecutive runs of a chunk's rows, at most `max` long, in which no natural key appears
+/// twice (one `INSERT … ON CONFLICT DO UPDATE` may not change a row twice): a key seen again
+/// starts the next run, so the later row is written after the earlier, as one by one.
+struct KeyDistinctBatches<'r> {
+    keys: Vec<usize>,
+    rows: &'r [Vec<Value>],
+    max: usize,
+}
+
+impl<'r> KeyDistinctBatches<'r> {
+    fn new(report: &ReportType, rows: &'r [Vec<Value>], max: usize) -> Self {
+        let keys = report.natural_key_indexes();
+        KeyDistinctBatches { keys, rows, max }
     }
 }
 
-/// Upserts a chunk of rows in one transaction, pipelined: every statement is sent before the
-/// first answer is read, in order (so a natural key twice in a chunk is inserted, then
-/// updated, as one by one). Why: one round trip per row held a load to ~3k rows/s on one
-/// machine and ~400 on Citus, whose coordinator adds a hop per statement. Each row's
-/// version: `None` unchanged, `Some(1)` inserted, more: updated.
-async fn upsert_pipelined(
+impl<'r> Iterator for KeyDistinctBatches<'r> {
+    type Item = &'r [Vec<Value>];
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let end = self
+            .rows
+            .iter()
+            .take(self.max)
+            .position(|row| !seen.insert(self.keys.iter().map(|&k| &row[k]).collect::<Vec<_>>()))
+            .unwrap_or(self.rows.len().min(self.max));
+        let (batch, rest) = self.rows.split_at(end);
+        self.rows = rest;
+        Some(batch)
+    }
+}
+
+/// Upserts a batch of rows with distinct natural keys in one statement, and counts them:
+/// returned with version 1, inserted (noted for the summary); returned with more, updated;
+/// not returned, unchanged.
+async fn upsert_batch(
     transaction: &tokio_postgres::Transaction<'_>,
     upsert: &tokio_postgres::Statement,
     tenant: Uuid,
-    ids: &[Uuid],
-    rows: &[Vec<reportroot_model::Value>],
-) -> Result<Vec<Option<i64>>, StorageError> {
-    let params: Vec<_> = rows
-        .iter()
-        .zip(ids)
-        .map(|(values, id)| row_params(tenant, *id, None, values))
+    batch: &[Vec<Value>],
+    table: &TableSql,
+    counts: &mut UpsertCounts,
+    days: &mut DaysBatch,
+) -> Result<(), StorageError> {
+    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+    let width = batch.first().map_or(0, Vec::len);
+    let columns: Vec<Vec<Bind<'_>>> = (0..width)
+        .map(|c| batch.iter().map(|row| Bind(Param::from(&row[c]))).collect())
         .collect();
-    let bound: Vec<Vec<Bind<'_>>> = params.iter().map(|p| binds(p)).collect();
-    let statements = bound
-        .iter()
-        .map(|b| async move { transaction.query_opt(upsert, &refs(b)).await });
-    let answers = futures_util::future::try_join_all(statements)
-        .await
-        .map_err(backend)?;
-    Ok(answers
-        .into_iter()
-        .map(|row| row.map(|r| r.get(0)))
-        .collect())
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &ids];
+    params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
+    let written = transaction.query(upsert, &params).await.map_err(backend)?;
+    let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    for row in &written {
+        let (id, version): (Uuid, i64) = (row.get(0), row.get(1));
+        match (version, position.get(&id)) {
+            (1, Some(&i)) => {
+                counts.inserted += 1;
+                if let Some(summary) = &table.days {
+                    days.inserted(summary, id, &batch[i]);
+                }
+            }
+            // Same natural key: the summary does not change.
+            _ => counts.updated += 1,
+        }
+    }
+    counts.unchanged += (batch.len() - written.len()) as u64;
+    Ok(())
 }
 
 fn binds<'a, P>(params: &'a [P]) -> Vec<Bind<'a>>
@@ -691,8 +717,11 @@ impl SqlBackend for PostgresStorage {
         let mut client = self.client().await?;
         let table = self.tables.get(report)?;
         let transaction = client.transaction().await.map_err(backend)?;
+        let upsert_many = table.upsert_many.as_deref().ok_or_else(|| {
+            StorageError::Backend(BackendError::from("no multi-row upsert".to_owned()))
+        })?;
         let upsert = transaction
-            .prepare_cached(&table.upsert)
+            .prepare_cached(upsert_many)
             .await
             .map_err(backend)?;
         let mut counts = UpsertCounts::default();
@@ -708,13 +737,17 @@ impl SqlBackend for PostgresStorage {
                 Some(Err(LoadAborted(why))) => return Err(StorageError::Aborted(why)),
                 Some(Ok(rows)) => rows,
             };
-            for batch in rows.chunks(PIPELINE_ROWS) {
-                let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
-                let versions =
-                    upsert_pipelined(&transaction, &upsert, tenant.0, &ids, batch).await?;
-                for ((values, id), version) in batch.iter().zip(ids).zip(versions) {
-                    count_upsert(&mut counts, &mut days, table, id, values, version);
-                }
+            for batch in KeyDistinctBatches::new(report, &rows, UPSERT_MANY_ROWS) {
+                upsert_batch(
+                    &transaction,
+                    &upsert,
+                    tenant.0,
+                    batch,
+                    table,
+                    &mut counts,
+                    &mut days,
+                )
+                .await?;
             }
         }
         if let Some(summary) = &table.days {

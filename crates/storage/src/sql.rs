@@ -71,6 +71,13 @@ pub struct TableSql {
     /// values...)`. Returns the row's version: 1 when inserted, more when updated, no row when
     /// the stored values were already the same.
     pub upsert: String,
+    /// PostgreSQL: [`TableSql::upsert`] of many rows in one statement, `(tenant, ids[],
+    /// one array per property…)` (`unnest`), returning `id, version` of the rows inserted or
+    /// changed (an inserted row's id is the new one). A natural key may appear once per
+    /// statement. Why besides the one-row form: a statement per row cost a round trip each,
+    /// and on Citus a coordinator-to-worker hop each (~2k rows/s); SQLite, in-process, has
+    /// neither, nor arrays (`None`).
+    pub upsert_many: Option<String>,
     /// The report function's rows: `(tenant)`, or `(tenant, period)` for periodic reports.
     pub latest: String,
     /// Periodic reports, on a backend that keeps refresh dates apart from the rows (see
@@ -302,6 +309,7 @@ impl TableSql {
         let by_tenant = |rest: &str| format!("WHERE tenant_id = {} AND {rest}", p(1));
         TableSql {
             upsert: upsert(dialect, &names),
+            upsert_many: (dialect == Dialect::Postgres).then(|| upsert_many(report, &names)),
             insert_if_new: format!("{insert} ON CONFLICT DO NOTHING"),
             insert,
             select_by_id: format!(
@@ -444,6 +452,38 @@ fn upsert(dialect: Dialect, names: &Columns) -> String {
         keys = names.key.join(", "),
         sets = joined(&|c| format!("{c} = excluded.{c}"), ", "),
         changed = joined(&|c| format!("{table}.{c} {differs} excluded.{c}"), " OR "),
+    )
+}
+
+/// [`TableSql::upsert_many`]: the rows as arrays, one per column, typed as the columns are.
+fn upsert_many(report: &ReportType, names: &Columns) -> String {
+    let Columns {
+        table, properties, ..
+    } = names;
+    let dialect = Dialect::Postgres;
+    let arrays: Vec<String> = report
+        .properties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("${}::{}[]", i + 3, dialect.column_type(p.kind)))
+        .collect();
+    let joined = |f: &dyn Fn(&String) -> String, by: &str| {
+        properties.iter().map(f).collect::<Vec<_>>().join(by)
+    };
+    format!(
+        "INSERT INTO {table} (tenant_id, id, version, {cols}) \
+         SELECT $1, given.id, 1, {given_cols} FROM unnest($2::uuid[], {arrays}) AS given(id, {cols}) \
+         ON CONFLICT (tenant_id, {keys}) DO UPDATE SET version = {table}.version + 1, {sets} \
+         WHERE {changed} RETURNING id, version",
+        cols = properties.join(", "),
+        given_cols = joined(&|c| format!("given.{c}"), ", "),
+        arrays = arrays.join(", "),
+        keys = names.key.join(", "),
+        sets = joined(&|c| format!("{c} = excluded.{c}"), ", "),
+        changed = joined(
+            &|c| format!("{table}.{c} IS DISTINCT FROM excluded.{c}"),
+            " OR "
+        ),
     )
 }
 
