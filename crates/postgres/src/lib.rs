@@ -772,3 +772,25 @@ impl SqlBackend for PostgresStorage {
         Ok(counts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_natural_key_or_the_size_limit_starts_the_next_batch() {
+        let report = reportroot_model::find_report("office365ActivationsUserCounts").unwrap();
+        let refresh = Value::Date(Date::parse("2025-01-31").unwrap());
+        let row = |product: &str| -> Vec<Value> {
+            let mut row = vec![Value::Null; report.properties.len()];
+            row[report.refresh_date_index()] = refresh.clone();
+            row[1] = Value::Text(product.to_owned());
+            row
+        };
+        let rows: Vec<_> = ["A", "B", "A", "C", "D", "E"].map(row).into();
+        let sizes: Vec<usize> = KeyDistinctBatches::new(report, &rows, 3)
+            .map(<[_]>::len)
+            .collect();
+        assert_eq!(sizes, [2, 3, 1], "A again; then at most 3");
+    }
+}
