@@ -779,8 +779,9 @@ mod tests {
 
     #[test]
     fn a_repeated_natural_key_or_the_size_limit_starts_the_next_batch() {
-        let report = reportroot_model::find_report("office365ActivationsUserCounts").unwrap();
-        let refresh = Value::Date(Date::parse("2025-01-31").unwrap());
+        let report =
+            reportroot_model::find_report("office365ActivationsUserCounts").expect("report");
+        let refresh = Value::Date(Date::parse("2025-01-31").expect("date"));
         let row = |product: &str| -> Vec<Value> {
             let mut row = vec![Value::Null; report.properties.len()];
             row[report.refresh_date_index()] = refresh.clone();
