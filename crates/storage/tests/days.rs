@@ -530,7 +530,10 @@ async fn the_pick_survives_a_racing_insert(name: &str, url: &str) {
     };
     let mut waited = 0;
     while !is_blocking(&b, citus, blocker).await {
-        assert!(!deleting.is_finished(), "{name}: the delete did not wait for B");
+        assert!(
+            !deleting.is_finished(),
+            "{name}: the delete did not wait for B"
+        );
         assert!(waited < 200, "{name}: the delete never waited for B's lock");
         waited += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
