@@ -65,6 +65,7 @@ const PARTLY_SORTED: &[&str] = &["reportDate desc"];
 const STILL_SORTED_SQLITE: &[&str] = &[];
 /// See [`STILL_SORTED_SQLITE`].
 const STILL_SORTED_POSTGRES: &[&str] = &[
+    "a period",
     "wide range of a period",
     "narrow range of a period",
     "reportDate desc",
