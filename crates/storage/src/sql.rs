@@ -552,6 +552,30 @@ mod tests {
 
     use super::*;
 
+    /// PostgreSQL cuts identifiers at 63 bytes (with a NOTICE), and index names share one
+    /// namespace with tables: two names equal once cut would make `CREATE INDEX IF NOT EXISTS`
+    /// skip the second index silently.
+    #[test]
+    fn every_postgres_relation_name_is_distinct_within_63_bytes() {
+        let mut seen = std::collections::HashMap::new();
+        for report in reportroot_model::REPORTS {
+            let sql = TableSql::new(report, Dialect::Postgres);
+            let days = sql.days.iter().map(|d| d.create.as_str());
+            for statement in sql.create.iter().map(String::as_str).chain(days) {
+                for marker in ["CREATE TABLE IF NOT EXISTS ", "CREATE INDEX IF NOT EXISTS "] {
+                    for part in statement.split(marker).skip(1) {
+                        let name = part.split([' ', '(']).next().unwrap_or_default();
+                        let cut = &name[..name.len().min(63)];
+                        if let Some(other) = seen.insert(cut.to_owned(), name.to_owned()) {
+                            assert_eq!(other, name, "two relations are {cut} in PostgreSQL");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen.len() > 61 * 3, "{} names", seen.len());
+    }
+
     #[test]
     fn derives_tables_from_the_registry() {
         let report = find_report("office365ActiveUserCounts").expect("report");
