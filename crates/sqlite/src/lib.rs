@@ -50,7 +50,11 @@ use uuid::Uuid;
 /// version 6 binary would write rows without noting their tenant.
 /// Version 8 adds the per-day summaries (`reportroot_storage::days`), built from the rows by
 /// the migration; a version 7 binary would write rows without keeping them up.
-pub const SCHEMA_VERSION: i64 = 8;
+/// Version 9 adds the `_by_period_day` index of per-day reports with a period
+/// (`reportroot_storage::sql::period_pages_index`), built by the migration: a `$filter` page
+/// of one period reads a page of entries. (A version 8 binary would keep the index up; the
+/// version says what the file has.)
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k

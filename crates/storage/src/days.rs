@@ -19,11 +19,22 @@
 //! adds. Bulk loads add their inserted rows grouped, one statement per summary row.
 //!
 //! Concurrent writers of one date and period serialise on the summary row's lock
-//! (PostgreSQL). One interleaving is not covered: under READ COMMITTED, the pick found again
-//! after deleting the picked row reads the statement's snapshot, so a row of an older refresh
-//! of the same date and period committed by another writer while the delete waited is not
-//! seen, and the pick may point at an even older refresh until that date is written again.
-//! Counts are always right (the increments are row-locked).
+//! (PostgreSQL; SQLite has one writer). Under READ COMMITTED a statement that waits for a row
+//! lock re-checks the locked row's newest version but keeps its snapshot for everything else,
+//! so `remove` finding the pick again in the report's rows must not be the statement that
+//! waits: a row of another writer, committed while it waited, would not be seen (the pick
+//! would go to an older refresh, or to a row that writer deleted). Hence a removal starts with
+//! `lock`, a no-op `UPDATE` of the summary row: the wait happens there, and `drop_last` and
+//! `remove` then run with snapshots taken after the other writer committed (each statement
+//! takes its own). Every writer of the date and period holds that lock until it commits: an
+//! insert's `add` takes it (`ON CONFLICT … DO UPDATE` locks the existing row; a new summary
+//! row's insert makes a concurrent insert of the same key wait for its commit), and so does a
+//! removal's `lock`. A row inserted by a writer that has not reached its `add` yet is not seen
+//! by `remove`, but that `add` then compares its refresh with the pick as committed (it reads
+//! the locked row's newest version) and moves the pick when later. An `add` racing with a
+//! removal of another row is right either way: `remove` only moves a pick that is the row it
+//! removes, judged on the locked row's newest version. Counts are always right (the increments
+//! are row-locked). `tests/days.rs` runs the racing removal on two PostgreSQL connections.
 
 use std::collections::HashMap;
 
@@ -44,8 +55,12 @@ pub struct DaysSql {
     /// Adds rows: `(tenant, keys…, count, id, refresh date)`: the count is added, and the pick
     /// moves to `id` if its refresh date is later.
     pub add: String,
+    /// Locks the summary row and changes nothing: `(tenant, keys…)`. Run first when a row
+    /// is removed, so that a concurrent writer's wait ends here and the statements after it
+    /// read what that writer committed (see the module docs).
+    pub lock: String,
     /// Drops the summary row whose last report row is removed: `(tenant, keys…)`. Run
-    /// before [`DaysSql::remove`].
+    /// after [`DaysSql::lock`], before [`DaysSql::remove`].
     pub drop_last: String,
     /// Counts one row less and finds the pick again if it was the removed row: `(tenant,
     /// keys…, removed id)`. Run after the report row is deleted (or changed).
@@ -117,6 +132,7 @@ impl DaysSql {
             p(n + 4),
         );
         let this_row = format!("tenant_id = {} AND {}", p(1), key_match(""));
+        let lock = format!("UPDATE {table} SET row_count = row_count WHERE {this_row}");
         let drop_last = format!("DELETE FROM {table} WHERE {this_row} AND row_count <= 1");
         // The latest refresh of the date and period: one backward seek of the series index.
         let latest = |what: &str| {
@@ -160,6 +176,7 @@ impl DaysSql {
             table,
             create,
             add,
+            lock,
             drop_last,
             remove,
             backfill,
@@ -224,12 +241,16 @@ impl DaysSql {
 
     /// The statements (and their parameters) that remove the row `id` with `values`, to run
     /// after the row itself is deleted or changed.
-    pub fn removing(&self, tenant: Uuid, id: Uuid, values: &[Value]) -> [(&str, Vec<SqlParam>); 2] {
+    pub fn removing(&self, tenant: Uuid, id: Uuid, values: &[Value]) -> [(&str, Vec<SqlParam>); 3] {
         let mut params = vec![SqlParam::Uuid(tenant)];
         params.extend(self.key_values(values).cloned().map(SqlParam::Value));
-        let drop = params.clone();
+        let keys = params.clone();
         params.push(SqlParam::Uuid(id));
-        [(&self.drop_last, drop), (&self.remove, params)]
+        [
+            (&self.lock, keys.clone()),
+            (&self.drop_last, keys),
+            (&self.remove, params),
+        ]
     }
 }
 

@@ -189,6 +189,36 @@ pub fn series_index(report: &ReportType) -> Option<(String, Vec<String>)> {
     }
 }
 
+/// SQLite's index of a per-day report's rows of one period in the default order, by name and
+/// columns after `tenant_id`: the period, then the natural key's other columns in its order
+/// (refresh date, activity date, dimension), `{table}_by_period_day`. `None` for other
+/// reports. Why: a `$filter` of one period (`reportPeriod eq '7'`, with or without a
+/// `reportDate` floor) in the default order read the natural key from the refresh floor and
+/// kept 7 of every refresh's 307 rows (D7, D30, D90, D180): ~600 index entries for a page of
+/// 11 (p99 28–77 ms at 32 connections, 1,000 tenants × 1 year); through this index a page is
+/// a page of entries (100 tenants × 1 year, 32 connections, load 7–9 on 2 cores: 1.7k → 8.6k
+/// req/s, p99 67 → 20 ms; a narrow range 0.65k → 7.0k req/s). Its cost: fresh imports of
+/// 1.12M rows ~15–30 % slower (noisy: 134k → 109k rows/s, medians of 6), files +27 %.
+/// PostgreSQL's `_by_period` `(tenant, period, refresh date)` finds the
+/// same rows and sorts each refresh date's few incrementally.
+pub fn period_pages_index(report: &ReportType) -> Option<(String, Vec<String>)> {
+    if report.grain != Grain::PerDay {
+        return None;
+    }
+    let period = report.period_index()?;
+    let column = |i: usize| report.properties[i].column_name();
+    let columns = std::iter::once(period)
+        .chain(
+            report
+                .natural_key_indexes()
+                .into_iter()
+                .filter(|&i| i != period),
+        )
+        .map(column)
+        .collect();
+    Some((format!("{}_by_period_day", report.table_name()), columns))
+}
+
 /// The history index of `column` that schema versions before the series index had, and
 /// migrations drop when it is no longer created.
 pub fn retired_indexes(report: &ReportType) -> Vec<String> {
@@ -370,6 +400,14 @@ fn schema(
             "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
             columns.join(", ")
         ));
+    }
+    if dialect == Dialect::Sqlite {
+        if let Some((name, columns)) = period_pages_index(report) {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
+                columns.join(", ")
+            ));
+        }
     }
     // Rows whose activity date is after their refresh date: none in Graph's data, so the
     // index is empty and costs imports nothing; `$filter` reads it to bound the refresh

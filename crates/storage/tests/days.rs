@@ -16,12 +16,13 @@ use reportroot_postgres::PostgresStorage;
 use reportroot_sqlite::{Durability, SqliteStorage};
 use reportroot_storage::directory::SqlValue;
 use reportroot_storage::engine::SqlBackend;
-use reportroot_storage::query_sql::compile_count;
+use reportroot_storage::query_sql::{compile_count, SqlParam};
 use reportroot_storage::series::{compile_series, Interval, SeriesQuery};
 use reportroot_storage::sql::Dialect;
 use reportroot_storage::{
     ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage, StorageError,
 };
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 /// A small deterministic generator (xorshift), so that a failure can be replayed.
@@ -399,5 +400,179 @@ async fn the_migration_builds_the_summaries_from_stored_rows() {
             .await
             .unwrap();
         assert!(total > 100, "{total}");
+    }
+}
+
+/// A row of `report` with fixed counts, reporting `activity` in period 7 of refresh `refresh`.
+fn row_at(report: &ReportType, activity: Date, refresh: Date) -> Vec<Value> {
+    let refresh_index = report.refresh_date_index();
+    report
+        .properties
+        .iter()
+        .enumerate()
+        .map(|(i, property)| match property.kind {
+            ValueKind::Date if i == refresh_index => Value::Date(refresh),
+            ValueKind::Date => Value::Date(activity),
+            ValueKind::Period => Value::Text("7".into()),
+            ValueKind::Text => Value::Text("OneDrive".into()),
+            _ => Value::Int(1),
+        })
+        .collect()
+}
+
+/// A statement parameter for tokio-postgres.
+fn bound(param: &SqlParam) -> Box<dyn ToSql + Sync + Send> {
+    match param {
+        SqlParam::Uuid(id) => Box::new(*id),
+        SqlParam::Int(i) => Box::new(*i),
+        SqlParam::Value(Value::Date(d)) => Box::new(d.as_time()),
+        SqlParam::Value(Value::Text(s)) => Box::new(s.clone()),
+        SqlParam::Value(Value::Int(i)) => Box::new(*i),
+        SqlParam::Value(Value::Null) => Box::new(None::<String>),
+    }
+}
+
+/// Whether a backend waits for a lock `blocker` (a backend or, on Citus, a global process
+/// id) holds.
+async fn is_blocking(client: &tokio_postgres::Client, citus: bool, blocker: i64) -> bool {
+    let sql = if citus {
+        "SELECT count(*) FROM citus_lock_waits WHERE blocking_gpid = $1"
+    } else {
+        "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))"
+    };
+    let blocker: Box<dyn ToSql + Sync + Send> = if citus {
+        Box::new(blocker)
+    } else {
+        Box::new(blocker as i32)
+    };
+    let waiting: i64 = client.query_one(sql, &[&*blocker]).await.unwrap().get(0);
+    waiting > 0
+}
+
+/// The interleaving of two writers of one date and period that READ COMMITTED makes hard:
+/// writer B inserts a row of an older refresh than the pick and holds the summary row's lock
+/// (its `add`) while writer A deletes the picked row. A must find the pick again among the
+/// rows committed by then, B's included: the pick equals the recomputation.
+async fn the_pick_survives_a_racing_insert(name: &str, url: &str) {
+    let report = find_report("office365ActiveUserCounts").unwrap();
+    let storage = std::sync::Arc::new(PostgresStorage::connect(url, 4).await.unwrap());
+    let tenant = TenantId(Uuid::new_v4());
+    let activity = day(0);
+    let mut ids = Vec::new();
+    for refresh in [day(1), day(3)] {
+        let entity = NewEntity {
+            id: None,
+            values: row_at(report, activity, refresh),
+        };
+        ids.push(
+            Storage::insert(&*storage, tenant, report, entity)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let (oldest, picked) = (ids[0], ids[1]);
+    let tables = storage.tables().get(report).unwrap();
+    let days = tables.days.as_ref().unwrap();
+
+    // Writer B: inserts a copy of the oldest row at a refresh between the two, then adds it
+    // to the summary (which locks the summary row until B commits).
+    let (b, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let citus = name == "citus";
+    let blocker: i64 = if citus {
+        b.query_one("SELECT citus_backend_gpid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    } else {
+        let pid: i32 = b
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        pid.into()
+    };
+    let middle = Uuid::new_v4();
+    let refresh_column = report.properties[report.refresh_date_index()].column_name();
+    let copied = tables
+        .columns
+        .split(", ")
+        .map(|c| match c {
+            "id" => format!("'{middle}'::uuid"),
+            c if c == refresh_column => format!("DATE '{}'", day(2)),
+            c => c.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    b.batch_execute(&format!(
+        "BEGIN; INSERT INTO {t} (tenant_id, {columns}) SELECT tenant_id, {copied} FROM {t} \
+         WHERE tenant_id = '{tenant}'::uuid AND id = '{oldest}'::uuid",
+        t = tables.table,
+        columns = tables.columns,
+        tenant = tenant.0,
+    ))
+    .await
+    .unwrap();
+    let (add, params) = days.adding(tenant.0, middle, &row_at(report, activity, day(2)));
+    let params: Vec<_> = params.iter().map(bound).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+    assert_eq!(b.execute(add, &refs).await.unwrap(), 1, "{name}");
+
+    // Writer A: deletes the picked row, and waits for B's lock on the summary row.
+    let deleting = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            Storage::delete(&*storage, tenant, report, picked, Precondition::None).await
+        })
+    };
+    let mut waited = 0;
+    while !is_blocking(&b, citus, blocker).await {
+        assert!(
+            !deleting.is_finished(),
+            "{name}: the delete did not wait for B"
+        );
+        assert!(waited < 200, "{name}: the delete never waited for B's lock");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.batch_execute("COMMIT").await.unwrap();
+    deleting.await.unwrap().unwrap();
+
+    let pick: Uuid = b
+        .query_one(
+            &format!(
+                "SELECT pick_id FROM {} WHERE tenant_id = '{}'::uuid",
+                days.table, tenant.0
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        mismatches(&*storage, report, tenant).await,
+        0,
+        "{name}: the pick is {pick}; the latest refresh's row is {middle}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_pick_is_found_again_among_rows_committed_meanwhile() {
+    for (name, variable) in [
+        ("postgres", "REPORTROOT_TEST_POSTGRES_URL"),
+        ("citus", "REPORTROOT_TEST_CITUS_URL"),
+    ] {
+        match std::env::var(variable).ok().filter(|u| !u.is_empty()) {
+            Some(url) => the_pick_survives_a_racing_insert(name, &url).await,
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED the racing pick on {name}: {variable} is not set"
+                );
+            }
+        }
     }
 }

@@ -36,7 +36,17 @@ const PAGES: &[(&str, &str, &str)] = &[
         "reportDate ge 2025-01-15 and reportPeriod eq '7'",
         "",
     ),
+    ("a period", "reportPeriod eq '7'", ""),
     ("reportDate desc", "", "reportDate desc"),
+];
+
+/// Pages of one period, which SQLite reads through `_by_period_day`
+/// (`reportroot_storage::sql::period_pages_index`): the page's own entries, where the natural
+/// key's order kept 7 of every refresh date's 307 rows.
+const OF_A_PERIOD: &[&str] = &[
+    "a period",
+    "wide range of a period",
+    "narrow range of a period",
 ];
 
 /// Pages whose order the history index `(tenant_id, report_date, report_period)` delivers
@@ -55,6 +65,7 @@ const PARTLY_SORTED: &[&str] = &["reportDate desc"];
 const STILL_SORTED_SQLITE: &[&str] = &[];
 /// See [`STILL_SORTED_SQLITE`].
 const STILL_SORTED_POSTGRES: &[&str] = &[
+    "a period",
     "wide range of a period",
     "narrow range of a period",
     "reportDate desc",
@@ -144,27 +155,21 @@ fn sqlite_pages_read_in_index_order() {
     // What the backend runs after imports and at start-up.
     connection.execute_batch("ANALYZE").unwrap();
     let plan = |compiled: &CompiledSql| -> String {
-        let params: Vec<rusqlite::types::Value> = compiled
-            .params
-            .iter()
-            .map(|p| match p {
-                SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
-                SqlParam::Int(n) => rusqlite::types::Value::Integer(*n),
-                SqlParam::Value(reportroot_model::Value::Int(n)) => {
-                    rusqlite::types::Value::Integer(*n)
-                }
-                SqlParam::Value(v) => rusqlite::types::Value::Text(v.to_string()),
-            })
-            .collect();
         let mut statement = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
             .unwrap();
         let rows = statement
-            .query_map(rusqlite::params_from_iter(params), |row| {
-                row.get::<_, String>(3)
-            })
+            .query_map(sqlite_params(compiled), |row| row.get::<_, String>(3))
             .unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    };
+    // The virtual machine's steps to answer a statement: how much of the database it read.
+    let steps = |compiled: &CompiledSql| -> i32 {
+        let mut statement = connection.prepare(&compiled.sql).unwrap();
+        let mut rows = statement.query(sqlite_params(compiled)).unwrap();
+        while rows.next().unwrap().is_some() {}
+        drop(rows);
+        statement.get_status(rusqlite::StatementStatus::VmStep)
     };
     let columns = TableSql::new(report, Dialect::Sqlite).columns;
     for (name, filter, order) in PAGES {
@@ -181,6 +186,32 @@ fn sqlite_pages_read_in_index_order() {
             STILL_SORTED_SQLITE.contains(name),
             "{name}: {}\n{plan}",
             compiled.sql
+        );
+    }
+    // A page of one period costs about what the first page of the history does (a page of
+    // the natural key's entries); in the natural key's order it read ~60 times as many.
+    let first_page = steps(&compile_list(
+        report,
+        Dialect::Sqlite,
+        &columns,
+        tenant,
+        &page(report, "", ""),
+    ));
+    for name in OF_A_PERIOD {
+        let (_, filter, order) = PAGES.iter().find(|p| p.0 == *name).unwrap();
+        let compiled = compile_list(
+            report,
+            Dialect::Sqlite,
+            &columns,
+            tenant,
+            &page(report, filter, order),
+        );
+        let plan = plan(&compiled);
+        let steps = steps(&compiled);
+        assert!(
+            plan.contains("_by_period_day (tenant_id=? AND report_period=?")
+                && steps < 3 * first_page,
+            "{name}: {steps} steps, the first page {first_page}\n{plan}"
         );
     }
     // `$count` of a range reads a range of an index that holds both dates (the natural key's
@@ -249,6 +280,21 @@ fn sqlite_pages_read_in_index_order() {
             series.sql
         );
     }
+}
+
+/// A statement's parameters for rusqlite.
+fn sqlite_params(compiled: &CompiledSql) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
+    let params: Vec<rusqlite::types::Value> = compiled
+        .params
+        .iter()
+        .map(|p| match p {
+            SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
+            SqlParam::Int(n) => rusqlite::types::Value::Integer(*n),
+            SqlParam::Value(reportroot_model::Value::Int(n)) => rusqlite::types::Value::Integer(*n),
+            SqlParam::Value(v) => rusqlite::types::Value::Text(v.to_string()),
+        })
+        .collect();
+    rusqlite::params_from_iter(params)
 }
 
 /// The series statement over the synthetic history's second year.

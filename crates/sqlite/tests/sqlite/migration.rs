@@ -270,3 +270,48 @@ async fn a_version_3_file_is_rebuilt_for_null_counts() {
         .unwrap();
     assert_eq!(leftovers, 0);
 }
+
+/// A version 8 file (before the `_by_period_day` indexes) gets them, over its rows, when
+/// opened.
+#[tokio::test]
+async fn a_version_8_file_gets_the_period_page_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v8.db");
+    let report = reportroot_model::find_report("office365ActiveUserCounts").unwrap();
+    drop(SqliteStorage::open(&path, Durability::Process).unwrap());
+    let indexes = |connection: &Connection| -> Vec<String> {
+        connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%\\_by\\_period\\_day' ESCAPE '\\'")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    {
+        let connection = Connection::open(&path).unwrap();
+        let names = indexes(&connection);
+        assert!(
+            names.contains(&format!("{}_by_period_day", report.table_name())),
+            "{names:?}"
+        );
+        for name in names {
+            connection
+                .execute_batch(&format!("DROP INDEX {name}"))
+                .unwrap();
+        }
+        connection.execute_batch("PRAGMA user_version = 8").unwrap();
+    }
+    let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
+    assert!(
+        matches!(
+            storage.schema_change(),
+            reportroot_storage::SchemaChange::Upgraded { from: 8, to } if to == SCHEMA_VERSION
+        ),
+        "{:?}",
+        storage.schema_change()
+    );
+    drop(storage);
+    let connection = Connection::open(&path).unwrap();
+    assert!(indexes(&connection).contains(&format!("{}_by_period_day", report.table_name())));
+}
