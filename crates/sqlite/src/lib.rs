@@ -620,17 +620,18 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
     for report in REPORTS {
         let table = report.table_name();
         let refreshes = format!("{table}_refreshes");
-        if report.period_index().is_some()
-            && table_exists(connection, &table)?
-            && !table_exists(connection, &refreshes)?
-        {
+        let sql = table_sql(report);
+        if sql.note_refresh.is_none() {
+            // Per-day reports read the latest refresh from their rows (schema 9).
+            script.push_str(&format!("DROP TABLE IF EXISTS {refreshes};\n"));
+        } else if table_exists(connection, &table)? && !table_exists(connection, &refreshes)? {
             backfills.push(report);
         }
         script.push_str(&format!("DROP INDEX IF EXISTS {table}_by_period;\n"));
         for index in retired_indexes(report) {
             script.push_str(&format!("DROP INDEX IF EXISTS {index};\n"));
         }
-        for statement in table_sql(report).create {
+        for statement in sql.create {
             script.push_str(&statement);
             script.push_str(";\n");
         }

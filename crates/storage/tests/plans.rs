@@ -214,6 +214,26 @@ fn sqlite_pages_read_in_index_order() {
             "{name}: {steps} steps, the first page {first_page}\n{plan}"
         );
     }
+    // The report function's latest refresh of a period: one seek of `_by_period_day` (no
+    // side table is written for per-day reports); its rows, a range of the same index (~7
+    // rows here: about what a page of the history costs).
+    let latest = reportroot_storage::engine::latest_query(
+        &tables,
+        tenant,
+        Some(reportroot_model::Period::D7),
+    );
+    let latest_plan = plan(&latest);
+    assert!(
+        latest_plan.contains(&format!(
+            "SEARCH {} USING COVERING INDEX {}_by_period_day (tenant_id=? AND report_period=?)",
+            report.table_name(),
+            report.table_name()
+        )) && !latest_plan.contains("SCAN")
+            && steps(&latest) < 2 * first_page,
+        "{} steps, the first page {first_page}: {}\n{latest_plan}",
+        steps(&latest),
+        latest.sql
+    );
     // `$count` of a range reads a range of an index that holds both dates (the natural key's
     // or the series index, equally wide), not the table.
     let filter = parse_filter(report, "reportDate ge 2024-02-01").unwrap();

@@ -300,6 +300,15 @@ async fn a_version_8_file_gets_the_period_page_indexes() {
                 .execute_batch(&format!("DROP INDEX {name}"))
                 .unwrap();
         }
+        // Version 8 kept every periodic report's refresh dates in a side table.
+        connection
+            .execute_batch(&format!(
+                "CREATE TABLE {0}_refreshes (tenant_id BLOB NOT NULL, report_period TEXT NOT NULL, \
+                 report_refresh_date TEXT NOT NULL, PRIMARY KEY (tenant_id, report_period, \
+                 report_refresh_date)) WITHOUT ROWID",
+                report.table_name()
+            ))
+            .unwrap();
         connection.execute_batch("PRAGMA user_version = 8").unwrap();
     }
     let storage = SqliteStorage::open(&path, Durability::Process).unwrap();
@@ -314,4 +323,25 @@ async fn a_version_8_file_gets_the_period_page_indexes() {
     drop(storage);
     let connection = Connection::open(&path).unwrap();
     assert!(indexes(&connection).contains(&format!("{}_by_period_day", report.table_name())));
+    // A per-day report reads its latest refresh from that index: its side table is gone; a
+    // per-period report keeps its own.
+    let tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_refreshes' ESCAPE '\\'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !tables.contains(&format!("{}_refreshes", report.table_name())),
+        "{tables:?}"
+    );
+    let per_period = reportroot_model::REPORTS
+        .iter()
+        .find(|r| r.grain == reportroot_model::Grain::PerPeriod)
+        .unwrap();
+    assert!(
+        tables.contains(&format!("{}_refreshes", per_period.table_name())),
+        "{tables:?}"
+    );
 }
