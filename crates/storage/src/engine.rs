@@ -564,10 +564,8 @@ impl<'t> WritePlan<'t> {
             }
         }
         if self.notes_change() {
-            self.summary.push_back((
-                &self.table.note_change,
-                vec![SqlParam::Uuid(self.tenant)],
-            ));
+            self.summary
+                .push_back((&self.table.note_change, vec![SqlParam::Uuid(self.tenant)]));
         }
         if self.summary.is_empty() {
             return;
@@ -1033,6 +1031,11 @@ mod tests {
         let mut fresh = plan_of(&tables, update(Precondition::None));
         fresh.advance(Outcome::Entity(Some(entity(3, width))));
         assert!(matches!(fresh.step(), Step::Execute { .. }));
+        fresh.advance(Outcome::Changed(1));
+        // Then the raise of the tenant's change version.
+        assert!(
+            matches!(fresh.step(), Step::Execute { sql, .. } if sql.contains("reportroot_tenant_changes"))
+        );
         fresh.advance(Outcome::Changed(1));
         let written = fresh.finish().expect("updated");
         assert_eq!(written.version, 4);
