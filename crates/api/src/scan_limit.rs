@@ -75,10 +75,13 @@ impl ScanSlots {
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 format!(
-                "{mine} queries of this tenant that read its whole history (a $filter or $orderby \
-                 on a count, or a string function) are running; retry later, or narrow $filter \
-                 to key properties (reportDate, reportRefreshDate, reportPeriod)."
-            ),
+                    "{mine} {} of this tenant that {} its whole history (a $filter or $orderby \
+                     on a count, or a string function) {} running; retry later, or narrow \
+                     $filter to key properties (reportDate, reportRefreshDate, reportPeriod).",
+                    if mine == 1 { "query" } else { "queries" },
+                    if mine == 1 { "reads" } else { "read" },
+                    if mine == 1 { "is" } else { "are" },
+                ),
             ));
         }
         if *total >= self.limits.total {

@@ -12,7 +12,7 @@ use reportroot_model::{
     REPORTS,
 };
 use reportroot_odata::csv_format::{write_report_csv_on, write_report_csv_rows_on};
-use reportroot_odata::json::{collection_json, CollectionMeta, EntityShape};
+use reportroot_odata::json::{collection_json, entity_json, CollectionMeta, EntityShape};
 use reportroot_odata::query::{parse_filter_on, OrderKey, PropertyRef};
 use reportroot_storage::csv_import::import_file;
 use reportroot_storage::{effective_order, Cursor, ListQuery, Scope, Storage};
@@ -170,27 +170,48 @@ pub async fn export(
     if !json {
         return export_csv(storage, tenant, report, version, query, output).await;
     }
-    let mut rows = Vec::new();
-    let mut pages = ExportPages::new(report, query);
-    while let Some(page) = pages.next(storage, tenant).await? {
-        rows.extend(page);
-    }
-    let bytes = {
-        let context = format!("$metadata#Collection({})", report.qualified_name());
-        collection_json(
-            report,
-            &rows,
-            CollectionMeta {
-                context: &context,
-                ..CollectionMeta::default()
-            },
-            EntityShape {
-                version,
-                ..EntityShape::default()
-            },
-        )
+    export_json(storage, tenant, report, version, query, output).await
+}
+
+/// [`export`]'s JSON, written page by page as it is read: the collection's bytes of no row
+/// split around its empty `value` array, with the rows rendered one at a time between — the
+/// same bytes as the whole collection rendered at once, without holding every row (1.12M rows
+/// of a 10-year tenant held ~1 GB).
+async fn export_json(
+    storage: &dyn Storage,
+    tenant: TenantId,
+    report: &'static ReportType,
+    version: Option<Version>,
+    query: ListQuery,
+    output: &mut dyn Write,
+) -> Result<()> {
+    let shape = EntityShape {
+        version,
+        ..EntityShape::default()
     };
-    Ok(output.write_all(&bytes)?)
+    let context = format!("$metadata#Collection({})", report.qualified_name());
+    let meta = CollectionMeta {
+        context: &context,
+        ..CollectionMeta::default()
+    };
+    let empty = collection_json(report, &[], meta, shape);
+    // `{"@odata.context":"…","value":[]}`: the rows go between the brackets.
+    let (head, tail) = empty.split_at(empty.len() - 2);
+    output.write_all(head)?;
+    let mut pages = ExportPages::new(report, query);
+    let mut bytes = Vec::new();
+    let mut first = true;
+    while let Some(page) = pages.next(storage, tenant).await? {
+        bytes.clear();
+        for row in &page {
+            if !std::mem::take(&mut first) {
+                bytes.push(b',');
+            }
+            bytes.extend_from_slice(&entity_json(report, row, shape));
+        }
+        output.write_all(&bytes)?;
+    }
+    Ok(output.write_all(tail)?)
 }
 
 /// Rows of an export per statement. Why pages: one statement for a whole 10-year tenant

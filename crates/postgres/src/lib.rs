@@ -4,23 +4,24 @@
 
 pub mod citus;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use reportroot_model::{Date, Entity, ReportType, REPORTS};
+use reportroot_model::{Date, Entity, ReportType, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
 use reportroot_storage::changes::CHANGES_TABLE;
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
-    decode_entity, row_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
-    WritePlan, WriteRequest,
+    decode_entity, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet, WritePlan,
+    WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::{retired_indexes, Dialect};
+use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
 use reportroot_storage::throttle::{
     THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL,
 };
@@ -130,6 +131,87 @@ impl ToSql for Bind<'_> {
     }
 
     tokio_postgres::types::to_sql_checked!();
+}
+
+/// Rows per multi-row upsert statement ([`TableSql::upsert_many`]): their parameters are
+/// held at once (a seed hands over a whole tenant's history as one chunk).
+const UPSERT_MANY_ROWS: usize = 4096;
+
+/// Summary rows added per pipeline: the statements' parameters of this many are held at once.
+const PIPELINE_ROWS: usize = 1024;
+
+/// Consecutive runs of a chunk's rows, at most `max` long, in which no natural key appears
+/// twice (one `INSERT … ON CONFLICT DO UPDATE` may not change a row twice): a key seen again
+/// starts the next run, so the later row is written after the earlier, as one by one.
+struct KeyDistinctBatches<'r> {
+    keys: Vec<usize>,
+    rows: &'r [Vec<Value>],
+    max: usize,
+}
+
+impl<'r> KeyDistinctBatches<'r> {
+    fn new(report: &ReportType, rows: &'r [Vec<Value>], max: usize) -> Self {
+        let keys = report.natural_key_indexes();
+        KeyDistinctBatches { keys, rows, max }
+    }
+}
+
+impl<'r> Iterator for KeyDistinctBatches<'r> {
+    type Item = &'r [Vec<Value>];
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let end = self
+            .rows
+            .iter()
+            .take(self.max)
+            .position(|row| !seen.insert(self.keys.iter().map(|&k| &row[k]).collect::<Vec<_>>()))
+            .unwrap_or(self.rows.len().min(self.max));
+        let (batch, rest) = self.rows.split_at(end);
+        self.rows = rest;
+        Some(batch)
+    }
+}
+
+/// Upserts a batch of rows with distinct natural keys in one statement, and counts them:
+/// returned with version 1, inserted (noted for the summary); returned with more, updated;
+/// not returned, unchanged.
+async fn upsert_batch(
+    transaction: &tokio_postgres::Transaction<'_>,
+    upsert: &tokio_postgres::Statement,
+    tenant: Uuid,
+    batch: &[Vec<Value>],
+    table: &TableSql,
+    counts: &mut UpsertCounts,
+    days: &mut DaysBatch,
+) -> Result<(), StorageError> {
+    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+    let width = batch.first().map_or(0, Vec::len);
+    let columns: Vec<Vec<Bind<'_>>> = (0..width)
+        .map(|c| batch.iter().map(|row| Bind(Param::from(&row[c]))).collect())
+        .collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &ids];
+    params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
+    let written = transaction.query(upsert, &params).await.map_err(backend)?;
+    let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    for row in &written {
+        let (id, version): (Uuid, i64) = (row.get(0), row.get(1));
+        match (version, position.get(&id)) {
+            (1, Some(&i)) => {
+                counts.inserted += 1;
+                if let Some(summary) = &table.days {
+                    days.inserted(summary, id, &batch[i]);
+                }
+            }
+            // Same natural key: the summary does not change.
+            _ => counts.updated += 1,
+        }
+    }
+    counts.unchanged += (batch.len() - written.len()) as u64;
+    Ok(())
 }
 
 fn binds<'a, P>(params: &'a [P]) -> Vec<Bind<'a>>
@@ -646,8 +728,11 @@ impl SqlBackend for PostgresStorage {
         let mut client = self.client().await?;
         let table = self.tables.get(report)?;
         let transaction = client.transaction().await.map_err(backend)?;
+        let upsert_many = table.upsert_many.as_deref().ok_or_else(|| {
+            StorageError::Backend(BackendError::from("no multi-row upsert".to_owned()))
+        })?;
         let upsert = transaction
-            .prepare_cached(&table.upsert)
+            .prepare_cached(upsert_many)
             .await
             .map_err(backend)?;
         let mut counts = UpsertCounts::default();
@@ -663,25 +748,17 @@ impl SqlBackend for PostgresStorage {
                 Some(Err(LoadAborted(why))) => return Err(StorageError::Aborted(why)),
                 Some(Ok(rows)) => rows,
             };
-            for values in rows {
-                let id = Uuid::now_v7();
-                let params = row_params(tenant.0, id, None, &values);
-                let version: Option<i64> = transaction
-                    .query_opt(&upsert, &refs(&binds(&params)))
-                    .await
-                    .map_err(backend)?
-                    .map(|row| row.get(0));
-                match version {
-                    None => counts.unchanged += 1,
-                    Some(1) => {
-                        counts.inserted += 1;
-                        if let Some(summary) = &table.days {
-                            days.inserted(summary, id, &values);
-                        }
-                    }
-                    // Same natural key: the summary does not change.
-                    Some(_) => counts.updated += 1,
-                }
+            for batch in KeyDistinctBatches::new(report, &rows, UPSERT_MANY_ROWS) {
+                upsert_batch(
+                    &transaction,
+                    &upsert,
+                    tenant.0,
+                    batch,
+                    table,
+                    &mut counts,
+                    &mut days,
+                )
+                .await?;
             }
         }
         if let Some(summary) = &table.days {
@@ -689,9 +766,15 @@ impl SqlBackend for PostgresStorage {
                 .prepare_cached(&summary.add)
                 .await
                 .map_err(backend)?;
-            for params in days.drain(summary, tenant.0) {
-                transaction
-                    .execute(&add, &refs(&binds(&params)))
+            // Pipelined as the rows are: one summary row per date and period, ~15k for a
+            // 10-year tenant.
+            let adds = days.drain(summary, tenant.0);
+            for batch in adds.chunks(PIPELINE_ROWS) {
+                let bound: Vec<Vec<Bind<'_>>> = batch.iter().map(|p| binds(p)).collect();
+                let statements = bound
+                    .iter()
+                    .map(|b| async { transaction.execute(&add, &refs(b)).await });
+                futures_util::future::try_join_all(statements)
                     .await
                     .map_err(backend)?;
             }
@@ -704,5 +787,28 @@ impl SqlBackend for PostgresStorage {
         }
         transaction.commit().await.map_err(backend)?;
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_natural_key_or_the_size_limit_starts_the_next_batch() {
+        let report =
+            reportroot_model::find_report("office365ActivationsUserCounts").expect("report");
+        let refresh = Value::Date(Date::parse("2025-01-31").expect("date"));
+        let row = |product: &str| -> Vec<Value> {
+            let mut row = vec![Value::Null; report.properties.len()];
+            row[report.refresh_date_index()] = refresh.clone();
+            row[1] = Value::Text(product.to_owned());
+            row
+        };
+        let rows: Vec<_> = ["A", "B", "A", "C", "D", "E"].map(row).into();
+        let sizes: Vec<usize> = KeyDistinctBatches::new(report, &rows, 3)
+            .map(<[_]>::len)
+            .collect();
+        assert_eq!(sizes, [2, 3, 1], "A again; then at most 3");
     }
 }

@@ -766,7 +766,15 @@ fn an_export_of_several_pages_has_every_row_once_and_imports_back_the_same() {
     );
     assert!(json.status.success());
     let body: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(body["value"].as_array().unwrap().len(), rows);
+    let values = body["value"].as_array().unwrap();
+    assert_eq!(values.len(), rows);
+    let distinct: std::collections::HashSet<String> =
+        values.iter().map(|v| v.to_string()).collect();
+    assert_eq!(
+        distinct.len(),
+        rows,
+        "no row twice in the JSON pages either"
+    );
     let file = dir.path().join("export.csv");
     std::fs::write(&file, &exported).unwrap();
     let other = uuid::Uuid::new_v4().to_string();

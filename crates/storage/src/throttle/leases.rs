@@ -34,8 +34,9 @@ use super::{Decision, ThrottleCounters, Verdict, Window, WindowRequest};
 use crate::StorageError;
 
 /// The largest lease asked for. Why a cap: leased admissions not used are lost to the
-/// window; 4096 per lease time (at most a second) is ~4k requests a second of one tenant's
-/// report API on one instance for one statement a second.
+/// window; 4096 per lease time (a second, or a sixtieth of a long window: 10 s for Graph's
+/// 10 minutes) is ~400–4k requests a second of one tenant's report API on one instance for
+/// one statement a lease time.
 pub const MAX_WANT: i64 = 4096;
 
 /// Most windows held; past it, those with nothing usable are dropped, and if none is, all
