@@ -17,7 +17,7 @@ use crate::download::Grant;
 use crate::entities::{page_body, preference_applied, PREFERENCE_APPLIED};
 use crate::error::ApiError;
 use crate::paging::{page_size, query_page};
-use crate::report_cache::CachedAnswer;
+use crate::report_cache::{CachedAnswer, Lookup};
 use crate::routes::ApiVersion;
 use crate::{AppState, Call};
 
@@ -127,12 +127,12 @@ pub(crate) async fn call_function(
     let redirect = !query_value(call, "redirect").is_some_and(|v| v.eq_ignore_ascii_case("false"));
     let key = answer_key(state, call, report, period, format, redirect)?;
     let cache = &state.report_cache;
-    if let Some(answer) = cache.get(caller.tenant, &key) {
-        return Ok(answer.respond(&call.headers));
-    }
-    let generation = cache.generation(caller.tenant);
+    let stamp = match cache.get(state.storage.as_ref(), caller.tenant, &key).await {
+        Lookup::Hit(answer) => return Ok(answer.respond(&call.headers)),
+        Lookup::Miss(stamp) => stamp,
+    };
     let answer = render_function(state, call, caller, report, period, format, redirect).await?;
-    cache.put(caller.tenant, key, generation, answer.clone());
+    cache.put(caller.tenant, key, stamp, answer.clone());
     Ok(answer.respond(&call.headers))
 }
 
@@ -246,15 +246,15 @@ async fn csv_answer(
 ) -> Result<CachedAnswer, ApiError> {
     let key = format!("csv|{version:?}|{}|{period:?}", report.entity);
     let cache = &state.report_cache;
-    if let Some(answer) = cache.get(tenant, &key) {
-        return Ok(answer);
-    }
-    let generation = cache.generation(tenant);
+    let stamp = match cache.get(state.storage.as_ref(), tenant, &key).await {
+        Lookup::Hit(answer) => return Ok(answer),
+        Lookup::Miss(stamp) => stamp,
+    };
     let rows = state.storage.latest_report(tenant, report, period).await?;
     let mut csv = Vec::with_capacity(256 + rows.len() * 96);
     write_report_csv_on(report, Some(version), &rows, &mut csv);
     let answer = CachedAnswer::ok(csv_headers(report, period), csv);
-    cache.put(tenant, key, generation, answer.clone());
+    cache.put(tenant, key, stamp, answer.clone());
     Ok(answer)
 }
 

@@ -54,6 +54,8 @@ pub(crate) struct CacheCounters {
     pub hits: IntCounter,
     /// Lookups that found nothing fresh.
     pub misses: IntCounter,
+    /// Reads of a tenant's change version (at most one per tenant per check interval).
+    pub version_checks: IntCounter,
 }
 
 impl CacheCounters {
@@ -68,6 +70,10 @@ impl CacheCounters {
             misses: counter(
                 "reportroot_answer_cache_misses_total",
                 "Report-function answers not in the answer cache (rendered).",
+            ),
+            version_checks: counter(
+                "reportroot_answer_cache_version_checks_total",
+                "Reads of a tenant's change version by the answer cache (one per tenant and check interval at most).",
             ),
         }
     }
@@ -171,6 +177,7 @@ impl Metrics {
         registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(cache.hits.clone()))?;
         registry.register(Box::new(cache.misses.clone()))?;
+        registry.register(Box::new(cache.version_checks.clone()))?;
         registry.register(Box::new(throttled.clone()))?;
         registry.register(Box::new(injected.clone()))?;
         registry.register(Box::new(storage_latency.clone()))?;

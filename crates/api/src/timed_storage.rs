@@ -216,6 +216,11 @@ impl Storage for TimedStorage {
         self.timed("latest_report", work).await
     }
 
+    async fn tenant_version(&self, tenant: TenantId) -> Result<i64, StorageError> {
+        self.timed("tenant_version", self.inner.tenant_version(tenant))
+            .await
+    }
+
     async fn upsert_stream(
         &self,
         tenant: TenantId,

@@ -73,7 +73,8 @@ pub struct ServerArgs {
     /// Connections served at once; more wait in the listen backlog [default: 768].
     #[arg(long, env = "REPORTROOT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Bytes of rendered report answers kept for up to a second [default: 33554432].
+    /// Bytes of rendered report answers kept until their tenant's rows change (writes by other
+    /// instances or processes show within a second) [default: 134217728].
     #[arg(long, env = "REPORTROOT_ANSWER_CACHE_BYTES")]
     pub answer_cache_bytes: Option<usize>,
     /// Queries of one tenant that may read its whole history (a `$filter` or `$orderby` on a

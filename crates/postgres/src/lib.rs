@@ -13,6 +13,7 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use reportroot_model::{Date, Entity, ReportType, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
+use reportroot_storage::changes::CHANGES_TABLE;
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
@@ -46,7 +47,11 @@ pub use reportroot_storage::error_chain;
 /// needs no version: it is created at every start like the others, and older binaries ignore
 /// it. Version 6 adds the per-day summaries (`reportroot_storage::days`), built from the rows
 /// by the migration; a version 5 binary would write rows without keeping them up.
-pub const SCHEMA_VERSION: i64 = 6;
+/// Version 7 adds the tenants' change versions (`reportroot_storage::changes`), raised by
+/// every write (on Citus distributed by tenant with the report tables); a version 6 binary
+/// would write rows without raising them, and other instances' answer caches would miss such
+/// a write (no backfill: a missing row is version 0).
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -345,6 +350,8 @@ impl PostgresStorage {
                     .flatten()
                     .cloned()
                     .collect();
+                // The change versions too: a write raises its tenant's on the same shard group.
+                tables.push(CHANGES_TABLE.to_owned());
                 tables.push(THROTTLE_TABLE.to_owned());
                 citus::distribute(&client, &tables, self.citus)
                     .await
@@ -379,6 +386,10 @@ impl PostgresStorage {
                 client.batch_execute(statement).await.map_err(backend)?;
             }
         }
+        client
+            .batch_execute(&self.tables.changes().create)
+            .await
+            .map_err(backend)?;
         let outdated = client
             .query_opt(THROTTLE_TABLE_OUTDATED_SQL, &[])
             .await
@@ -674,8 +685,8 @@ impl SqlBackend for PostgresStorage {
         row.try_get(0).map_err(backend)
     }
 
-    /// An update or delete reads its row `FOR UPDATE` in a transaction; an insert is one
-    /// statement. What follows a unique violation (finding who holds the key) runs outside
+    /// In a transaction: an update or delete reads its row `FOR UPDATE`, and every write
+    /// raises the tenant's change version after its row (and per-day summary). What follows a unique violation (finding who holds the key) runs outside
     /// the transaction, which can run nothing more.
     async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError> {
         let mut client = self.client().await?;
@@ -767,6 +778,12 @@ impl SqlBackend for PostgresStorage {
                     .await
                     .map_err(backend)?;
             }
+        }
+        if counts.inserted + counts.updated > 0 {
+            transaction
+                .execute(table.note_change.as_str(), &[&tenant.0])
+                .await
+                .map_err(backend)?;
         }
         transaction.commit().await.map_err(backend)?;
         Ok(counts)

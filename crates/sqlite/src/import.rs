@@ -370,6 +370,7 @@ pub(crate) fn undo_step(
             }
         }
     }
+    crate::note_change(tx, &table, tenant)?;
     tx.execute(
         "DELETE FROM reportroot_import_undo WHERE rowid = ?1",
         [rowid],

@@ -15,6 +15,7 @@ pub use crate::refreshes::{table_sql, SideTable};
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, ReportType, TenantId, Value, REPORTS};
 use reportroot_storage::accounts::{tenant_backfill, KnownTenants, ACCOUNT_TABLES};
+use reportroot_storage::changes::ChangeSql;
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
@@ -50,10 +51,15 @@ use uuid::Uuid;
 /// version 6 binary would write rows without noting their tenant.
 /// Version 8 adds the per-day summaries (`reportroot_storage::days`), built from the rows by
 /// the migration; a version 7 binary would write rows without keeping them up.
-/// Version 9 adds the `_by_period_day` index of per-day reports with a period
-/// (`reportroot_storage::sql::period_pages_index`), built by the migration: a `$filter` page
-/// of one period reads a page of entries. (A version 8 binary would keep the index up; the
-/// version says what the file has.)
+/// Version 9 adds
+/// - the `_by_period_day` index of per-day reports with a period
+///   (`reportroot_storage::sql::period_pages_index`), built by the migration: a `$filter` page
+///   of one period reads a page of entries, and the report functions read a period's latest
+///   refresh from it, so those reports' side tables of refresh dates are dropped (a version 8
+///   binary would read stale ones);
+/// - the tenants' change versions (`reportroot_storage::changes`), raised by every write; a
+///   version 8 binary would write rows without raising them, and a server's answer cache would
+///   miss such a write (no backfill: a missing row is version 0).
 pub const SCHEMA_VERSION: i64 = 9;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
@@ -546,6 +552,7 @@ fn schema_statements() -> impl Iterator<Item = String> {
         .chain(import::JOURNAL_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(DIRECTORY_TABLES.iter().map(|s| (*s).to_owned()))
         .chain(ACCOUNT_TABLES.iter().map(|s| (*s).to_owned()))
+        .chain([ChangeSql::new(Dialect::Sqlite).create])
 }
 
 /// `UpToDate` if the file has this binary's version and every table and index (and not the
@@ -677,6 +684,8 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
         script.push_str(statement);
         script.push_str(";\n");
     }
+    script.push_str(&ChangeSql::new(Dialect::Sqlite).create);
+    script.push_str(";\n");
     for backfill in summaries {
         script.push_str(&backfill);
         script.push_str(";\n");
@@ -1026,6 +1035,25 @@ impl<'a> BulkUpsert<'a> {
     }
 }
 
+/// Rows a load inserted or changed so far.
+fn changed_rows(counts: &UpsertCounts) -> u64 {
+    counts.inserted + counts.updated
+}
+
+/// Raises the tenant's change version (`reportroot_storage::changes`) in the caller's
+/// transaction: once per transaction of a load that changed rows, and per undo step.
+pub(crate) fn note_change(
+    connection: &Connection,
+    table: &TableSql,
+    tenant: &Uuid,
+) -> Result<(), StorageError> {
+    connection
+        .prepare_cached(&table.note_change)
+        .and_then(|mut statement| statement.execute([tenant]))
+        .map(|_| ())
+        .map_err(backend)
+}
+
 /// A chunk handed on by [`PendingRows::relay`]: `None` once the producer's rows ended (a
 /// closed channel without it means the relay died, and the load must not commit).
 type Relayed = Option<Result<Vec<Vec<Value>>, LoadAborted>>;
@@ -1137,6 +1165,9 @@ fn load_step(
     bulk.last_was_known = state.last_was_known;
     let more = state.rows.feed(&mut bulk, deadline)?;
     bulk.summarize()?;
+    if changed_rows(&bulk.counts) > changed_rows(&state.counts) {
+        note_change(tx, bulk.table, &tenant)?;
+    }
     state.counts = bulk.counts;
     state.last_was_known = bulk.last_was_known;
     let journal = std::mem::take(&mut bulk.journal);

@@ -18,6 +18,7 @@ use reportroot_odata::query::Expr;
 use uuid::Uuid;
 
 use crate::accounts::{Accounts, KnownTenants};
+use crate::changes::ChangeSql;
 use crate::directory::{Directory, SqlRunner};
 use crate::query_sql::{
     compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
@@ -40,6 +41,7 @@ pub struct TableSet {
     tables: Vec<TableSql>,
     by_entity: HashMap<&'static str, usize>,
     refreshes: &'static dyn PeriodRefreshes,
+    changes: ChangeSql,
 }
 
 impl TableSet {
@@ -54,6 +56,7 @@ impl TableSet {
     pub fn with_refreshes(dialect: Dialect, refreshes: &'static dyn PeriodRefreshes) -> Self {
         TableSet {
             refreshes,
+            changes: ChangeSql::new(dialect),
             tables: REPORTS
                 .iter()
                 .map(|report| TableSql::with_refreshes(report, dialect, refreshes))
@@ -82,6 +85,11 @@ impl TableSet {
     /// How these statements find a period's latest refresh date.
     pub fn refreshes(&self) -> &'static dyn PeriodRefreshes {
         self.refreshes
+    }
+
+    /// The statements of the tenants' change versions (`crate::changes`).
+    pub fn changes(&self) -> &ChangeSql {
+        &self.changes
     }
 
     /// Every report's statements, in registry order.
@@ -375,7 +383,7 @@ enum Stage {
     CheckingId { id: Uuid, values: Vec<Value> },
     /// A write hit a unique constraint that is not the id: who has these values' natural key?
     CheckingKey { values: Vec<Value> },
-    /// The row is written: run the per-day summary's statements ([`WritePlan::summary`]).
+    /// The row is written: run the statements that follow it ([`WritePlan::summary`]).
     Summarizing { written: Entity },
     /// Done.
     Finished(Result<Entity, StorageError>),
@@ -391,7 +399,8 @@ pub struct WritePlan<'t> {
     tenant: Uuid,
     write: Write,
     stage: Stage,
-    /// The per-day summary's statements still to run after the write (`crate::days`).
+    /// The statements still to run after the row is written: the per-day summary's
+    /// (`crate::days`), then the raise of the tenant's change version (`crate::changes`).
     summary: VecDeque<(&'t str, Vec<SqlParam>)>,
 }
 
@@ -420,9 +429,15 @@ impl<'t> WritePlan<'t> {
     }
 
     /// Whether the plan must run in one transaction: it reads a row before writing it, or
-    /// keeps a per-day summary beside the row.
+    /// runs statements after the row (a per-day summary, the tenant's change version).
     pub fn needs_transaction(&self) -> bool {
-        self.reads_before_writing() || self.table.days.is_some()
+        self.reads_before_writing() || self.table.days.is_some() || self.notes_change()
+    }
+
+    /// Whether a successful write raises the tenant's change version: every write but a bulk
+    /// load's [`Write::Replace`], whose load raises it once per transaction instead.
+    fn notes_change(&self) -> bool {
+        !matches!(self.write, Write::Replace { .. })
     }
 
     /// Whether a finished plan stored new values (an insert or an update, not a delete).
@@ -507,15 +522,14 @@ impl<'t> WritePlan<'t> {
                 format!("unexpected outcome {outcome:?} of a write at {stage:?}"),
             )))),
         };
-        if let Some(before) = before {
-            self.summarize(before);
+        if matches!(self.stage, Stage::Finished(Ok(_))) {
+            self.summarize(before.flatten());
         }
     }
 
-    /// When `outcome` is a row written at `stage` and the report keeps a per-day summary:
-    /// the row's id and values before the write (`None` inside for an insert).
+    /// When `outcome` is a row written at `stage`: the row's id and values before the write
+    /// (`None` inside for an insert).
     fn row_before(&self, stage: &Stage, outcome: &Outcome) -> Option<Option<(Uuid, Vec<Value>)>> {
-        self.table.days.as_ref()?;
         match (stage, outcome, &self.write) {
             (Stage::Start, Outcome::Changed(1), Write::Insert { .. }) => Some(None),
             (Stage::Start, Outcome::Changed(1), Write::Replace { current, .. })
@@ -528,24 +542,33 @@ impl<'t> WritePlan<'t> {
         }
     }
 
-    /// After a row is written: queue the summary's statements that move it from `before`
-    /// to where it is now, and run them before finishing.
+    /// After a row is written (`before`: its id and values before, `None` for an insert):
+    /// queue the summary's statements that move it from `before` to where it is now, and
+    /// the raise of the tenant's change version, and run them before finishing.
     fn summarize(&mut self, before: Option<(Uuid, Vec<Value>)>) {
-        let (Some(days), Stage::Finished(Ok(written))) = (&self.table.days, &self.stage) else {
+        let Stage::Finished(Ok(written)) = &self.stage else {
             return;
         };
-        let after = (!matches!(self.write, Write::Delete { .. })).then_some(written);
-        if let (Some((_, old)), Some(new)) = (&before, after) {
-            if days.same_place(old, &new.values) {
-                return;
+        if let Some(days) = &self.table.days {
+            let after = (!matches!(self.write, Write::Delete { .. })).then_some(written);
+            let moved = match (&before, after) {
+                (Some((_, old)), Some(new)) => !days.same_place(old, &new.values),
+                _ => true,
+            };
+            if let Some((id, old)) = before.as_ref().filter(|_| moved) {
+                self.summary.extend(days.removing(self.tenant, *id, old));
+            }
+            if let Some(new) = after.filter(|_| moved) {
+                self.summary
+                    .push_back(days.adding(self.tenant, new.id, &new.values));
             }
         }
-        if let Some((id, old)) = &before {
-            self.summary.extend(days.removing(self.tenant, *id, old));
-        }
-        if let Some(new) = after {
+        if self.notes_change() {
             self.summary
-                .push_back(days.adding(self.tenant, new.id, &new.values));
+                .push_back((&self.table.note_change, vec![SqlParam::Uuid(self.tenant)]));
+        }
+        if self.summary.is_empty() {
+            return;
         }
         if let Stage::Finished(Ok(written)) = std::mem::replace(&mut self.stage, Stage::Start) {
             self.stage = Stage::Summarizing { written };
@@ -556,7 +579,7 @@ impl<'t> WritePlan<'t> {
     fn summarized(&mut self, written: Entity, outcome: Outcome) -> Stage {
         if !matches!(outcome, Outcome::Changed(_)) {
             return Stage::Finished(Err(StorageError::Backend(BackendError::message(format!(
-                "unexpected outcome {outcome:?} of a per-day summary statement"
+                "unexpected outcome {outcome:?} of a statement after a write"
             )))));
         }
         self.summary.pop_front();
@@ -821,6 +844,14 @@ impl<B: SqlBackend> Storage for B {
         self.read_entities(report, query).await
     }
 
+    async fn tenant_version(&self, tenant: TenantId) -> Result<i64, StorageError> {
+        let query = CompiledSql {
+            sql: self.tables().changes().read.clone(),
+            params: vec![SqlParam::Uuid(tenant.0)],
+        };
+        self.read_count(query).await
+    }
+
     async fn series(
         &self,
         tenant: TenantId,
@@ -1000,6 +1031,11 @@ mod tests {
         let mut fresh = plan_of(&tables, update(Precondition::None));
         fresh.advance(Outcome::Entity(Some(entity(3, width))));
         assert!(matches!(fresh.step(), Step::Execute { .. }));
+        fresh.advance(Outcome::Changed(1));
+        // Then the raise of the tenant's change version.
+        assert!(
+            matches!(fresh.step(), Step::Execute { sql, .. } if sql.contains("reportroot_tenant_changes"))
+        );
         fresh.advance(Outcome::Changed(1));
         let written = fresh.finish().expect("updated");
         assert_eq!(written.version, 4);

@@ -4,6 +4,7 @@
 //! is scoped to one tenant: no method can read or write another tenant's rows.
 
 pub mod accounts;
+pub mod changes;
 pub mod csv_import;
 pub mod days;
 pub mod directory;
@@ -363,6 +364,10 @@ pub trait Storage: Send + Sync {
         report: &'static ReportType,
         query: &series::SeriesQuery,
     ) -> Result<Vec<Entity>, StorageError>;
+
+    /// The tenant's change version ([`changes`]): raised by every write of its report rows
+    /// (through any instance or process), 0 before the first. One primary-key lookup.
+    async fn tenant_version(&self, tenant: TenantId) -> Result<i64, StorageError>;
 
     /// Inserts or updates rows by natural key, all in one transaction.
     async fn upsert_many(

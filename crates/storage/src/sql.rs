@@ -87,6 +87,9 @@ pub struct TableSql {
     /// The per-day summary of a per-day report (`crate::days`), whose table
     /// [`TableSql::create`] also creates.
     pub days: Option<DaysSql>,
+    /// Raises the tenant's change version (`crate::changes`): `(tenant)`, run in the same
+    /// transaction as every write of the report's rows.
+    pub note_change: String,
 }
 
 /// The names of a periodic report's table that its refresh-date statements use.
@@ -392,6 +395,7 @@ impl TableSql {
             latest: latest(report, dialect, refreshes, &names, &columns),
             note_refresh,
             days,
+            note_change: crate::changes::ChangeSql::new(dialect).bump,
             columns,
             create,
             table: names.table.clone(),

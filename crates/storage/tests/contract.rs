@@ -1028,3 +1028,176 @@ async fn the_migration_fills_the_tenant_names_from_stored_rows() {
             .unwrap();
     }
 }
+
+/// A row of `report` whose natural key differs with `n` (< 50): the activity date and any
+/// text (the dimension) follow it.
+fn numbered_row(report: &ReportType, n: i64) -> Vec<Value> {
+    let refresh = report.refresh_date_index();
+    report
+        .properties
+        .iter()
+        .enumerate()
+        .map(|(i, property)| match property.kind {
+            reportroot_model::ValueKind::Date if i == refresh => date("2025-03-01"),
+            reportroot_model::ValueKind::Date => {
+                Value::Date(Date::parse("2025-01-01").unwrap().add_days(n))
+            }
+            reportroot_model::ValueKind::Period => Value::Text("D7".into()),
+            reportroot_model::ValueKind::Text => Value::Text(format!("P{n}")),
+            _ => Value::Int(n),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_write_raises_the_tenants_change_version_and_a_rejected_one_does_not() {
+    let per_day = find_report("office365ActiveUserCounts").unwrap();
+    for (name, backend) in backends().await {
+        let s = &backend.storage;
+        for report in [per_day, activations()] {
+            let t = TenantId(Uuid::new_v4());
+            let other = TenantId(Uuid::new_v4());
+            let what = format!("{name} {}", report.entity);
+            let version = || async { s.tenant_version(t).await.unwrap() };
+            assert_eq!(version().await, 0, "{what}: no write yet");
+
+            // POST, then rejected POSTs: the same natural key, the same id.
+            let first = s
+                .insert(t, report, new(numbered_row(report, 1)))
+                .await
+                .unwrap();
+            assert_eq!(version().await, 1, "{what}: insert");
+            let same_key = s.insert(t, report, new(numbered_row(report, 1))).await;
+            assert!(
+                matches!(same_key, Err(StorageError::DuplicateKey { .. })),
+                "{what}"
+            );
+            let same_id = NewEntity {
+                id: Some(first.id),
+                values: numbered_row(report, 2),
+            };
+            let same_id = s.insert(t, report, same_id).await;
+            assert!(
+                matches!(same_id, Err(StorageError::DuplicateId(_))),
+                "{what}"
+            );
+            assert_eq!(version().await, 1, "{what}: rejected inserts");
+
+            // PATCH of a count, of a key; rejected: a stale eTag, a missing id, a taken key.
+            let count = report
+                .properties
+                .iter()
+                .position(|p| p.kind == reportroot_model::ValueKind::Count)
+                .unwrap();
+            s.update(
+                t,
+                report,
+                first.id,
+                &[(count, Value::Int(7))],
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(version().await, 2, "{what}: update");
+            let moved = numbered_row(report, 3);
+            let changes: Vec<(usize, Value)> = moved.into_iter().enumerate().collect();
+            let updated = s
+                .update(t, report, first.id, &changes, Precondition::None)
+                .await
+                .unwrap();
+            assert_eq!(version().await, 3, "{what}: update of the key");
+            let stale = s
+                .update(
+                    t,
+                    report,
+                    first.id,
+                    &[(count, Value::Int(8))],
+                    Precondition::Version(1),
+                )
+                .await;
+            assert!(
+                matches!(stale, Err(StorageError::PreconditionFailed { .. })),
+                "{what}"
+            );
+            let missing = s
+                .update(
+                    t,
+                    report,
+                    Uuid::new_v4(),
+                    &[(count, Value::Int(8))],
+                    Precondition::None,
+                )
+                .await;
+            assert!(matches!(missing, Err(StorageError::NotFound)), "{what}");
+            let second = s
+                .insert(t, report, new(numbered_row(report, 4)))
+                .await
+                .unwrap();
+            assert_eq!(version().await, 4, "{what}: second insert");
+            let taken: Vec<(usize, Value)> =
+                numbered_row(report, 3).into_iter().enumerate().collect();
+            let taken = s
+                .update(t, report, second.id, &taken, Precondition::None)
+                .await;
+            assert!(
+                matches!(taken, Err(StorageError::DuplicateKey { .. })),
+                "{what}"
+            );
+            assert_eq!(version().await, 4, "{what}: rejected updates");
+
+            // DELETE; rejected: a stale eTag, a missing id.
+            let stale = s
+                .delete(t, report, updated.id, Precondition::Version(1))
+                .await;
+            assert!(
+                matches!(stale, Err(StorageError::PreconditionFailed { .. })),
+                "{what}"
+            );
+            let missing = s
+                .delete(t, report, Uuid::new_v4(), Precondition::None)
+                .await;
+            assert!(matches!(missing, Err(StorageError::NotFound)), "{what}");
+            assert_eq!(version().await, 4, "{what}: rejected deletes");
+            s.delete(t, report, updated.id, Precondition::None)
+                .await
+                .unwrap();
+            assert_eq!(version().await, 5, "{what}: delete");
+
+            // Bulk loads: new rows, changed rows raise it; the same rows again and an
+            // aborted load do not.
+            let rows: Vec<Vec<Value>> = (10..20).map(|n| numbered_row(report, n)).collect();
+            s.upsert_many(t, report, rows.clone()).await.unwrap();
+            let after_load = version().await;
+            assert!(after_load > 5, "{what}: load");
+            s.upsert_many(t, report, rows.clone()).await.unwrap();
+            assert_eq!(
+                version().await,
+                after_load,
+                "{what}: a load that changes nothing"
+            );
+            let mut changed = rows[0].clone();
+            changed[count] = Value::Int(99);
+            s.upsert_many(t, report, vec![changed]).await.unwrap();
+            assert!(
+                version().await > after_load,
+                "{what}: a load that changes a row"
+            );
+            let before_abort = version().await;
+            let aborted: RowChunks = Box::new(
+                vec![
+                    Ok(vec![numbered_row(report, 30)]),
+                    Err(LoadAborted("a bad row".into())),
+                ]
+                .into_iter(),
+            );
+            assert!(s.upsert_stream(t, report, aborted).await.is_err(), "{what}");
+            assert_eq!(version().await, before_abort, "{what}: aborted load");
+
+            assert_eq!(
+                s.tenant_version(other).await.unwrap(),
+                0,
+                "{what}: other tenant"
+            );
+        }
+    }
+}

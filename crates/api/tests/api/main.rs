@@ -5,6 +5,7 @@
 //! repeated on CI's 2 cores. New test files go here as modules, not beside this directory.
 #[macro_use]
 mod common;
+mod answer_cache;
 mod auth;
 mod batch;
 mod connections;

@@ -81,12 +81,14 @@ const GLOBAL: [&str; 9] = [
     "reportroot_users",
 ];
 
-/// Report tables and the throttle counters hash-distributed by tenant, all in one co-location
+/// Report tables, the throttle counters and the tenants' change versions hash-distributed by
+/// tenant, all in one co-location
 /// group of `shards` shards; the global tables reference tables (one shard, on every node);
 /// nothing else.
 fn assert_distributed(tables: &[(String, String, i32, i64, String)], shards: i64, extra: &[&str]) {
     let mut reports = report_tables();
     reports.push(reportroot_storage::throttle::THROTTLE_TABLE.to_owned());
+    reports.push(reportroot_storage::changes::CHANGES_TABLE.to_owned());
     let group = tables
         .iter()
         .find(|t| t.0 == reports[0])

@@ -80,6 +80,18 @@ async fn a_load_failing_after_several_transactions_is_undone() {
     // writer changes two rows; chunk 2 updates P0–P1099 again, and the parser finds a bad row.
     let other = Connection::open(&path).unwrap();
     other.busy_timeout(Duration::from_secs(10)).unwrap();
+    // Each raise of the tenant's change version logs P0's count as it is then: the load's
+    // raises see 8 or 9, the undo's last one 7 again (an API answer cached before the undo
+    // would otherwise outlive it).
+    let table = report.table_name();
+    other
+        .execute_batch(&format!(
+            "CREATE TABLE raises (n INTEGER PRIMARY KEY, p0 INTEGER); \
+             CREATE TRIGGER log_raise AFTER UPDATE ON reportroot_tenant_changes BEGIN \
+             INSERT INTO raises (p0) SELECT assigned FROM {table} WHERE product_type = 'P0'; END;"
+        ))
+        .unwrap();
+    let version_before = storage.tenant_version(tenant).await.unwrap();
     let (seen_sender, seen) = std::sync::mpsc::channel();
     let chunk = |assigned: i64| (0..1100).map(|n| row(n, assigned)).collect::<Vec<_>>();
     let items: Vec<Result<Vec<Vec<Value>>, LoadAborted>> = vec![
@@ -130,6 +142,26 @@ async fn a_load_failing_after_several_transactions_is_undone() {
     );
 
     let connection = Connection::open(&path).unwrap();
+    let raises: Vec<i64> = connection
+        .prepare("SELECT p0 FROM raises ORDER BY n")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        raises.iter().any(|p0| [8, 9].contains(p0)),
+        "the load's transactions raise the version: {raises:?}"
+    );
+    assert_eq!(
+        raises.last(),
+        Some(&7),
+        "the undo raises the version: {raises:?}"
+    );
+    assert_eq!(
+        storage.tenant_version(tenant).await.unwrap(),
+        version_before + raises.len() as i64
+    );
     let journal: (i64, i64) = connection
         .query_row(
             "SELECT (SELECT count(*) FROM reportroot_imports), \
