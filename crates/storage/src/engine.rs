@@ -41,6 +41,7 @@ pub struct TableSet {
     tables: Vec<TableSql>,
     by_entity: HashMap<&'static str, usize>,
     refreshes: &'static dyn PeriodRefreshes,
+    dialect: Dialect,
     changes: ChangeSql,
 }
 
@@ -56,6 +57,7 @@ impl TableSet {
     pub fn with_refreshes(dialect: Dialect, refreshes: &'static dyn PeriodRefreshes) -> Self {
         TableSet {
             refreshes,
+            dialect,
             changes: ChangeSql::new(dialect),
             tables: REPORTS
                 .iter()
@@ -82,9 +84,10 @@ impl TableSet {
             })
     }
 
-    /// How these statements find a period's latest refresh date.
-    pub fn refreshes(&self) -> &'static dyn PeriodRefreshes {
-        self.refreshes
+    /// How these statements find a period's latest refresh date of `report`
+    /// ([`crate::sql::period_refreshes`]).
+    pub fn refreshes(&self, report: &ReportType) -> &'static dyn PeriodRefreshes {
+        crate::sql::period_refreshes(report, self.dialect, self.refreshes)
     }
 
     /// The statements of the tenants' change versions (`crate::changes`).
@@ -770,7 +773,7 @@ impl<B: SqlBackend> Storage for B {
         let compiled = compile_list_with(
             report,
             self.dialect(),
-            tables.refreshes(),
+            tables.refreshes(report),
             columns,
             tenant.0,
             query,
@@ -798,7 +801,7 @@ impl<B: SqlBackend> Storage for B {
             compile_count_with(
                 report,
                 self.dialect(),
-                tables.refreshes(),
+                tables.refreshes(report),
                 tenant.0,
                 &scope,
                 filter,

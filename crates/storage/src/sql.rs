@@ -172,6 +172,22 @@ impl PeriodRefreshes for RowsByPeriodDay {
     }
 }
 
+/// How `report`'s statements in `dialect` find a period's latest refresh date: as `given`
+/// (the backend's way), except for SQLite's per-day reports, whose `_by_period_day`
+/// ([`period_pages_index`]) leads with (period, refresh date): one seek of it, and nothing
+/// more kept at write time for them ([`RowsByPeriodDay`]).
+pub fn period_refreshes<'a>(
+    report: &ReportType,
+    dialect: Dialect,
+    given: &'a dyn PeriodRefreshes,
+) -> &'a dyn PeriodRefreshes {
+    if dialect == Dialect::Sqlite && period_pages_index(report).is_some() {
+        &RowsByPeriodDay
+    } else {
+        given
+    }
+}
+
 /// The partial index of rows whose activity date (`column`) is after their refresh date.
 pub fn ahead_index(report: &ReportType, column: &str) -> String {
     format!("{}_ahead_{column}", report.table_name())
@@ -346,15 +362,7 @@ impl TableSql {
         dialect: Dialect,
         refreshes: &dyn PeriodRefreshes,
     ) -> TableSql {
-        // SQLite's per-day reports have `_by_period_day` (`period_pages_index`), which leads
-        // with (period, refresh date): the latest refresh of a period is one seek of it, so
-        // nothing more is kept at write time for them.
-        let refreshes: &dyn PeriodRefreshes =
-            if dialect == Dialect::Sqlite && period_pages_index(report).is_some() {
-                &RowsByPeriodDay
-            } else {
-                refreshes
-            };
+        let refreshes = period_refreshes(report, dialect, refreshes);
         let names = Columns::new(report);
         let p = |n: usize| dialect.param(n);
         let table = &names.table;

@@ -336,7 +336,7 @@ async fn a_version_8_file_gets_the_period_page_indexes() {
         !tables.contains(&format!("{}_refreshes", report.table_name())),
         "{tables:?}"
     );
-    let per_period = reportroot_model::REPORTS
+    let per_period = REPORTS
         .iter()
         .find(|r| r.grain == reportroot_model::Grain::PerPeriod)
         .unwrap();
