@@ -237,8 +237,11 @@ pub fn series_index(report: &ReportType) -> Option<(String, Vec<String>)> {
 /// kept 7 of every refresh's 307 rows (D7, D30, D90, D180): ~600 index entries for a page of
 /// 11 (p99 28–77 ms at 32 connections, 1,000 tenants × 1 year); through this index a page is
 /// a page of entries (100 tenants × 1 year, 32 connections, load 7–9 on 2 cores: 1.7k → 8.6k
-/// req/s, p99 67 → 20 ms; a narrow range 0.65k → 7.0k req/s). Its cost: fresh imports of
-/// 1.12M rows ~15–30 % slower (noisy: 134k → 109k rows/s, medians of 6), files +27 %.
+/// req/s, p99 67 → 20 ms; a narrow range 0.65k → 7.0k req/s). Its cost, files +27 %; imports
+/// pay nothing, as the side table of refresh dates it replaces for these reports
+/// ([`period_refreshes`]) cost as much: fresh imports of 1.12M rows, medians of 10 runs
+/// interleaved (load ~1.5): without the index 184k rows/s, with it and the side table 146k,
+/// with it alone 190k.
 /// PostgreSQL's `_by_period` `(tenant, period, refresh date)` finds the
 /// same rows and sorts each refresh date's few incrementally.
 pub fn period_pages_index(report: &ReportType) -> Option<(String, Vec<String>)> {
