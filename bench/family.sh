@@ -41,7 +41,7 @@ fi
 python3 - "$DB" > "$WORK/family-db.txt" <<'PY'
 import os, sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-ts = [r[0] for r in c.execute("select name from sqlite_master where type='table' and name not like 'reportroot%' and name not like '%_refreshes' and name not like 'sqlite%'")]
+ts = [r[0] for r in c.execute("select name from sqlite_master where type='table' and name not like 'reportroot%' and name not like '%!_refreshes' escape '!' and name not like '%!_days' escape '!' and name not like 'sqlite%'")]
 rows = sum(c.execute(f"select count(*) from {t}").fetchone()[0] for t in ts)
 print(f"{len(ts)} report tables, {rows} rows, {os.path.getsize(sys.argv[1]) / 2**20:.0f} MiB")
 PY
