@@ -1191,7 +1191,19 @@ async fn every_write_raises_the_tenants_change_version_and_a_rejected_one_does_n
                 .into_iter(),
             );
             assert!(s.upsert_stream(t, report, aborted).await.is_err(), "{what}");
-            assert_eq!(version().await, before_abort, "{what}: aborted load");
+            let after_abort = version().await;
+            if name == "sqlite" {
+                // SQLite commits a load in steps that readers see (when a chunk outlasts its
+                // time budget, as on a busy machine) and undoes them in steps; each raises
+                // the version, as an answer may have been cached from them. In one step,
+                // nothing was committed: the version stays.
+                assert!(
+                    after_abort == before_abort || after_abort >= before_abort + 2,
+                    "{what}: aborted load {before_abort} → {after_abort}"
+                );
+            } else {
+                assert_eq!(after_abort, before_abort, "{what}: aborted load");
+            }
 
             assert_eq!(
                 s.tenant_version(other).await.unwrap(),
