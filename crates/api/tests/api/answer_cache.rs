@@ -19,16 +19,7 @@ on_both_backends!(answers_live_until_the_tenant_changes);
 
 /// A counter of the server's metrics.
 async fn counter(app: &TestApp, name: &str) -> f64 {
-    let url = app.metrics_url.clone().expect("metrics listener");
-    let text = app
-        .client
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))

@@ -583,9 +583,7 @@ async fn instances_lease_far_from_the_limit(backend: Backend) {
     }
     let (mut statements, mut local) = (0.0, 0.0);
     for app in [&first, &second] {
-        let url = app.metrics_url.clone().expect("metrics listener");
-        let text = app.client.get(&url).send().await.unwrap().text().await;
-        let text = text.unwrap();
+        let text = app.metrics_text().await;
         let count = "reportroot_storage_operation_duration_seconds_count";
         statements += metric(&text, count, &[("operation", "throttle_admit")]).unwrap_or(0.0);
         local += metric(&text, "reportroot_throttle_local_decisions_total", &[]).unwrap();
@@ -616,16 +614,7 @@ async fn metrics_show_storage_and_pools(backend: Backend) {
     let set = "/v1.0/reports/office365ActiveUserCounts";
     assert_eq!(app.get(set, &t.read).await.status(), 200);
     assert_eq!(app.get(ACTIVE_USERS, &t.read).await.status(), 302);
-    let url = app.metrics_url.clone().expect("metrics listener");
-    let text = app
-        .client
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let count = "reportroot_storage_operation_duration_seconds_count";
     assert!(
         metric(&text, count, &[("operation", "list")]).is_some_and(|v| v >= 1.0),
@@ -692,16 +681,7 @@ async fn a_failing_counter_store_admits_the_request() {
     for _ in 0..3 {
         assert_eq!(app.get(ACTIVE_USERS, &t.read).await.status(), 302);
     }
-    let metrics_url = app.metrics_url.clone().expect("metrics listener");
-    let text = app
-        .client
-        .get(&metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await;
-    let text = text.unwrap();
+    let text = app.metrics_text().await;
     let failures = metric(&text, "reportroot_throttle_store_failures_total", &[]);
     assert_eq!(failures, Some(3.0), "{text}");
     app.stop().await;

@@ -223,6 +223,13 @@ async fn spawn_metrics(state: Arc<AppState>) -> String {
 }
 
 impl TestApp {
+    /// The metrics listener's exposition text, as Prometheus scrapes it.
+    pub async fn metrics_text(&self) -> String {
+        let url = self.metrics_url.clone().expect("metrics listener");
+        let response = self.client.get(&url).send().await.expect("metrics scrape");
+        response.text().await.expect("metrics text")
+    }
+
     /// Stops the server and waits until it has released the database.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(stop) = self.stop.take() {
