@@ -512,4 +512,17 @@ mod tests {
         tokio::time::sleep(interval * 2).await;
         assert!(get(&cache, &storage, tenant, "a").await.is_some());
     }
+
+    #[tokio::test]
+    async fn remembers_at_most_max_tenants_version_reads() {
+        let (storage, _dir) = storage();
+        let cache = ReportCache::new(1024 * 1024, CHECK_INTERVAL);
+        let mut most = 0;
+        for _ in 0..MAX_TENANTS + 100 {
+            let tenant = TenantId(uuid::Uuid::new_v4());
+            assert!(get(&cache, &storage, tenant, "a").await.is_none());
+            most = most.max(locked(&cache.checks).len());
+        }
+        assert_eq!(most, MAX_TENANTS, "filled to the bound, never past it");
+    }
 }
