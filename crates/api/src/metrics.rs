@@ -476,7 +476,13 @@ mod tests {
             .render(0, &[])
             .lines()
             .filter(|line| line.starts_with(&pattern))
-            .map(|line| line.rsplit(' ').next().unwrap_or("0").parse::<usize>().unwrap_or(0))
+            .map(|line| {
+                line.rsplit(' ')
+                    .next()
+                    .unwrap_or("0")
+                    .parse::<usize>()
+                    .unwrap_or(0)
+            })
             .sum()
     }
 
