@@ -17,8 +17,8 @@ use reportroot_storage::changes::CHANGES_TABLE;
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
-    decode_entity, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet, WritePlan,
-    WriteRequest,
+    decode_entity, ColumnReader, Load, Outcome, Param, ReadCost, SqlBackend, Step, TableSet,
+    WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
@@ -660,10 +660,12 @@ impl SqlBackend for PostgresStorage {
         &self.known_tenants
     }
 
+    /// The cost does not matter here: PostgreSQL's backends are its own processes.
     async fn read_entities(
         &self,
         report: &'static ReportType,
         query: CompiledSql,
+        _cost: ReadCost,
     ) -> Result<Vec<Entity>, StorageError> {
         self.limited_rows(&query)
             .await?
@@ -672,7 +674,7 @@ impl SqlBackend for PostgresStorage {
             .collect()
     }
 
-    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
+    async fn read_count(&self, query: CompiledSql, _cost: ReadCost) -> Result<i64, StorageError> {
         let rows = self.limited_rows(&query).await?;
         let row = rows
             .first()
