@@ -15,11 +15,21 @@ use reportroot_odata::query::{Expr, Operand, OrderKey, PropertyRef};
 
 use crate::{ListQuery, Scope};
 
-/// Whether a listing may read far more rows than it returns (see the module's text). The
-/// latest report (a report function's rows: one refresh date) is never a scan.
+/// The largest `$skip` a page may have and still cost about a page. Why: `$skip` is an
+/// `OFFSET`, which reads every row it skips: `$skip=1000000` read 1M index entries of a
+/// 10-year tenant (~0.3 s), as much as a scan, and was admitted without the scan limits.
+/// Server-driven paging (`$skiptoken`) resumes by keyset and never skips.
+pub const MAX_CHEAP_SKIP: u64 = 1_000;
+
+/// Whether a listing may read far more rows than it returns (see the module's text), or skip
+/// more than [`MAX_CHEAP_SKIP`] rows. The latest report (a report function's rows: one
+/// refresh date) is never a scan.
 pub fn list_may_scan(report: &ReportType, query: &ListQuery) -> bool {
     if matches!(query.scope, Scope::Latest { .. }) {
         return false;
+    }
+    if query.skip > MAX_CHEAP_SKIP {
+        return true;
     }
     let keys = report.natural_key_indexes();
     query
@@ -76,6 +86,7 @@ mod tests {
         ListQuery {
             filter: options.filter,
             order_by: options.order_by,
+            skip: options.skip.unwrap_or(0),
             ..ListQuery::default()
         }
     }
@@ -96,6 +107,7 @@ mod tests {
             "$filter=reportDate ge 2020-01-01 and reportPeriod eq '7'",
             "$filter=reportRefreshDate eq 2024-01-01 or not (reportDate lt 2020-01-01)",
             "$orderby=reportDate desc",
+            "$skip=1000",
         ];
         for text in indexed {
             assert!(!list_may_scan(report, &query(report, text)), "{text}");
@@ -106,6 +118,7 @@ mod tests {
             "$filter=reportDate ge 2020-01-01 or teams eq null",
             "$filter=contains(reportPeriod,'7')",
             "$orderby=office365 desc",
+            "$skip=1001",
         ];
         for text in scans {
             assert!(list_may_scan(report, &query(report, text)), "{text}");
