@@ -333,21 +333,32 @@ fn skip_scan_pages_of_a_report_with_a_dimension() {
     run("sharePointSiteUsageFileCounts", filters);
 }
 
+/// The skip-scan names the natural-key index (`sql::sqlite_natural_key_index`): in a new
+/// file, every report's index of that name holds the tenant and the natural key, in order.
 #[test]
-fn debug_plan() {
-    let report = find_report("office365ActiveUserCounts").unwrap();
-    let (tenant, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let (_dir, connection) = database(report, tenant, other);
-    let query = ListQuery {
-        scope: Scope::All,
-        filter: Some(parse_filter(report, "reportDate ge 2023-06-01").unwrap()),
-        after: Some(Cursor { values: vec![Value::Date(Date::parse("2024-01-01").unwrap()), Value::Date(Date::parse("2023-10-03").unwrap()), Value::Text("180".into())], id: Uuid::nil() }),
-        limit: Some(9),
-        ..ListQuery::default()
-    };
-    let compiled = compile_list(report, Dialect::Sqlite, "id", tenant, &query);
-    let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql)).unwrap();
-    let rows = statement.query_map(sqlite_params(&compiled), |row| row.get::<_, String>(3)).unwrap();
-    eprintln!("{}\n{}", compiled.sql, rows.map(Result::unwrap).collect::<Vec<_>>().join("\n"));
-    eprintln!("{}", rusqlite::version());
+fn every_report_has_the_natural_key_index_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.db");
+    drop(SqliteStorage::open(&path, Durability::Process).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    for report in reportroot_model::REPORTS {
+        let name = reportroot_storage::sql::sqlite_natural_key_index(report);
+        let mut statement = connection
+            .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+            .unwrap();
+        let columns: Vec<String> = statement
+            .query_map([&name], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let expected: Vec<String> = std::iter::once("tenant_id".to_owned())
+            .chain(
+                report
+                    .natural_key_indexes()
+                    .iter()
+                    .map(|&i| report.properties[i].column_name()),
+            )
+            .collect();
+        assert_eq!(columns, expected, "{name}");
+    }
 }

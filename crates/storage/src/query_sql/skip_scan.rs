@@ -86,7 +86,9 @@ pub(super) fn history_page(
     let t = b.bind(SqlParam::Uuid(tenant));
     let f = b.bind(SqlParam::Value(shape.floor.clone()));
     let filter = b.expr(shape.filter);
-    // Every row the loops read: the tenant's, dated from the floor, matching the `$filter`.
+    // A refresh date's rows from the floor: its range of the natural-key index. (The
+    // cursor's refresh date is read from the cursor on instead: given both ranges, SQLite
+    // took the floor's and read the entries up to the cursor.)
     let matching = format!("{activity} >= {f} AND {filter}");
     let next = format!(
         "(SELECT MIN({refresh}) FROM {table} WHERE tenant_id = {t} AND {refresh} > {REFRESH})"
@@ -101,7 +103,7 @@ pub(super) fn history_page(
                 .collect();
             let rest = format!(
                 "SELECT {columns} FROM {indexed} WHERE tenant_id = {t} AND {refresh} = {r0} \
-                 AND ({}) > ({}) AND {matching} UNION ALL ",
+                 AND ({}) > ({}) AND {filter} UNION ALL ",
                 rest_columns.join(", "),
                 rest_values.join(", ")
             );
