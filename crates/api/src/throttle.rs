@@ -22,7 +22,6 @@
 
 mod admitted;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,7 +155,9 @@ const LEASE_MIN_MS: i64 = 1_000;
 pub struct Throttle {
     limits: ThrottleLimits,
     window: Duration,
-    windows: Mutex<HashMap<Key, Admitted>>,
+    /// foldhash, not std's SipHash: hashing the key is on every counted request's path, and
+    /// the keys come from verified tokens and the route (and the map is bounded).
+    windows: Mutex<hashbrown::HashMap<Key, Admitted>>,
     leases: Leases,
     lease: LeasePolicy,
     last_sweep_ms: AtomicI64,
@@ -176,7 +177,7 @@ impl Throttle {
         Throttle {
             window,
             limits,
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(hashbrown::HashMap::new()),
             leases: Leases::new(),
             lease,
             last_sweep_ms: AtomicI64::new(0),
@@ -376,7 +377,7 @@ impl Throttle {
     /// Drops the times that left `key`'s window; `Err(wait)` when `limit` remain in it.
     fn check(
         &self,
-        windows: &mut HashMap<Key, Admitted>,
+        windows: &mut hashbrown::HashMap<Key, Admitted>,
         key: Key,
         limit: usize,
         now: Instant,
@@ -388,7 +389,7 @@ impl Throttle {
     }
 
     /// Drops windows with nothing left in them, or all if that frees nothing.
-    fn forget_idle(&self, windows: &mut HashMap<Key, Admitted>, now: Instant) {
+    fn forget_idle(&self, windows: &mut hashbrown::HashMap<Key, Admitted>, now: Instant) {
         windows.retain(|_, admitted| {
             admitted
                 .newest()

@@ -5,6 +5,7 @@
 
 mod import;
 mod refreshes;
+mod scan_thread;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,8 @@ use reportroot_storage::changes::ChangeSql;
 use reportroot_storage::days::DaysBatch;
 use reportroot_storage::directory::{SqlRunner, SqlValue, DIRECTORY_TABLES};
 use reportroot_storage::engine::{
-    decode_entity, key_params, ColumnReader, Load, Outcome, Param, SqlBackend, Step, TableSet,
-    Write, WritePlan, WriteRequest,
+    decode_entity, key_params, ColumnReader, Load, Outcome, Param, ReadCost, SqlBackend, Step,
+    TableSet, Write, WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
 use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
@@ -259,9 +260,11 @@ impl SqliteStorage {
         self.inner.schema_change
     }
 
-    /// Runs `work` on a reader connection on the blocking pool.
+    /// Runs `work` on a reader connection: in place on the runtime's worker when the read is
+    /// bounded, on a thread of the lowest CPU priority when it may scan ([`scan_thread`]).
     async fn read<T: Send + 'static>(
         &self,
+        cost: ReadCost,
         work: impl FnOnce(&Connection, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let _slot = self.inner.reader_slots.acquire().await.map_err(backend)?;
@@ -277,6 +280,9 @@ impl SqliteStorage {
             lock(&inner.readers).push(connection);
             result
         };
+        if cost == ReadCost::MayScan {
+            return scan_thread::run(run).await;
+        }
         // Reads are short (an indexed query of a few rows): on the multi-threaded runtime they
         // run in place, which saves the hand-off to the blocking pool and back (profiles showed
         // the thread switches as a fifth of a report request).
@@ -1213,7 +1219,7 @@ impl SqlRunner for SqliteStorage {
         sql: String,
         params: Vec<SqlValue>,
     ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
-        self.read(move |connection, _| {
+        self.read(ReadCost::Bounded, move |connection, _| {
             let mut statement = connection.prepare(&sql).map_err(backend)?;
             let width = statement.column_count();
             let params = rusqlite::params_from_iter(params.iter().map(directory_param));
@@ -1304,8 +1310,9 @@ impl SqlBackend for SqliteStorage {
         &self,
         report: &'static ReportType,
         query: CompiledSql,
+        cost: ReadCost,
     ) -> Result<Vec<Entity>, StorageError> {
-        self.read(move |connection, _| {
+        self.read(cost, move |connection, _| {
             let mut statement = connection.prepare_cached(&query.sql).map_err(backend)?;
             let rows = statement
                 .query_map(bind(&query.params), |row| {
@@ -1317,8 +1324,8 @@ impl SqlBackend for SqliteStorage {
         .await
     }
 
-    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError> {
-        self.read(move |connection, _| {
+    async fn read_count(&self, query: CompiledSql, cost: ReadCost) -> Result<i64, StorageError> {
+        self.read(cost, move |connection, _| {
             connection
                 .prepare_cached(&query.sql)
                 .and_then(|mut s| s.query_row(bind(&query.params), |row| row.get(0)))
@@ -1377,5 +1384,24 @@ impl SqlBackend for SqliteStorage {
                 Err(error)
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A read that may scan runs at the lowest priority; a bounded one on the worker as is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_that_may_scan_run_at_the_lowest_priority() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SqliteStorage::open(dir.path().join("nice.db"), Durability::Process)
+            .expect("a new database");
+        let nice_of = |cost| storage.read(cost, |_, _| Ok(scan_thread::current_nice()));
+        let worker = scan_thread::current_nice();
+        assert_eq!(nice_of(ReadCost::Bounded).await.expect("a read"), worker);
+        assert_eq!(nice_of(ReadCost::MayScan).await.expect("a read"), 19);
+        // The runtime's own threads keep theirs.
+        assert_eq!(nice_of(ReadCost::Bounded).await.expect("a read"), worker);
     }
 }

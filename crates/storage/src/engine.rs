@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::accounts::{Accounts, KnownTenants};
 use crate::changes::ChangeSql;
 use crate::directory::{Directory, SqlRunner};
+use crate::query_cost::{count_may_scan, list_may_scan};
 use crate::query_sql::{
     compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
 };
@@ -669,6 +670,27 @@ fn updated(current: &Entity, values: Vec<Value>, changed: u64) -> Stage {
     })
 }
 
+/// What a read may cost, for a backend that runs the expensive ones apart (SQLite runs reads
+/// that may scan on threads of the lowest CPU priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCost {
+    /// An index range that stops after its rows: a page, a row by id, a summary, a series.
+    Bounded,
+    /// May read the tenant's whole history ([`crate::query_cost`]).
+    MayScan,
+}
+
+impl ReadCost {
+    /// [`ReadCost::MayScan`] when `may_scan`.
+    pub fn of(may_scan: bool) -> Self {
+        if may_scan {
+            ReadCost::MayScan
+        } else {
+            ReadCost::Bounded
+        }
+    }
+}
+
 /// What a backend does for the engine: run statements its way. The engine's [`Storage`]
 /// implementation does the rest.
 #[async_trait]
@@ -680,15 +702,17 @@ pub trait SqlBackend: SqlRunner {
     /// [`note_tenant`]).
     fn known_tenants(&self) -> &KnownTenants;
 
-    /// Runs a query of [`TableSql::columns`] rows and decodes them as entities of `report`.
+    /// Runs a query of [`TableSql::columns`] rows and decodes them as entities of `report`;
+    /// `cost` says whether it may scan (a backend may run such reads apart).
     async fn read_entities(
         &self,
         report: &'static ReportType,
         query: CompiledSql,
+        cost: ReadCost,
     ) -> Result<Vec<Entity>, StorageError>;
 
-    /// Runs a query of one integer (a count).
-    async fn read_count(&self, query: CompiledSql) -> Result<i64, StorageError>;
+    /// Runs a query of one integer (a count); `cost` as for [`SqlBackend::read_entities`].
+    async fn read_count(&self, query: CompiledSql, cost: ReadCost) -> Result<i64, StorageError>;
 
     /// Runs the [`WritePlan`] of `request` to its end, in one transaction.
     async fn write(&self, request: WriteRequest) -> Result<Entity, StorageError>;
@@ -759,7 +783,10 @@ impl<B: SqlBackend> Storage for B {
         id: Uuid,
     ) -> Result<Option<Entity>, StorageError> {
         let query = by_id_query(self.tables().get(report)?, tenant.0, id);
-        Ok(self.read_entities(report, query).await?.pop())
+        Ok(self
+            .read_entities(report, query, ReadCost::Bounded)
+            .await?
+            .pop())
     }
 
     async fn list(
@@ -779,7 +806,8 @@ impl<B: SqlBackend> Storage for B {
             query,
         );
         tracing::debug!(sql = %compiled.sql, "list");
-        self.read_entities(report, compiled).await
+        let cost = ReadCost::of(list_may_scan(report, query));
+        self.read_entities(report, compiled, cost).await
     }
 
     async fn count(
@@ -791,23 +819,28 @@ impl<B: SqlBackend> Storage for B {
     ) -> Result<u64, StorageError> {
         let tables = self.tables();
         // The whole history of a per-day report: from its summary when the filter allows.
-        let summarized = match (&tables.get(report)?.days, scope) {
+        let summarized = match (&tables.get(report)?.days, &scope) {
             (Some(days), Scope::All) => {
                 compile_days_count(report, self.dialect(), days, tenant.0, filter)
             }
             _ => None,
         };
-        let compiled = summarized.unwrap_or_else(|| {
-            compile_count_with(
-                report,
-                self.dialect(),
-                tables.refreshes(report),
-                tenant.0,
-                &scope,
-                filter,
-            )
-        });
-        self.read_count(compiled).await.map(count_from)
+        // A count from the summary reads summary rows, never the history.
+        let (compiled, cost) = match summarized {
+            Some(compiled) => (compiled, ReadCost::Bounded),
+            None => (
+                compile_count_with(
+                    report,
+                    self.dialect(),
+                    tables.refreshes(report),
+                    tenant.0,
+                    &scope,
+                    filter,
+                ),
+                ReadCost::of(count_may_scan(report, scope, filter)),
+            ),
+        };
+        self.read_count(compiled, cost).await.map(count_from)
     }
 
     async fn update(
@@ -844,7 +877,7 @@ impl<B: SqlBackend> Storage for B {
         period: Option<Period>,
     ) -> Result<Vec<Entity>, StorageError> {
         let query = latest_query(self.tables().get(report)?, tenant.0, period);
-        self.read_entities(report, query).await
+        self.read_entities(report, query, ReadCost::Bounded).await
     }
 
     async fn tenant_version(&self, tenant: TenantId) -> Result<i64, StorageError> {
@@ -852,7 +885,7 @@ impl<B: SqlBackend> Storage for B {
             sql: self.tables().changes().read.clone(),
             params: vec![SqlParam::Uuid(tenant.0)],
         };
-        self.read_count(query).await
+        self.read_count(query, ReadCost::Bounded).await
     }
 
     async fn series(
@@ -892,7 +925,9 @@ impl<B: SqlBackend> Storage for B {
             ),
         };
         tracing::debug!(sql = %compiled.sql, "series");
-        let rows = self.read_entities(report, compiled).await?;
+        let rows = self
+            .read_entities(report, compiled, ReadCost::Bounded)
+            .await?;
         if rows.len() as u64 > SERIES_MAX_POINTS {
             return Err(StorageError::TooManyPoints);
         }

@@ -15,7 +15,7 @@ use reportroot_odata::query::parse_filter;
 use reportroot_postgres::PostgresStorage;
 use reportroot_sqlite::{Durability, SqliteStorage};
 use reportroot_storage::directory::SqlValue;
-use reportroot_storage::engine::SqlBackend;
+use reportroot_storage::engine::{ReadCost, SqlBackend};
 use reportroot_storage::query_sql::{compile_count, SqlParam};
 use reportroot_storage::series::{compile_series, Interval, SeriesQuery};
 use reportroot_storage::sql::Dialect;
@@ -297,7 +297,7 @@ async fn counts_agree<B: SqlBackend>(
             &Scope::All,
             filter.as_ref(),
         );
-        let counted = backend.read_count(plain).await.unwrap();
+        let counted = backend.read_count(plain, ReadCost::Bounded).await.unwrap();
         assert_eq!(summed as i64, counted, "{name}: $count of {text:?}");
     }
 }
@@ -322,7 +322,10 @@ async fn series_agree<B: SqlBackend>(
             .unwrap();
         let columns = &backend.tables().get(report).unwrap().columns;
         let calendar = compile_series(report, backend.dialect(), columns, tenant.0, &query, 20_001);
-        let walked = backend.read_entities(report, calendar).await.unwrap();
+        let walked = backend
+            .read_entities(report, calendar, ReadCost::Bounded)
+            .await
+            .unwrap();
         assert_eq!(summarized, walked, "{name}: series {query:?}");
     }
 }

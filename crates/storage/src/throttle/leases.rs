@@ -23,7 +23,6 @@
 //! admissions leased and not used stay about half a lease time's demand. While one request asks for a lease, the others that find
 //! nothing held ask for one admission each, so that a burst does not take many leases.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -51,7 +50,8 @@ const ASKING_MS: i64 = 1_000;
 /// instances).
 #[derive(Debug, Default)]
 pub struct Leases {
-    held: Mutex<HashMap<Key, Held>>,
+    /// foldhash, not std's SipHash: every request decided here hashes its key.
+    held: Mutex<hashbrown::HashMap<Key, Held>>,
     statements: AtomicU64,
     local: AtomicU64,
 }
@@ -232,7 +232,7 @@ impl Leases {
 
 /// Drops the entries that can no longer decide anything nor size a lease; all if that frees
 /// nothing.
-fn forget_unusable(held: &mut HashMap<Key, Held>, now: i64, lease_ms: i64) {
+fn forget_unusable(held: &mut hashbrown::HashMap<Key, Held>, now: i64, lease_ms: i64) {
     held.retain(|_, entry| {
         now < entry.until_ms.saturating_add(lease_ms)
             || now < entry.asking_until_ms
