@@ -64,11 +64,12 @@ const REFRESH: &str = "skip_scan_refresh";
 ///   date" and "the next row of this refresh date", each row one `ORDER BY … LIMIT 1` seek)
 ///   took 0.26 ms (1,211 steps), and 6.4 ms with `$skip=1000`: every row a seek and a queue
 ///   entry. Pages of one period keep `_by_period_day` (0.09 ms, 386 steps).
-/// - the server (release builds, wrk, 32 connections, before → after, two rounds at load
-///   5–10 on 2 cores shared with builds): 2.2k → 10.4k and 2.9k → 6.8k req/s, p99 31 → 18.5
-///   and 22 → 12.5 ms; from 2026-10-01 2.0k → 9.7k and 2.7k → 5.7k req/s, p99 41 → 17 and
-///   25 → 13 ms: what `$top=10` costs in the same rounds (12.7k and 8.5k req/s, p99 18 and
-///   11 ms). One request at a time (200 in a row, median): 0.66 → 0.21 ms.
+/// - the server (release builds, wrk, 32 connections, before → after; the load is the
+///   1-minute average on 2 cores shared with builds, the benchmark's own included): at load
+///   2–6, 3.2k → 14.2k req/s, p99 14.9 → 4.3 ms, from 2026-10-01 2.2k → 14.4k req/s, p99
+///   25 → 4.2 ms, as `$top=10` (17k req/s, p99 4 ms); at load 5–10, 2.2k → 10.4k req/s, p99
+///   31 → 18.5 ms (`$top=10`: 12.7k, 18 ms). One request at a time (200 in a row, mean):
+///   0.48 → 0.20 ms (`$top=10`: 0.17 ms).
 pub(super) fn history_page(
     report: &ReportType,
     refreshes: &dyn PeriodRefreshes,
