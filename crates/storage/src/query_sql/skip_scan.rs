@@ -2,7 +2,7 @@
 //! skip-scan of the natural-key index: for each refresh date from the floor, one seek to
 //! `(tenant, refresh date, floor)` and a read in order from there, until the page is full.
 //!
-//! Why: the default order is the natural key's (refresh date, [dimension,] activity date,
+//! Why: the default order is the natural key's (refresh date, dimension if any, activity date,
 //! period), and the first refresh dates after the floor `F` hold mostly activity dates before
 //! `F` (the refresh `F` has 4 matching rows of its 307, `F + 1` 8, …). Read from the refresh
 //! floor in order (`Builder::refresh_floor`), a page of 11 rows read ~600 index entries; here
