@@ -11,6 +11,8 @@ use crate::days::DaysSql;
 use crate::sql::{ahead_index, latest_refresh, Dialect, PeriodRefreshes, RowsByPeriod};
 use crate::{Cursor, ListQuery, Scope};
 
+mod skip_scan;
+
 /// A parameter of a compiled statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlParam {
@@ -40,6 +42,9 @@ struct Builder<'a> {
     /// A property whose `$filter` comparisons SQLite must not read through an index (written
     /// `+column`); see [`sqlite_reads_in_key_order`].
     unindexed: Option<usize>,
+    /// Every property and the id compared as `+column` (SQLite): the skip-scan's `$filter`,
+    /// which must leave its loop the natural-key index ([`skip_scan`]).
+    all_unindexed: bool,
 }
 
 impl Builder<'_> {
@@ -64,7 +69,9 @@ impl Builder<'_> {
                     part(21, 12)
                 )
             }
-            (PropertyRef::Index(i), _) if self.unindexed == Some(i) => {
+            (PropertyRef::Index(i), Dialect::Sqlite)
+                if self.all_unindexed || self.unindexed == Some(i) =>
+            {
                 format!("+{}", self.report.properties[i].column_name())
             }
             (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
@@ -96,12 +103,13 @@ impl Builder<'_> {
         if self.dialect != Dialect::Sqlite {
             return None;
         }
+        let column = if self.all_unindexed { "+id" } else { "id" };
         if is_id(left) {
             let id = canonical(right)?;
-            Some(("id".to_owned(), self.bind(SqlParam::Uuid(id))))
+            Some((column.to_owned(), self.bind(SqlParam::Uuid(id))))
         } else if is_id(right) {
             let id = canonical(left)?;
-            Some((self.bind(SqlParam::Uuid(id)), "id".to_owned()))
+            Some((self.bind(SqlParam::Uuid(id)), column.to_owned()))
         } else {
             None
         }
@@ -391,11 +399,20 @@ impl Builder<'_> {
     /// (487 ms); with the bound the natural-key index is read in order from 2020-01-01 and
     /// stops after the page.
     fn refresh_floor(&mut self, tenant: &str, floor: &Value) -> String {
+        let refresh = self.report.properties[self.report.refresh_date_index()].column_name();
+        match self.refresh_floor_value(tenant, floor) {
+            Some(bound) => format!(" AND {refresh} >= {bound}"),
+            None => String::new(),
+        }
+    }
+
+    /// The least refresh date a row matching `reportDate ge floor` can have: `floor`, or the
+    /// refresh date of a row dated after its refresh, if one is earlier (see
+    /// [`Builder::refresh_floor`]). `None` for a report without an activity date.
+    fn refresh_floor_value(&mut self, tenant: &str, floor: &Value) -> Option<String> {
         let table = self.report.table_name();
         let refresh = self.report.properties[self.report.refresh_date_index()].column_name();
-        let Some(activity) = self.report.activity_date_index() else {
-            return String::new();
-        };
+        let activity = self.report.activity_date_index()?;
         let activity = self.report.properties[activity].column_name();
         let f = self.bind(SqlParam::Value(floor.clone()));
         // SQLite names the index: without statistics it read the whole table instead.
@@ -414,11 +431,11 @@ impl Builder<'_> {
             "(SELECT MIN({min_of}) FROM {table} a{indexed_by} WHERE a.tenant_id = {tenant} \
              AND a.{activity} > a.{refresh} AND a.{activity} >= {f})"
         );
-        match self.dialect {
+        Some(match self.dialect {
             // SQLite's two-argument min() is NULL when either argument is.
-            Dialect::Sqlite => format!(" AND {refresh} >= min({f}, coalesce({ahead}, {f}))"),
-            Dialect::Postgres => format!(" AND {refresh} >= LEAST({f}, {ahead})"),
-        }
+            Dialect::Sqlite => format!("min({f}, coalesce({ahead}, {f}))"),
+            Dialect::Postgres => format!("LEAST({f}, {ahead})"),
+        })
     }
 }
 
@@ -566,6 +583,11 @@ pub fn compile_list_with(
     tenant: Uuid,
     query: &ListQuery,
 ) -> CompiledSql {
+    if dialect == Dialect::Sqlite {
+        if let Some(page) = skip_scan::history_page(report, refreshes, columns, tenant, query) {
+            return page;
+        }
+    }
     let mut b = Builder {
         report,
         dialect,
@@ -573,6 +595,7 @@ pub fn compile_list_with(
         sql: format!("SELECT {columns}"),
         params: Vec::new(),
         unindexed: sqlite_reads_in_key_order(report, dialect, query),
+        all_unindexed: false,
     };
     b.where_clause(tenant, &query.scope, query.filter.as_ref());
     let order = effective_order(report, query);
@@ -655,6 +678,7 @@ pub fn compile_count_with(
         sql: "SELECT COUNT(*)".to_owned(),
         params: Vec::new(),
         unindexed: None,
+        all_unindexed: false,
     };
     b.where_clause(tenant, scope, filter);
     CompiledSql {
@@ -693,6 +717,7 @@ pub fn compile_days_count(
         sql: "SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT)".to_owned(),
         params: Vec::new(),
         unindexed: None,
+        all_unindexed: false,
     };
     let t = b.bind(SqlParam::Uuid(tenant));
     b.sql

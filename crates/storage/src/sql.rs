@@ -193,6 +193,14 @@ pub fn ahead_index(report: &ReportType, column: &str) -> String {
     format!("{}_ahead_{column}", report.table_name())
 }
 
+/// SQLite's index of the natural key: the `UNIQUE` constraint of the table's definition
+/// (`table_definition`), which SQLite names by its position among the table's constraints
+/// (the primary key is the first). Named where a statement must read this index and no
+/// other (`query_sql`'s skip-scan reads it in its order without an `ORDER BY`).
+pub fn sqlite_natural_key_index(report: &ReportType) -> String {
+    format!("sqlite_autoindex_{}_2", report.table_name())
+}
+
 /// The index a series (`crate::series`) reads, by name and columns after `tenant_id`, derived
 /// from the grain:
 /// - per-day reports: `(dimension, activity date, refresh date, period)` (without the

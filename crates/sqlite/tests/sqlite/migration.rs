@@ -156,6 +156,16 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
                 assert_eq!(table, report.table_name());
             }
         }
+        // The natural key's index, by the name the skip-scan of history pages reads it by.
+        let name = reportroot_storage::sql::sqlite_natural_key_index(report);
+        let table: String = connection
+            .query_row(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [&name],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(table, report.table_name(), "{name}");
     }
     drop(connection);
     // Opening again changes nothing.
