@@ -350,42 +350,56 @@ impl Throttle {
         if windows.len() >= MAX_WINDOWS {
             self.forget_idle(&mut windows, now);
         }
-        self.check(&mut windows, per_app, app_limit, now)
+        // One hash per window on the way (the entries are looked up once, checked, and
+        // recorded), not two: this runs under the mutex for every counted request.
+        let Some(key) = tenant_wide else {
+            let admitted = windows.entry(per_app).or_default();
+            admitted
+                .check(self.window, app_limit, now)
+                .map_err(|retry_after| Throttled {
+                    limit: app_label,
+                    retry_after,
+                })?;
+            admitted.record(self.window, app_limit, exact_below, now);
+            return Ok(());
+        };
+        let limits = (app_limit, app_label, self.limits.csv_per_tenant);
+        if let [Some(app), Some(tenant)] = windows.get_many_mut([&per_app, &key]) {
+            return self.admit_both(app, tenant, limits, now);
+        }
+        // A new window (the first request of the app or of the tenant): make both entries.
+        windows.entry(key).or_default();
+        windows.entry(per_app).or_default();
+        let [Some(app), Some(tenant)] = windows.get_many_mut([&per_app, &key]) else {
+            return Ok(()); // both were just made
+        };
+        self.admit_both(app, tenant, limits, now)
+    }
+
+    /// A CSV request against its app's window and its tenant's: refused by the first limit
+    /// reached, else recorded in both. `limits`: the app's limit and its label, the tenant's.
+    fn admit_both(
+        &self,
+        app: &mut Admitted,
+        tenant: &mut Admitted,
+        (app_limit, app_label, tenant_limit): (usize, Limit, usize),
+        now: Instant,
+    ) -> Result<(), Throttled> {
+        app.check(self.window, app_limit, now)
             .map_err(|retry_after| Throttled {
                 limit: app_label,
                 retry_after,
             })?;
-        if let Some(key) = tenant_wide {
-            self.check(&mut windows, key, self.limits.csv_per_tenant, now)
-                .map_err(|retry_after| Throttled {
-                    limit: Limit::CsvPerTenant,
-                    retry_after,
-                })?;
-            let limit = self.limits.csv_per_tenant;
-            windows
-                .entry(key)
-                .or_default()
-                .record(self.window, limit, exact_below, now);
-        }
-        windows
-            .entry(per_app)
-            .or_default()
-            .record(self.window, app_limit, exact_below, now);
+        tenant
+            .check(self.window, tenant_limit, now)
+            .map_err(|retry_after| Throttled {
+                limit: Limit::CsvPerTenant,
+                retry_after,
+            })?;
+        let exact_below = self.limits.exact_below;
+        tenant.record(self.window, tenant_limit, exact_below, now);
+        app.record(self.window, app_limit, exact_below, now);
         Ok(())
-    }
-
-    /// Drops the times that left `key`'s window; `Err(wait)` when `limit` remain in it.
-    fn check(
-        &self,
-        windows: &mut hashbrown::HashMap<Key, Admitted>,
-        key: Key,
-        limit: usize,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        let Some(admitted) = windows.get_mut(&key) else {
-            return if limit == 0 { Err(self.window) } else { Ok(()) };
-        };
-        admitted.check(self.window, limit, now)
     }
 
     /// Drops windows with nothing left in them, or all if that frees nothing.
