@@ -51,7 +51,10 @@ pub use reportroot_storage::error_chain;
 /// every write (on Citus distributed by tenant with the report tables); a version 6 binary
 /// would write rows without raising them, and other instances' answer caches would miss such
 /// a write (no backfill: a missing row is version 0).
-pub const SCHEMA_VERSION: i64 = 7;
+/// Version 8 gives per-day reports `_by_period_day` (`reportroot_storage::sql::
+/// period_pages_index`) in place of `_by_period`, its prefix: pages of one period read in
+/// order, and the latest refresh of a period is one seek of it as it was of `_by_period`.
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -407,6 +410,17 @@ impl PostgresStorage {
                 supported: SCHEMA_VERSION,
             });
         }
+        // Before the creation: a retired index's name, cut at 63 bytes, may be its
+        // replacement's (`reportroot_storage::sql::retired_indexes`), which would then be
+        // skipped as existing and dropped.
+        if found.is_some_and(|from| from < SCHEMA_VERSION) {
+            for index in REPORTS.iter().flat_map(retired_indexes) {
+                client
+                    .batch_execute(&format!("DROP INDEX IF EXISTS {index}"))
+                    .await
+                    .map_err(backend)?;
+            }
+        }
         for table in self.tables.iter() {
             for statement in &table.create {
                 client.batch_execute(statement).await.map_err(backend)?;
@@ -448,13 +462,6 @@ impl PostgresStorage {
                             client.batch_execute(&statement).await.map_err(backend)?;
                         }
                     }
-                }
-                // The series index replaced the activity date's history index (version 5).
-                for index in REPORTS.iter().flat_map(retired_indexes) {
-                    client
-                        .batch_execute(&format!("DROP INDEX IF EXISTS {index}"))
-                        .await
-                        .map_err(backend)?;
                 }
                 if from < 5 {
                     for statement in tenant_backfill(Dialect::Postgres) {

@@ -88,7 +88,7 @@ impl TableSet {
     /// How these statements find a period's latest refresh date of `report`
     /// ([`crate::sql::period_refreshes`]).
     pub fn refreshes(&self, report: &ReportType) -> &'static dyn PeriodRefreshes {
-        crate::sql::period_refreshes(report, self.dialect, self.refreshes)
+        crate::sql::period_refreshes(report, self.refreshes)
     }
 
     /// The statements of the tenants' change versions (`crate::changes`).
