@@ -42,7 +42,6 @@ pub struct TableSet {
     tables: Vec<TableSql>,
     by_entity: HashMap<&'static str, usize>,
     refreshes: &'static dyn PeriodRefreshes,
-    dialect: Dialect,
     changes: ChangeSql,
 }
 
@@ -58,7 +57,6 @@ impl TableSet {
     pub fn with_refreshes(dialect: Dialect, refreshes: &'static dyn PeriodRefreshes) -> Self {
         TableSet {
             refreshes,
-            dialect,
             changes: ChangeSql::new(dialect),
             tables: REPORTS
                 .iter()
