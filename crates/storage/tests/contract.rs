@@ -775,6 +775,89 @@ async fn a_database_of_version_1_accepts_null_counts(url: &str) {
         .unwrap();
 }
 
+/// A PostgreSQL database of schema version 7 (per-day reports indexed by `_by_period`) is
+/// migrated: every per-day report of a period gets `_by_period_day` with its columns (also
+/// `skype_for_business_participant_activity_minute_counts`, whose cut name is the one its
+/// `_by_period` had), and `_by_period` is gone; its rows stay, pages of a period read them.
+#[tokio::test]
+async fn a_postgres_database_of_version_7_gets_the_period_pages_index() {
+    use reportroot_storage::sql::period_pages_index;
+    for (name, url) in server_urls("migration 7 -> 8") {
+        let own = own_database(&url, "reportroot_pgperiod").await;
+        let report = find_report("office365ActiveUserCounts").unwrap();
+        let t = TenantId(Uuid::new_v4());
+        let storage = connect_own(&own).await.unwrap();
+        let mut values = numbered_row(report, 1);
+        values[report.period_index().unwrap()] = Value::Text(Period::D7.stored().into());
+        storage.upsert_many(t, report, vec![values]).await.unwrap();
+        drop(storage);
+        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Back to version 7; one statement a batch (Citus refuses DDL of distributed tables
+        // in a batch of several).
+        let per_day: Vec<_> = reportroot_model::REPORTS
+            .iter()
+            .filter_map(|r| period_pages_index(r).map(|index| (r, index)))
+            .collect();
+        assert!(per_day.len() > 10, "{} per-day reports", per_day.len());
+        for (report, (index, columns)) in &per_day {
+            let table = report.table_name();
+            old.batch_execute(&format!("DROP INDEX {index}")).await.unwrap();
+            old.batch_execute(&format!(
+                "CREATE INDEX {table}_by_period ON {table} (tenant_id, {}, {})",
+                columns[0], columns[1]
+            ))
+            .await
+            .unwrap();
+        }
+        old.batch_execute("UPDATE reportroot_schema SET version = 7")
+            .await
+            .unwrap();
+        let storage = connect_own(&own).await.unwrap();
+        assert!(
+            matches!(
+                storage.schema_change(),
+                reportroot_storage::SchemaChange::Upgraded { from: 7, .. }
+            ),
+            "{name}: {:?}",
+            storage.schema_change()
+        );
+        for (report, (_, columns)) in &per_day {
+            let table = report.table_name();
+            let definitions: Vec<String> = old
+                .query(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1",
+                    &[&table],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let day = format!("USING btree (tenant_id, {})", columns.join(", "));
+            let period = format!("USING btree (tenant_id, {}, {})", columns[0], columns[1]);
+            assert!(
+                definitions.iter().any(|d| d.ends_with(&day))
+                    && !definitions.iter().any(|d| d.ends_with(&period)),
+                "{name} {table}: {definitions:#?}"
+            );
+        }
+        let filter = parse_filter(report, "reportPeriod eq '7'").unwrap();
+        let query = ListQuery {
+            filter: Some(filter),
+            ..ListQuery::default()
+        };
+        let rows = storage.list(t, report, &query).await.unwrap();
+        assert_eq!(rows.len(), 1, "{name}");
+        drop((storage, old));
+        reportroot_postgres::citus::drop_database(&url, own_name(&own))
+            .await
+            .unwrap();
+    }
+}
+
 /// The dashboard's accounts: users (a name once), grants, sessions found by their digest
 /// until they expire or are revoked, a new password or a removal ending them, and the tenants
 /// noted by the writes of their rows.
