@@ -118,7 +118,8 @@ pub trait PeriodRefreshes: std::fmt::Debug + Send + Sync {
 }
 
 /// The latest refresh date read from the rows themselves, through an index of every row by
-/// `(tenant, period, refresh date)`: PostgreSQL's layout, and the default of
+/// `(tenant, period, refresh date)`: PostgreSQL's layout for reports without days (per-day
+/// reports read their `_by_period_day`, [`period_refreshes`]), and the default of
 /// [`TableSql::new`] (plain SQL that either backend runs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RowsByPeriod;
