@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use axum::http::{Method, StatusCode};
 use prometheus::{Histogram, IntCounter};
 
-/// The next [`Metrics::id`].
+/// The next `id` of a [`super::Metrics`].
 pub(super) static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Series handles a thread keeps at most (of every server in the process): more than the
