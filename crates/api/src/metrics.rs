@@ -3,9 +3,7 @@
 //! recorder: tests run many servers in one process, and a server without metrics pays nothing
 //! but a branch per request.
 
-use std::cell::RefCell;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode, Uri};
@@ -18,7 +16,10 @@ use prometheus::{
 use reportroot_storage::PoolStatus;
 
 use crate::routes::resolve;
+
+mod series;
 use crate::timed_storage::StorageMetrics;
+use series::{method_label, SeriesHandles, SeriesRef, NEXT_METRICS_ID};
 
 /// Latency buckets, seconds: report answers from the cache take well under a millisecond,
 /// large JSON pages and imports seconds.
@@ -318,128 +319,7 @@ impl RequestTimer<'_> {
             method: method_label(&self.method),
             route,
         };
-        SERIES.with_borrow_mut(|handles| {
-            if let Some(series) = handles.get(&series) {
-                series.observe(seconds);
-                return;
-            }
-            if handles.len() >= MAX_SERIES_HANDLES {
-                handles.clear();
-            }
-            let made = self.metrics.series(&series);
-            made.observe(seconds);
-            handles.insert(series.owned(), made);
-        });
-    }
-}
-
-/// The next [`Metrics::id`].
-static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
-
-/// Series handles a thread keeps at most (of every server in the process): more than the
-/// routes × methods × statuses a server answers, and the map is emptied when it is full.
-const MAX_SERIES_HANDLES: usize = 1024;
-
-thread_local! {
-    /// Each thread's handles of the request series it has counted. Why: the label look-up
-    /// (`with_label_values`: hashing three labels, a lock, comparing them, an `Arc` clone),
-    /// done twice per request, was the largest part of what metrics cost (perf, report
-    /// functions at ~20k req/s: `with_label_values` 0.7 % of the server's samples and 0.5 %
-    /// more `memcmp`); here it is one foldhash look-up without a lock.
-    static SERIES: RefCell<hashbrown::HashMap<SeriesKey, SeriesHandles>> =
-        RefCell::new(hashbrown::HashMap::new());
-}
-
-/// The request counter and latency histogram of one label set.
-struct SeriesHandles {
-    requests: IntCounter,
-    latency: Histogram,
-}
-
-impl SeriesHandles {
-    fn observe(&self, seconds: f64) {
-        self.requests.inc();
-        self.latency.observe(seconds);
-    }
-}
-
-/// Which server's series, and its labels.
-#[derive(PartialEq, Eq)]
-struct SeriesKey {
-    metrics: u64,
-    status: StatusCode,
-    method: &'static str,
-    route: String,
-}
-
-/// A [`SeriesKey`] borrowing its route, to look one up without allocating.
-struct SeriesRef<'a> {
-    metrics: u64,
-    status: StatusCode,
-    method: &'static str,
-    route: &'a str,
-}
-
-impl SeriesRef<'_> {
-    fn owned(&self) -> SeriesKey {
-        SeriesKey {
-            metrics: self.metrics,
-            status: self.status,
-            method: self.method,
-            route: self.route.to_owned(),
-        }
-    }
-}
-
-impl Hash for SeriesKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_series(self.metrics, self.status, self.method, &self.route, state);
-    }
-}
-
-impl Hash for SeriesRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_series(self.metrics, self.status, self.method, self.route, state);
-    }
-}
-
-/// One hash for both forms of a key, as [`hashbrown::Equivalent`] requires.
-fn hash_series<H: Hasher>(
-    metrics: u64,
-    status: StatusCode,
-    method: &str,
-    route: &str,
-    state: &mut H,
-) {
-    metrics.hash(state);
-    status.hash(state);
-    method.hash(state);
-    route.hash(state);
-}
-
-impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
-    fn equivalent(&self, key: &SeriesKey) -> bool {
-        self.metrics == key.metrics
-            && self.status == key.status
-            && self.method == key.method
-            && self.route == key.route
-    }
-}
-
-/// The method label: the standard methods by name, any other as `other`, so that a client's
-/// made-up methods cannot multiply series.
-fn method_label(method: &Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PATCH" => "PATCH",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        "TRACE" => "TRACE",
-        "CONNECT" => "CONNECT",
-        _ => "other",
+        series::observe(&series, seconds, || self.metrics.series(&series));
     }
 }
 

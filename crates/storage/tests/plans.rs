@@ -18,6 +18,9 @@ use reportroot_storage::sql::{Dialect, TableSql};
 use reportroot_storage::{ListQuery, Scope};
 use uuid::Uuid;
 
+mod support;
+use support::sqlite_params;
+
 /// Refresh dates of the synthetic history: one a day from 2024-01-01.
 const REFRESHES: u32 = 400;
 
@@ -365,21 +368,6 @@ fn sqlite_pages_read_in_index_order() {
             series.sql
         );
     }
-}
-
-/// A statement's parameters for rusqlite.
-fn sqlite_params(compiled: &CompiledSql) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
-    let params: Vec<rusqlite::types::Value> = compiled
-        .params
-        .iter()
-        .map(|p| match p {
-            SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
-            SqlParam::Int(n) => rusqlite::types::Value::Integer(*n),
-            SqlParam::Value(reportroot_model::Value::Int(n)) => rusqlite::types::Value::Integer(*n),
-            SqlParam::Value(v) => rusqlite::types::Value::Text(v.to_string()),
-        })
-        .collect();
-    rusqlite::params_from_iter(params)
 }
 
 /// The series statement over the synthetic history's second year.

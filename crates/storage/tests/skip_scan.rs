@@ -8,10 +8,13 @@
 use reportroot_model::{find_report, Date, ReportType, Value, ValueKind};
 use reportroot_odata::query::{parse_filter, parse_order_by};
 use reportroot_sqlite::{Durability, SqliteStorage};
-use reportroot_storage::query_sql::{compile_list, CompiledSql, SqlParam};
+use reportroot_storage::query_sql::{compile_list, CompiledSql};
 use reportroot_storage::sql::Dialect;
 use reportroot_storage::{Cursor, ListQuery, Scope};
 use uuid::Uuid;
+
+mod support;
+use support::sqlite_params;
 
 /// Refresh dates 2024-01-01 + n for n < 150, but none in 40..=55 (a gap), only the period
 /// 7 every third day from 100 (sparse refreshes: 7 rows), and rows dated one to three days
@@ -78,21 +81,6 @@ fn database(
     }
     connection.execute_batch("ANALYZE").unwrap();
     (dir, connection)
-}
-
-/// A statement's parameters for rusqlite.
-fn sqlite_params(compiled: &CompiledSql) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
-    let params: Vec<rusqlite::types::Value> = compiled
-        .params
-        .iter()
-        .map(|p| match p {
-            SqlParam::Uuid(id) => rusqlite::types::Value::Blob(id.as_bytes().to_vec()),
-            SqlParam::Int(n) => rusqlite::types::Value::Integer(*n),
-            SqlParam::Value(Value::Int(n)) => rusqlite::types::Value::Integer(*n),
-            SqlParam::Value(v) => rusqlite::types::Value::Text(v.to_string()),
-        })
-        .collect();
-    rusqlite::params_from_iter(params)
 }
 
 /// A row as a page lists it: its natural key's values (as a cursor holds them) and its id.
