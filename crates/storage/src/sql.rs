@@ -720,7 +720,9 @@ mod tests {
             .expect("a report of periods without days");
         let other_sql = TableSql::new(other, Dialect::Postgres);
         assert!(other_sql.create.iter().any(|c| c.contains("_by_period ON")));
-        assert!(!retired_indexes(other).iter().any(|i| i.ends_with("_by_period")));
+        assert!(!retired_indexes(other)
+            .iter()
+            .any(|i| i.ends_with("_by_period")));
         let sqlite = TableSql::new(report, Dialect::Sqlite);
         assert!(sqlite.insert.contains("?12"));
         assert!(sqlite.create[0].ends_with(") WITHOUT ROWID"));

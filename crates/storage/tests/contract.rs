@@ -804,7 +804,9 @@ async fn a_postgres_database_of_version_7_gets_the_period_pages_index() {
         assert!(per_day.len() > 10, "{} per-day reports", per_day.len());
         for (report, (index, columns)) in &per_day {
             let table = report.table_name();
-            old.batch_execute(&format!("DROP INDEX {index}")).await.unwrap();
+            old.batch_execute(&format!("DROP INDEX {index}"))
+                .await
+                .unwrap();
             old.batch_execute(&format!(
                 "CREATE INDEX {table}_by_period ON {table} (tenant_id, {}, {})",
                 columns[0], columns[1]

@@ -482,8 +482,12 @@ async fn postgres_pages_read_in_index_order() {
         );
         if OF_A_PERIOD.contains(label) {
             let index = format!("Index Scan using {}_by_period_day", report.table_name());
-            assert!(plan.contains(&index), "{label}: {}
-{plan}", compiled.sql);
+            assert!(
+                plan.contains(&index),
+                "{label}: {}
+{plan}",
+                compiled.sql
+            );
         }
         // The rows dated after their refresh (none here) are looked up in their partial
         // index, not by filtering the natural key's entries of the whole range.
