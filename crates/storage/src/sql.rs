@@ -177,7 +177,7 @@ impl PeriodRefreshes for RowsByPeriodDay {
 /// How `report`'s statements find a period's latest refresh date: as `given`
 /// (the backend's way), except for per-day reports, whose `_by_period_day`
 /// ([`period_pages_index`]) leads with (period, refresh date): one seek of it, and nothing
-/// more kept or indexed at write time for them ([`RowsByPeriodDay`]).
+/// more kept or indexed at write time for them (`RowsByPeriodDay`).
 pub fn period_refreshes<'a>(
     report: &ReportType,
     given: &'a dyn PeriodRefreshes,
