@@ -7,7 +7,8 @@
 # that honour Retry-After. Three runs: tenant 2 alone; with the scans under the default scan
 # limits; with the limits lifted (--scans-per-tenant/--scans 64). Prints a Markdown table.
 # Settings: DURATION=10 CONNECTIONS=32 THREADS=2 SCANNERS=4; REPORTROOT_BIN (else a release
-# build); BENCH_WORK.
+# build); BENCH_WORK; BACKEND=sqlite|postgres (postgres: BENCH_POSTGRES_URL, a server URL whose
+# database reportroot_bench_isolation is created and seeded once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,11 +24,23 @@ if [ -z "${REPORTROOT_BIN:-}" ]; then
   REPORTROOT_BIN=$ROOT/target/release/reportroot
 fi
 RR=$REPORTROOT_BIN
-DB=$WORK/isolation-2x3650.db
-if [ ! -f "$DB" ]; then
-  "$RR" seed --tenants 2 --days 3650 --periods D7,D30,D90,D180 \
-    --reports office365ActiveUserCounts --database "sqlite://$DB.tmp" >&2
-  mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
+SEED=(seed --tenants 2 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+  : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
+  NAME=reportroot_bench_isolation
+  DATABASE="${BENCH_POSTGRES_URL%/*}/$NAME"
+  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$NAME'" | grep -q 1; then
+    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $NAME" >&2
+    "$RR" "${SEED[@]}" --database "$DATABASE" >&2
+    psql "$DATABASE" -c "VACUUM ANALYZE office365_active_user_counts" >&2
+  fi
+else
+  DB=$WORK/isolation-2x3650.db
+  if [ ! -f "$DB" ]; then
+    "$RR" "${SEED[@]}" --database "sqlite://$DB.tmp" >&2
+    mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
+  fi
+  DATABASE=sqlite://$DB
 fi
 SCANNER=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
 READER=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000001 --role Reports.Read.All --ttl 1h)
@@ -38,7 +51,7 @@ PID=
 stop_server() { [ -n "$PID" ] && kill -- "-$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
 trap stop_server EXIT
 start_server() {
-  setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "sqlite://$DB" "$@" \
+  setsid "$RR" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" "$@" \
     > "$WORK/isolation-server.log" 2>&1 &
   PID=$!
   until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do sleep 0.2; done
@@ -60,7 +73,7 @@ scans_done() {
   awk '/requests in/ {r=$1} /Non-2xx/ {n=$NF} END {printf "%d answered, %d not (429/503: refused, or stopped at the 2 s read limit)", r - n, n}' \
     "$WORK/isolation-scanner.txt"
 }
-echo "$(nproc) cores; uptime before: $(uptime)"
+echo "$(nproc) cores, backend ${BACKEND:-sqlite}; uptime before: $(uptime)"
 echo
 echo "| tenant 2's indexed pages ($CONNECTIONS conn.) | req/s | p50 | p99 | non-2xx | tenant 1's scans ($SCANNERS conn.) |"
 echo "|---|---:|---:|---:|---:|---|"

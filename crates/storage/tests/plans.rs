@@ -77,6 +77,14 @@ const STILL_SORTED_SQLITE: &[&str] = &[];
 /// See [`STILL_SORTED_SQLITE`].
 const STILL_SORTED_POSTGRES: &[&str] = &["reportDate desc"];
 
+/// A PostgreSQL page whose plan depends on the statistics' sample of this small history:
+/// either `_by_period_day` in order, or `_by_day` from the `reportDate` floor and a sort of
+/// the rows dated since the floor (what the planner picks when it estimates them at a few:
+/// 8 here). Both are bounded by the range, never a sort of the history. ANALYZE samples 30,000
+/// of the 122,800 rows, and a CI run on a fresh cluster got the second plan where local runs
+/// got the first; on the 1.12M-row bench database it is `_by_period_day` (0.17 ms).
+const PLAN_MAY_VARY_POSTGRES: &[&str] = &["narrow range of a period"];
+
 fn report() -> &'static ReportType {
     find_report("office365ActiveUserCounts").unwrap()
 }
@@ -474,6 +482,15 @@ async fn postgres_pages_read_in_index_order() {
         } else {
             plan.contains("Sort")
         };
+        if PLAN_MAY_VARY_POSTGRES.contains(label) && sorted {
+            let from_floor = format!("using {}_by_day", report.table_name());
+            assert!(
+                plan.contains(&from_floor) && plan.contains("(report_date >= "),
+                "{label}: a sort, but not of the rows since the floor: {}\n{plan}",
+                compiled.sql
+            );
+            continue;
+        }
         assert_eq!(
             sorted,
             STILL_SORTED_POSTGRES.contains(label),
