@@ -105,9 +105,9 @@ struct Inner {
     checkpointer: Checkpointer,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    reader_slots: tokio::sync::Semaphore,
+    reader_slots: Arc<tokio::sync::Semaphore>,
     /// Reads that may scan take one of these before a reader slot: [`MAX_SCAN_READERS`].
-    scan_slots: tokio::sync::Semaphore,
+    scan_slots: Arc<tokio::sync::Semaphore>,
     /// Writers queue here, not on the writer's mutex, so that waiting holds no thread.
     writer_slot: tokio::sync::Semaphore,
     tables: TableSet,
@@ -242,8 +242,8 @@ impl SqliteStorage {
                 checkpointer,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
-                reader_slots: tokio::sync::Semaphore::new(MAX_READERS),
-                scan_slots: tokio::sync::Semaphore::new(MAX_SCAN_READERS),
+                reader_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+                scan_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SCAN_READERS)),
                 writer_slot: tokio::sync::Semaphore::new(1),
                 tables: TableSet::with_refreshes(Dialect::Sqlite, &SideTable),
                 known_tenants: KnownTenants::default(),
@@ -276,13 +276,17 @@ impl SqliteStorage {
         cost: ReadCost,
         work: impl FnOnce(&Connection, &Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let _scan_slot = match cost {
-            ReadCost::MayScan => Some(self.inner.scan_slots.acquire().await.map_err(backend)?),
+        // Owned permits, moved into the work: a scan's thread keeps its slots until it ends,
+        // also when the request that started it is dropped (a client gone), so that dropped
+        // requests cannot pile up scan threads beyond the slots.
+        let scan_slot = match cost {
+            ReadCost::MayScan => Some(slot(&self.inner.scan_slots).await?),
             ReadCost::Bounded => None,
         };
-        let _slot = self.inner.reader_slots.acquire().await.map_err(backend)?;
+        let reader_slot = slot(&self.inner.reader_slots).await?;
         let inner = Arc::clone(&self.inner);
         let run = move || {
+            let _slots = (scan_slot, reader_slot);
             let connection = lock(&inner.readers).pop();
             let connection = match connection {
                 Some(c) => c,
@@ -420,6 +424,13 @@ fn commit(transaction: Transaction<'_>) -> Result<(), StorageError> {
 /// Runs `work` with the reader's statements interrupted once they run past
 /// [`reportroot_storage::READ_TIME_LIMIT`] (checked every few thousand virtual-machine
 /// steps), which turns their failure into [`StorageError::QueryTimeout`].
+/// A permit of `slots`, owned (it may outlive the request that waited for it).
+async fn slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, StorageError> {
+    Arc::clone(slots).acquire_owned().await.map_err(backend)
+}
+
 fn with_time_limit<T>(
     connection: &Connection,
     limit: Duration,
@@ -1416,6 +1427,47 @@ mod tests {
         assert_eq!(nice_of(ReadCost::MayScan).await.expect("a read"), 19);
         // The runtime's own threads keep theirs.
         assert_eq!(nice_of(ReadCost::Bounded).await.expect("a read"), worker);
+    }
+
+    /// A scan whose request is dropped (the client went away) keeps its slots until its
+    /// thread ends, so dropped requests cannot start more scan threads than there are slots.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_scan_keeps_its_slots_until_its_thread_ends() {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SqliteStorage::open(dir.path().join("dropped.db"), Durability::Process)
+            .expect("a new database");
+        let (started, has_started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let scan = tokio::spawn({
+            let storage = storage.clone();
+            async move {
+                storage
+                    .read(ReadCost::MayScan, move |_, _| {
+                        started.send(()).expect("the test waits");
+                        released.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || has_started.recv().expect("the scan starts"))
+            .await
+            .expect("waiting");
+        scan.abort();
+        assert!(scan.await.is_err(), "the request was dropped");
+        let free = |slots: &tokio::sync::Semaphore| slots.available_permits();
+        assert_eq!(free(&storage.inner.scan_slots), MAX_SCAN_READERS - 1);
+        assert_eq!(free(&storage.inner.reader_slots), MAX_READERS - 1);
+        release.send(()).expect("the scan's thread waits");
+        for _ in 0..1000 {
+            if free(&storage.inner.scan_slots) == MAX_SCAN_READERS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(free(&storage.inner.scan_slots), MAX_SCAN_READERS);
+        assert_eq!(free(&storage.inner.reader_slots), MAX_READERS);
     }
 
     /// Scans hold at most half the reader connections: with more scans running than that,

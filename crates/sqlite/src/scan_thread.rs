@@ -10,7 +10,8 @@
 //! limit is stopped as before (`503`).
 //!
 //! A thread per scan, not a pool: scans are few (the API admits a few at a time, and the
-//! storage's reader slots bound them), each costs milliseconds to seconds, and a thread costs
+//! storage's slots bound them: a scan's thread holds its slots until it ends, also when its
+//! request was dropped), each costs milliseconds to seconds, and a thread costs
 //! ~20 µs to start; a pool's threads would keep their priority for other work, and a thread
 //! cannot raise its priority again without privileges.
 
