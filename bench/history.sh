@@ -28,23 +28,9 @@ RR=$REPORTROOT_BIN
 SEED=(seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
 NAME=${BENCH_DATABASE:-reportroot_bench_history}
 [ "$TENANTS/$DAYS" = 1/3650 ] || NAME=${NAME}_${TENANTS}x${DAYS}
-if [ "$BACKEND" = postgres ]; then
-  : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
-  DATABASE="${BENCH_POSTGRES_URL%/*}/$NAME"
-  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$NAME'" | grep -q 1; then
-    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $NAME" >&2
-    "$RR" "${SEED[@]}" --database "$DATABASE" >&2
-    # What autovacuum does after a load, at once: statistics and the visibility map.
-    psql "$DATABASE" -c "VACUUM ANALYZE office365_active_user_counts" >&2
-  fi
-else
-  DB=$WORK/bench-${TENANTS}x${DAYS}-D7_D30_D90_D180.db
-  if [ ! -f "$DB" ]; then
-    "$RR" "${SEED[@]}" --database "sqlite://$DB.tmp" >&2
-    mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
-  fi
-  DATABASE="sqlite://$DB"
-fi
+# shellcheck source=bench/lib/seeded.sh
+. bench/lib/seeded.sh
+seeded_database "$NAME" "$WORK/bench-${TENANTS}x${DAYS}-D7_D30_D90_D180.db" "${SEED[@]}"
 TOKEN=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
 # The tokens wrk picks from: one tenant, or 100 spread over the tenants.
 TOKEN_FILE=$WORK/history-tokens.txt

@@ -25,23 +25,9 @@ if [ -z "${REPORTROOT_BIN:-}" ]; then
 fi
 RR=$REPORTROOT_BIN
 SEED=(seed --tenants 2 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
-if [ "${BACKEND:-sqlite}" = postgres ]; then
-  : "${BENCH_POSTGRES_URL:?BENCH_POSTGRES_URL is needed for BACKEND=postgres (scripts/postgres.sh prints one)}"
-  NAME=reportroot_bench_isolation
-  DATABASE="${BENCH_POSTGRES_URL%/*}/$NAME"
-  if ! psql "$BENCH_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$NAME'" | grep -q 1; then
-    psql "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $NAME" >&2
-    "$RR" "${SEED[@]}" --database "$DATABASE" >&2
-    psql "$DATABASE" -c "VACUUM ANALYZE office365_active_user_counts" >&2
-  fi
-else
-  DB=$WORK/isolation-2x3650.db
-  if [ ! -f "$DB" ]; then
-    "$RR" "${SEED[@]}" --database "sqlite://$DB.tmp" >&2
-    mv "$DB.tmp" "$DB"; rm -f "$DB.tmp-wal" "$DB.tmp-shm"
-  fi
-  DATABASE=sqlite://$DB
-fi
+# shellcheck source=bench/lib/seeded.sh
+. bench/lib/seeded.sh
+seeded_database reportroot_bench_isolation "$WORK/isolation-2x3650.db" "${SEED[@]}"
 SCANNER=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000000 --role Reports.Read.All --ttl 1h)
 READER=$("$RR" token --tenant 5eed0000-0000-0001-0000-000000000001 --role Reports.Read.All --ttl 1h)
 SINCE=$(date -u -d '-30 days' +%F)
