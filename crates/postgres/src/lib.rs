@@ -62,7 +62,15 @@ const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
 /// The PostgreSQL implementation of [`Storage`].
 #[derive(Clone)]
 pub struct PostgresStorage {
+    /// Writes, migrations, loads and the directory's statements: no time limit.
     pool: Pool,
+    /// Reads of report rows: connections that start with the read time limit as their
+    /// `statement_timeout` and read-only transactions ([`reads_pool`]).
+    reads: Pool,
+    /// The configuration both pools connect with (the reads' with their options added).
+    config: tokio_postgres::Config,
+    /// Connections per pool.
+    max_connections: usize,
     tables: Arc<TableSet>,
     /// `host:port` of the server(s), for connection errors.
     target: String,
@@ -103,6 +111,46 @@ fn describe_target(config: &tokio_postgres::Config) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A pool of at most `max_connections` connections of `config` (opened as needed).
+fn new_pool(config: tokio_postgres::Config, max_connections: usize) -> Result<Pool, StorageError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_connections)
+        .build()
+        .map_err(backend)
+}
+
+/// The pool of reads: its connections start (PostgreSQL's `options` startup parameter, after
+/// any the URL gives) with `statement_timeout` set to `limit` and read-only transactions, so
+/// that a read is its one statement and cannot write.
+fn reads_pool(
+    config: &tokio_postgres::Config,
+    max_connections: usize,
+    limit: std::time::Duration,
+) -> Result<Pool, StorageError> {
+    let mut config = config.clone();
+    config.options(reads_options(config.get_options(), limit));
+    new_pool(config, max_connections)
+}
+
+/// The `options` of a read connection: those the URL gives (PostgreSQL takes the last of a
+/// repeated setting, so ours win), then the time limit and read-only transactions.
+fn reads_options(given: Option<&str>, limit: std::time::Duration) -> String {
+    // 0 would turn the limit off: at least a millisecond.
+    let limit = limit.as_millis().max(1);
+    let ours = format!("-c statement_timeout={limit} -c default_transaction_read_only=on");
+    match given {
+        Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
+        _ => ours,
+    }
 }
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
@@ -274,23 +322,16 @@ impl PostgresStorage {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|error| StorageError::backend("invalid PostgreSQL URL", error))?;
         let target = describe_target(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections)
-            .build()
-            .map_err(backend)?;
+        let read_time_limit = reportroot_storage::READ_TIME_LIMIT;
         let mut storage = PostgresStorage {
-            pool,
+            pool: new_pool(config.clone(), max_connections)?,
+            reads: reads_pool(&config, max_connections, read_time_limit)?,
+            config,
+            max_connections,
             tables: Arc::new(TableSet::new(Dialect::Postgres)),
             target,
             schema_change: SchemaChange::UpToDate(SCHEMA_VERSION),
-            read_time_limit: reportroot_storage::READ_TIME_LIMIT,
+            read_time_limit,
             citus,
             known_tenants: Arc::default(),
         };
@@ -302,6 +343,10 @@ impl PostgresStorage {
     /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
     pub fn with_read_time_limit(mut self, limit: std::time::Duration) -> Self {
         self.read_time_limit = limit;
+        // No connection of the old pool is lent out yet: the storage is still being built.
+        if let Ok(reads) = reads_pool(&self.config, self.max_connections, limit) {
+            self.reads = reads;
+        }
         self
     }
 
@@ -319,37 +364,31 @@ impl PostgresStorage {
         })
     }
 
-    /// Runs one read under the read time limit and returns its rows, in one round trip: the
-    /// transaction's start with its `SET LOCAL statement_timeout`, the query and the `COMMIT`
-    /// are sent together (tokio-postgres pipelines requests polled together, in the order
-    /// first polled; `join3` polls them in order). Why: as four round trips (begin, set,
-    /// query, commit) a `$top=10` page cost 1–2.5 ms on PostgreSQL sharing 2 cores with the
-    /// server and the load, and each round trip is a wake-up of both processes.
+    /// Runs one read under the read time limit and returns its rows: one statement on a
+    /// connection of [`reads_pool`], whose session already has the limit. Why not a
+    /// transaction with `SET LOCAL statement_timeout` per read (the way before): its
+    /// `BEGIN`, `SET` and `COMMIT`, even pipelined into one round trip, are three more
+    /// statements for the server to parse and run beside each page's one; bench/RESULTS.md
+    /// ("Reads on connections that carry their limit") has what that cost.
     ///
-    /// Safe when dropped: the first poll queues all three requests, so the connection always
-    /// reaches the `COMMIT` before it serves anyone else; after a failed query (a timeout)
-    /// `COMMIT` ends the aborted transaction as a rollback.
+    /// A single statement sees one snapshot, so the page needs no transaction; and a read
+    /// stopped at the limit (or dropped) leaves no transaction open behind it.
     async fn limited_rows(&self, query: &CompiledSql) -> Result<Vec<Row>, StorageError> {
-        let client = self.client().await?;
+        let client = self.reads.get().await.map_err(|error| {
+            StorageError::backend(
+                format!("cannot connect to PostgreSQL at {}", self.target),
+                error,
+            )
+        })?;
         let statement = client
             .prepare_cached(&query.sql)
             .await
             .map_err(read_failure)?;
-        // 0 would turn the limit off: at least a millisecond.
-        let limit = self.read_time_limit.as_millis().max(1);
-        let begin = format!("BEGIN READ ONLY; SET LOCAL statement_timeout = {limit}");
         let params = binds(&query.params);
-        let params = refs(&params);
-        let (begun, rows, committed) = futures_util::future::join3(
-            client.batch_execute(&begin),
-            client.query(&statement, &params),
-            client.batch_execute("COMMIT"),
-        )
-        .await;
-        begun.map_err(backend)?;
-        let rows = rows.map_err(read_failure)?;
-        committed.map_err(read_failure)?;
-        Ok(rows)
+        client
+            .query(&statement, &refs(&params))
+            .await
+            .map_err(read_failure)
     }
 
     async fn migrate(&self) -> Result<SchemaChange, StorageError> {
@@ -722,14 +761,19 @@ impl SqlBackend for PostgresStorage {
     }
 
     fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
-        let status = self.pool.status();
-        vec![reportroot_storage::PoolStatus {
-            pool: "postgres",
-            in_use: status.size.saturating_sub(status.available),
-            idle: status.available,
-            max: status.max_size,
-            waiting: Some(status.waiting),
-        }]
+        [("postgres", &self.pool), ("postgres_reads", &self.reads)]
+            .into_iter()
+            .map(|(name, pool)| {
+                let status = pool.status();
+                reportroot_storage::PoolStatus {
+                    pool: name,
+                    in_use: status.size.saturating_sub(status.available),
+                    idle: status.available,
+                    max: status.max_size,
+                    waiting: Some(status.waiting),
+                }
+            })
+            .collect()
     }
 
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {
@@ -806,6 +850,20 @@ impl SqlBackend for PostgresStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_connections_keep_the_urls_options_and_add_the_limit() {
+        use std::time::Duration;
+        let ours = "-c statement_timeout=2000 -c default_transaction_read_only=on";
+        assert_eq!(reads_options(None, Duration::from_secs(2)), ours);
+        assert_eq!(reads_options(Some(" "), Duration::from_secs(2)), ours);
+        assert_eq!(
+            reads_options(Some("-c search_path=rr"), Duration::from_secs(2)),
+            format!("-c search_path=rr {ours}")
+        );
+        // Never 0, which would be no limit at all.
+        assert!(reads_options(None, Duration::from_micros(10)).contains("statement_timeout=1 "));
+    }
 
     #[test]
     fn a_repeated_natural_key_or_the_size_limit_starts_the_next_batch() {
