@@ -129,8 +129,9 @@ fn new_pool(config: tokio_postgres::Config, max_connections: usize) -> Result<Po
 }
 
 /// The pool of reads: its connections start (PostgreSQL's `options` startup parameter, after
-/// any the URL gives) with `statement_timeout` set to `limit` and read-only transactions, so
-/// that a read is its one statement and cannot write.
+/// any the URL gives) with `statement_timeout` set to `limit`, read-only transactions and no
+/// parallel workers ([`reads_options`]), so that a read is its one statement, cannot write,
+/// and runs in one backend.
 fn reads_pool(
     config: &tokio_postgres::Config,
     max_connections: usize,
@@ -142,11 +143,21 @@ fn reads_pool(
 }
 
 /// The `options` of a read connection: those the URL gives (PostgreSQL takes the last of a
-/// repeated setting, so ours win), then the time limit and read-only transactions.
+/// repeated setting, so ours win), then the time limit, read-only transactions and no
+/// parallel workers.
+///
+/// Why no parallel workers: the reads that would get them are the scans (a `$filter` on a
+/// count no index serves), and with PostgreSQL's default of 2 workers per query one admitted
+/// scan ran in 3 processes, every core of the 2-core bench machine, beside the other tenants'
+/// pages (bench/RESULTS.md, "A scan takes one process"). The scan limits count queries, so a
+/// query must cost one backend. Index reads with a limit, the rest, are never planned parallel.
 fn reads_options(given: Option<&str>, limit: std::time::Duration) -> String {
     // 0 would turn the limit off: at least a millisecond.
     let limit = limit.as_millis().max(1);
-    let ours = format!("-c statement_timeout={limit} -c default_transaction_read_only=on");
+    let ours = format!(
+        "-c statement_timeout={limit} -c default_transaction_read_only=on \
+         -c max_parallel_workers_per_gather=0"
+    );
     match given {
         Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
         _ => ours,
@@ -854,7 +865,8 @@ mod tests {
     #[test]
     fn read_connections_keep_the_urls_options_and_add_the_limit() {
         use std::time::Duration;
-        let ours = "-c statement_timeout=2000 -c default_transaction_read_only=on";
+        let ours = "-c statement_timeout=2000 -c default_transaction_read_only=on \
+                    -c max_parallel_workers_per_gather=0";
         assert_eq!(reads_options(None, Duration::from_secs(2)), ours);
         assert_eq!(reads_options(Some(" "), Duration::from_secs(2)), ours);
         assert_eq!(
