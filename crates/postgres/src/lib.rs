@@ -64,10 +64,16 @@ const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
 pub struct PostgresStorage {
     /// Writes, migrations, loads and the directory's statements: no time limit.
     pool: Pool,
-    /// Reads of report rows: connections that start with the read time limit as their
-    /// `statement_timeout` and read-only transactions ([`reads_pool`]).
+    /// Bounded reads of report rows (pages, rows by id, summaries, series): connections
+    /// that start with the read time limit, read-only transactions and generic plans
+    /// ([`reads_pool`] with [`Plans::Generic`]).
     reads: Pool,
-    /// The configuration both pools connect with (the reads' with their options added).
+    /// Reads that may scan ([`ReadCost::MayScan`]): the same, with plans made for their
+    /// parameters ([`Plans::Custom`]).
+    scans: Pool,
+    /// How `reads` plans: [`Plans::Generic`], or [`Plans::Custom`] on Citus.
+    bounded_plans: Plans,
+    /// The configuration the pools connect with (the reads' with their options added).
     config: tokio_postgres::Config,
     /// Connections per pool.
     max_connections: usize,
@@ -136,10 +142,31 @@ fn reads_pool(
     config: &tokio_postgres::Config,
     max_connections: usize,
     limit: std::time::Duration,
+    plans: Plans,
 ) -> Result<Pool, StorageError> {
     let mut config = config.clone();
-    config.options(reads_options(config.get_options(), limit));
+    config.options(reads_options(config.get_options(), limit, plans));
     new_pool(config, max_connections)
+}
+
+/// How a read connection plans its prepared statements (PostgreSQL's `plan_cache_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plans {
+    /// One plan per statement, made without the parameters' values
+    /// (`force_generic_plan`), for bounded reads.
+    ///
+    /// Why: under PostgreSQL's default (`auto`) a page's statement was planned again at
+    /// every execution, because the generic plan's estimate (a `reportDate` floor is a third
+    /// of the rows to the planner) looked far costlier than the custom plans' — though both
+    /// read the same index in order and stop after the page. Planning took 0.4–1 ms, the
+    /// execution 0.06–0.15 ms (`EXPLAIN ANALYZE`, 10-year tenant); with generic plans the
+    /// pages ran at 14–19k req/s where they ran at 5–12k (bench/RESULTS.md, "Generic plans
+    /// for bounded reads"). `tests/plans.rs` checks the generic plans of the page shapes.
+    /// Not on Citus, which cannot distribute some of them ([`PostgresStorage::connect_with`]).
+    Generic,
+    /// PostgreSQL's default (`auto`), for scans: a scan's generic plan read the whole
+    /// natural-key index in order (296 ms) where its custom plan read the table (90 ms).
+    Custom,
 }
 
 /// The `options` of a read connection: those the URL gives (PostgreSQL takes the last of a
@@ -151,12 +178,16 @@ fn reads_pool(
 /// scan ran in 3 processes, every core of the 2-core bench machine, beside the other tenants'
 /// pages (bench/RESULTS.md, "A scan takes one process"). The scan limits count queries, so a
 /// query must cost one backend. Index reads with a limit, the rest, are never planned parallel.
-fn reads_options(given: Option<&str>, limit: std::time::Duration) -> String {
+fn reads_options(given: Option<&str>, limit: std::time::Duration, plans: Plans) -> String {
     // 0 would turn the limit off: at least a millisecond.
     let limit = limit.as_millis().max(1);
+    let plan_cache_mode = match plans {
+        Plans::Generic => "force_generic_plan",
+        Plans::Custom => "auto",
+    };
     let ours = format!(
         "-c statement_timeout={limit} -c default_transaction_read_only=on \
-         -c max_parallel_workers_per_gather=0"
+         -c max_parallel_workers_per_gather=0 -c plan_cache_mode={plan_cache_mode}"
     );
     match given {
         Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
@@ -336,7 +367,9 @@ impl PostgresStorage {
         let read_time_limit = reportroot_storage::READ_TIME_LIMIT;
         let mut storage = PostgresStorage {
             pool: new_pool(config.clone(), max_connections)?,
-            reads: reads_pool(&config, max_connections, read_time_limit)?,
+            reads: reads_pool(&config, max_connections, read_time_limit, Plans::Generic)?,
+            scans: reads_pool(&config, max_connections, read_time_limit, Plans::Custom)?,
+            bounded_plans: Plans::Generic,
             config,
             max_connections,
             tables: Arc::new(TableSet::new(Dialect::Postgres)),
@@ -347,6 +380,21 @@ impl PostgresStorage {
             known_tenants: Arc::default(),
         };
         storage.schema_change = storage.migrate().await?;
+        // Citus could not distribute the generic plans of statements with a subquery ("could
+        // not create distributed plan", the report functions' latest refresh); it caches its
+        // own plans of single-shard statements.
+        let client = storage.client().await?;
+        let on_citus = citus::has_citus(&client).await?;
+        drop(client);
+        if on_citus {
+            storage.bounded_plans = Plans::Custom;
+            storage.reads = reads_pool(
+                &storage.config,
+                max_connections,
+                read_time_limit,
+                Plans::Custom,
+            )?;
+        }
         Ok(storage)
     }
 
@@ -354,9 +402,13 @@ impl PostgresStorage {
     /// [`reportroot_storage::READ_TIME_LIMIT`] (tests make it tiny to see the limit work).
     pub fn with_read_time_limit(mut self, limit: std::time::Duration) -> Self {
         self.read_time_limit = limit;
-        // No connection of the old pool is lent out yet: the storage is still being built.
-        if let Ok(reads) = reads_pool(&self.config, self.max_connections, limit) {
+        // No connection of the old pools is lent out yet: the storage is still being built.
+        let n = self.max_connections;
+        if let Ok(reads) = reads_pool(&self.config, n, limit, self.bounded_plans) {
             self.reads = reads;
+        }
+        if let Ok(scans) = reads_pool(&self.config, n, limit, Plans::Custom) {
+            self.scans = scans;
         }
         self
     }
@@ -383,9 +435,18 @@ impl PostgresStorage {
     /// ("Reads on connections that carry their limit") has what that cost.
     ///
     /// A single statement sees one snapshot, so the page needs no transaction; and a read
-    /// stopped at the limit (or dropped) leaves no transaction open behind it.
-    async fn limited_rows(&self, query: &CompiledSql) -> Result<Vec<Row>, StorageError> {
-        let client = self.reads.get().await.map_err(|error| {
+    /// stopped at the limit (or dropped) leaves no transaction open behind it. `cost` picks
+    /// the pool: generic plans for bounded reads, custom plans for scans ([`Plans`]).
+    async fn limited_rows(
+        &self,
+        query: &CompiledSql,
+        cost: ReadCost,
+    ) -> Result<Vec<Row>, StorageError> {
+        let pool = match cost {
+            ReadCost::Bounded => &self.reads,
+            ReadCost::MayScan => &self.scans,
+        };
+        let client = pool.get().await.map_err(|error| {
             StorageError::backend(
                 format!("cannot connect to PostgreSQL at {}", self.target),
                 error,
@@ -726,22 +787,23 @@ impl SqlBackend for PostgresStorage {
         &self.known_tenants
     }
 
-    /// The cost does not matter here: PostgreSQL's backends are its own processes.
+    /// `cost` picks the pool (and so the plans: [`Plans`]); the scans' CPU is PostgreSQL's
+    /// own processes', which reportroot cannot lower.
     async fn read_entities(
         &self,
         report: &'static ReportType,
         query: CompiledSql,
-        _cost: ReadCost,
+        cost: ReadCost,
     ) -> Result<Vec<Entity>, StorageError> {
-        self.limited_rows(&query)
+        self.limited_rows(&query, cost)
             .await?
             .iter()
             .map(|row| decode_entity(report, &Columns(row)))
             .collect()
     }
 
-    async fn read_count(&self, query: CompiledSql, _cost: ReadCost) -> Result<i64, StorageError> {
-        let rows = self.limited_rows(&query).await?;
+    async fn read_count(&self, query: CompiledSql, cost: ReadCost) -> Result<i64, StorageError> {
+        let rows = self.limited_rows(&query, cost).await?;
         let row = rows
             .first()
             .ok_or_else(|| StorageError::Backend("a count query returned no row".into()))?;
@@ -772,19 +834,23 @@ impl SqlBackend for PostgresStorage {
     }
 
     fn pool_status(&self) -> Vec<reportroot_storage::PoolStatus> {
-        [("postgres", &self.pool), ("postgres_reads", &self.reads)]
-            .into_iter()
-            .map(|(name, pool)| {
-                let status = pool.status();
-                reportroot_storage::PoolStatus {
-                    pool: name,
-                    in_use: status.size.saturating_sub(status.available),
-                    idle: status.available,
-                    max: status.max_size,
-                    waiting: Some(status.waiting),
-                }
-            })
-            .collect()
+        [
+            ("postgres", &self.pool),
+            ("postgres_reads", &self.reads),
+            ("postgres_scans", &self.scans),
+        ]
+        .into_iter()
+        .map(|(name, pool)| {
+            let status = pool.status();
+            reportroot_storage::PoolStatus {
+                pool: name,
+                in_use: status.size.saturating_sub(status.available),
+                idle: status.available,
+                max: status.max_size,
+                waiting: Some(status.waiting),
+            }
+        })
+        .collect()
     }
 
     async fn load(&self, load: Load) -> Result<UpsertCounts, StorageError> {
@@ -865,16 +931,19 @@ mod tests {
     #[test]
     fn read_connections_keep_the_urls_options_and_add_the_limit() {
         use std::time::Duration;
+        let two = Duration::from_secs(2);
         let ours = "-c statement_timeout=2000 -c default_transaction_read_only=on \
-                    -c max_parallel_workers_per_gather=0";
-        assert_eq!(reads_options(None, Duration::from_secs(2)), ours);
-        assert_eq!(reads_options(Some(" "), Duration::from_secs(2)), ours);
+                    -c max_parallel_workers_per_gather=0 -c plan_cache_mode=";
+        let generic = format!("{ours}force_generic_plan");
+        assert_eq!(reads_options(None, two, Plans::Generic), generic);
+        assert_eq!(reads_options(Some(" "), two, Plans::Generic), generic);
         assert_eq!(
-            reads_options(Some("-c search_path=rr"), Duration::from_secs(2)),
-            format!("-c search_path=rr {ours}")
+            reads_options(Some("-c search_path=rr"), two, Plans::Custom),
+            format!("-c search_path=rr {ours}auto")
         );
         // Never 0, which would be no limit at all.
-        assert!(reads_options(None, Duration::from_micros(10)).contains("statement_timeout=1 "));
+        let tiny = reads_options(None, Duration::from_micros(10), Plans::Custom);
+        assert!(tiny.contains("statement_timeout=1 "), "{tiny}");
     }
 
     #[test]

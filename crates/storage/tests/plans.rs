@@ -2,7 +2,8 @@
 //! delivers, reads the index in that order and stops after the page, whatever the `reportDate`
 //! range. Checked with `EXPLAIN` on both backends over a year of one tenant's per-day history
 //! (the SQL is the storage crate's own, on the schema the backends create, with statistics);
-//! PostgreSQL when `REPORTROOT_TEST_POSTGRES_URL` is set.
+//! PostgreSQL when `REPORTROOT_TEST_POSTGRES_URL` is set, both the plan for the parameters'
+//! values and the generic plan that reportroot's connections for bounded reads run.
 #![expect(clippy::unwrap_used)]
 
 use std::io::Write as _;
@@ -476,6 +477,29 @@ async fn postgres_pages_read_in_index_order() {
     for (label, filter, order) in PAGES {
         let query = page(report, filter, order);
         let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
+        // What the server runs: the statement's generic plan (pages are bounded reads).
+        let generic = explain_generic(&client, &compiled).await;
+        let sorted = if PARTLY_SORTED.contains(label) {
+            generic.replace("Incremental Sort", "").contains("Sort")
+        } else {
+            generic.contains("Sort")
+        };
+        assert_eq!(
+            sorted,
+            STILL_SORTED_POSTGRES.contains(label),
+            "{label}, generic plan: {}\n{generic}",
+            compiled.sql
+        );
+        if OF_A_PERIOD.contains(label) {
+            let index = format!("Index Scan using {}_by_period_day", report.table_name());
+            assert!(
+                generic.contains(&index),
+                "{label}, generic plan: {}\n{generic}",
+                compiled.sql
+            );
+        }
+        // The plan PostgreSQL makes for the parameters' values (a scan's, and the statement's
+        // first executions under `plan_cache_mode = auto`).
         let plan = explain(&client, &compiled).await;
         let sorted = if PARTLY_SORTED.contains(label) {
             plan.replace("Incremental Sort", "").contains("Sort")
@@ -558,18 +582,22 @@ async fn postgres_pages_read_in_index_order() {
     let series = days_series_sql(report, Dialect::Postgres, tenant);
     // The summary's rows of the range (a sequential scan of this one-tenant summary), then
     // one primary-key seek of the report per point.
-    let plan = explain(&client, &series)
-        .await
-        .replace(&days.table, "SUMMARY");
     let table = report.table_name();
-    assert!(
-        plan.contains("on SUMMARY")
-            && plan.contains(&format!("Index Scan using {table}_pkey on {table} t"))
-            && !plan.contains(&format!("Seq Scan on {table}"))
-            && !plan.contains("_by_day"),
-        "{}\n{plan}",
-        series.sql
-    );
+    // The plan for its values and the generic plan the server runs (a bounded read).
+    for plan in [
+        explain(&client, &series).await,
+        explain_generic(&client, &series).await,
+    ] {
+        let plan = plan.replace(&days.table, "SUMMARY");
+        assert!(
+            plan.contains("on SUMMARY")
+                && plan.contains(&format!("Index Scan using {table}_pkey on {table} t"))
+                && !plan.contains(&format!("Seq Scan on {table}"))
+                && !plan.contains("_by_day"),
+            "{}\n{plan}",
+            series.sql
+        );
+    }
     for interval in [Interval::Day, Interval::Month] {
         let series = series_sql(report, Dialect::Postgres, tenant, interval);
         let plan = explain(&client, &series).await;
@@ -590,20 +618,55 @@ async fn postgres_pages_read_in_index_order() {
         .ok();
 }
 
+/// `EXPLAIN` of the generic plan of a compiled statement: what reportroot's connections for
+/// bounded reads run (`plan_cache_mode = force_generic_plan`, crates/postgres `Plans`). The
+/// statement is prepared as the server prepares it (parameter types inferred), and executed
+/// with the parameters as typed literals.
+async fn explain_generic(client: &tokio_postgres::Client, compiled: &CompiledSql) -> String {
+    let arguments: Vec<String> = compiled.params.iter().map(literal).collect();
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; DEALLOCATE ALL; \
+             PREPARE generic_plan AS {}",
+            compiled.sql
+        ))
+        .await
+        .unwrap();
+    let rows = client
+        .query(
+            &format!("EXPLAIN EXECUTE generic_plan({})", arguments.join(", ")),
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("DEALLOCATE ALL; RESET plan_cache_mode")
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A parameter as a typed SQL literal.
+fn literal(param: &SqlParam) -> String {
+    match param {
+        SqlParam::Uuid(id) => format!("'{id}'::uuid"),
+        SqlParam::Int(n) => format!("{n}::bigint"),
+        SqlParam::Value(reportroot_model::Value::Date(d)) => format!("DATE '{d}'"),
+        SqlParam::Value(reportroot_model::Value::Int(n)) => format!("{n}::bigint"),
+        SqlParam::Value(v) => format!("'{v}'::text"),
+    }
+}
+
 /// `EXPLAIN` of a compiled statement with its parameters inlined as typed literals (a
 /// parameterless plan: what the server's first executions get).
 async fn explain(client: &tokio_postgres::Client, compiled: &CompiledSql) -> String {
     let mut sql = compiled.sql.clone();
     // Highest first, so that `$1` does not replace the start of `$10`.
     for (n, param) in compiled.params.iter().enumerate().rev() {
-        let literal = match param {
-            SqlParam::Uuid(id) => format!("'{id}'::uuid"),
-            SqlParam::Int(n) => format!("{n}::bigint"),
-            SqlParam::Value(reportroot_model::Value::Date(d)) => format!("DATE '{d}'"),
-            SqlParam::Value(reportroot_model::Value::Int(n)) => format!("{n}::bigint"),
-            SqlParam::Value(v) => format!("'{v}'::text"),
-        };
-        sql = sql.replace(&format!("${}", n + 1), &literal);
+        sql = sql.replace(&format!("${}", n + 1), &literal(param));
     }
     let rows = client.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
     rows.iter()
