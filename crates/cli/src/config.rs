@@ -45,8 +45,8 @@ pub struct ServerArgs {
     /// Rows per page of collection answers [default: 1000].
     #[arg(long, env = "REPORTROOT_PAGE_SIZE")]
     pub page_size: Option<u64>,
-    /// PostgreSQL connections of each of this instance's two pools, reads and the rest
-    /// [default: 16].
+    /// PostgreSQL connections of this instance's pool of writes and of its pool of bounded
+    /// reads; a quarter as many for scans [default: 16].
     #[arg(long, env = "REPORTROOT_DB_CONNECTIONS")]
     pub db_connections: Option<usize>,
     /// Citus only: shards per report table when `migrate` or start-up first distributes them

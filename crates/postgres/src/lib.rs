@@ -75,7 +75,7 @@ pub struct PostgresStorage {
     bounded_plans: Plans,
     /// The configuration the pools connect with (the reads' with their options added).
     config: tokio_postgres::Config,
-    /// Connections per pool.
+    /// Connections of the pool of writes and of bounded reads ([`scan_connections`] for scans).
     max_connections: usize,
     tables: Arc<TableSet>,
     /// `host:port` of the server(s), for connection errors.
@@ -147,6 +147,13 @@ fn reads_pool(
     let mut config = config.clone();
     config.options(reads_options(config.get_options(), limit, plans));
     new_pool(config, max_connections)
+}
+
+/// The size of the scans' pool: a quarter of the others (at least one). The API's scan limits
+/// admit few scans at once (by default half the cores), so more would stay idle, and every
+/// pool counts against the server's `max_connections` once per instance.
+fn scan_connections(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
 }
 
 /// How a read connection plans its prepared statements (PostgreSQL's `plan_cache_mode`).
@@ -368,7 +375,12 @@ impl PostgresStorage {
         let mut storage = PostgresStorage {
             pool: new_pool(config.clone(), max_connections)?,
             reads: reads_pool(&config, max_connections, read_time_limit, Plans::Generic)?,
-            scans: reads_pool(&config, max_connections, read_time_limit, Plans::Custom)?,
+            scans: reads_pool(
+                &config,
+                scan_connections(max_connections),
+                read_time_limit,
+                Plans::Custom,
+            )?,
             bounded_plans: Plans::Generic,
             config,
             max_connections,
@@ -407,7 +419,7 @@ impl PostgresStorage {
         if let Ok(reads) = reads_pool(&self.config, n, limit, self.bounded_plans) {
             self.reads = reads;
         }
-        if let Ok(scans) = reads_pool(&self.config, n, limit, Plans::Custom) {
+        if let Ok(scans) = reads_pool(&self.config, scan_connections(n), limit, Plans::Custom) {
             self.scans = scans;
         }
         self
