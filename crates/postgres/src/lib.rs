@@ -167,8 +167,9 @@ enum Plans {
     /// of the rows to the planner) looked far costlier than the custom plans' — though both
     /// read the same index in order and stop after the page. Planning took 0.4–1 ms, the
     /// execution 0.06–0.15 ms (`EXPLAIN ANALYZE`, 10-year tenant); with generic plans the
-    /// pages ran at 14–19k req/s where they ran at 5–12k (bench/RESULTS.md, "Generic plans
-    /// for bounded reads"). `tests/plans.rs` checks the generic plans of the page shapes.
+    /// pages ran at 17–22k req/s where they ran at 5–13k (bench/RESULTS.md, "PostgreSQL:
+    /// one statement per read, no parallel workers, generic plans"). `tests/plans.rs` checks
+    /// the generic plans of the page shapes.
     /// Not on Citus, which cannot distribute some of them ([`PostgresStorage::connect_with`]).
     Generic,
     /// PostgreSQL's default (`auto`), for scans: a scan's generic plan read the whole
@@ -183,8 +184,9 @@ enum Plans {
 /// Why no parallel workers: the reads that would get them are the scans (a `$filter` on a
 /// count no index serves), and with PostgreSQL's default of 2 workers per query one admitted
 /// scan ran in 3 processes, every core of the 2-core bench machine, beside the other tenants'
-/// pages (bench/RESULTS.md, "A scan takes one process"). The scan limits count queries, so a
-/// query must cost one backend. Index reads with a limit, the rest, are never planned parallel.
+/// pages (bench/RESULTS.md, "PostgreSQL: one statement per read, …": the other tenant's p99
+/// went from 17.4 to 9.5 ms beside the scans). The scan limits count queries, so a query must
+/// cost one backend. Bounded reads, index ranges that stop early, gain nothing from workers.
 fn reads_options(given: Option<&str>, limit: std::time::Duration, plans: Plans) -> String {
     // 0 would turn the limit off: at least a millisecond.
     let limit = limit.as_millis().max(1);
@@ -443,8 +445,8 @@ impl PostgresStorage {
     /// connection of [`reads_pool`], whose session already has the limit. Why not a
     /// transaction with `SET LOCAL statement_timeout` per read (the way before): its
     /// `BEGIN`, `SET` and `COMMIT`, even pipelined into one round trip, are three more
-    /// statements for the server to parse and run beside each page's one; bench/RESULTS.md
-    /// ("Reads on connections that carry their limit") has what that cost.
+    /// statements for the server to parse and run beside each page's one (paired with the
+    /// pipelined transaction on the 10-year tenant: 1.09× the pages per second).
     ///
     /// A single statement sees one snapshot, so the page needs no transaction; and a read
     /// stopped at the limit (or dropped) leaves no transaction open behind it. `cost` picks
