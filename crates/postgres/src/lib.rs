@@ -433,7 +433,12 @@ impl PostgresStorage {
     }
 
     async fn client(&self) -> Result<Object, StorageError> {
-        self.pool.get().await.map_err(|error| {
+        self.lend(&self.pool).await
+    }
+
+    /// A connection of `pool`, or an error naming the server.
+    async fn lend(&self, pool: &Pool) -> Result<Object, StorageError> {
+        pool.get().await.map_err(|error| {
             StorageError::backend(
                 format!("cannot connect to PostgreSQL at {}", self.target),
                 error,
@@ -460,12 +465,7 @@ impl PostgresStorage {
             ReadCost::Bounded => &self.reads,
             ReadCost::MayScan => &self.scans,
         };
-        let client = pool.get().await.map_err(|error| {
-            StorageError::backend(
-                format!("cannot connect to PostgreSQL at {}", self.target),
-                error,
-            )
-        })?;
+        let client = self.lend(pool).await?;
         let statement = client
             .prepare_cached(&query.sql)
             .await

@@ -479,34 +479,11 @@ async fn postgres_pages_read_in_index_order() {
         let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
         // What the server runs: the statement's generic plan (pages are bounded reads).
         let generic = explain_generic(&client, &compiled).await;
-        let sorted = if PARTLY_SORTED.contains(label) {
-            generic.replace("Incremental Sort", "").contains("Sort")
-        } else {
-            generic.contains("Sort")
-        };
-        assert_eq!(
-            sorted,
-            STILL_SORTED_POSTGRES.contains(label),
-            "{label}, generic plan: {}\n{generic}",
-            compiled.sql
-        );
-        if OF_A_PERIOD.contains(label) {
-            let index = format!("Index Scan using {}_by_period_day", report.table_name());
-            assert!(
-                generic.contains(&index),
-                "{label}, generic plan: {}\n{generic}",
-                compiled.sql
-            );
-        }
+        assert_page_plan(report, label, "generic plan", &compiled.sql, &generic);
         // The plan PostgreSQL makes for the parameters' values (a scan's, and the statement's
         // first executions under `plan_cache_mode = auto`).
         let plan = explain(&client, &compiled).await;
-        let sorted = if PARTLY_SORTED.contains(label) {
-            plan.replace("Incremental Sort", "").contains("Sort")
-        } else {
-            plan.contains("Sort")
-        };
-        if PLAN_MAY_VARY_POSTGRES.contains(label) && sorted {
+        if PLAN_MAY_VARY_POSTGRES.contains(label) && sorts(label, &plan) {
             let from_floor = format!("using {}_by_day", report.table_name());
             assert!(
                 plan.contains(&from_floor) && plan.contains("(report_date >= "),
@@ -515,21 +492,7 @@ async fn postgres_pages_read_in_index_order() {
             );
             continue;
         }
-        assert_eq!(
-            sorted,
-            STILL_SORTED_POSTGRES.contains(label),
-            "{label}: {}\n{plan}",
-            compiled.sql
-        );
-        if OF_A_PERIOD.contains(label) {
-            let index = format!("Index Scan using {}_by_period_day", report.table_name());
-            assert!(
-                plan.contains(&index),
-                "{label}: {}
-{plan}",
-                compiled.sql
-            );
-        }
+        assert_page_plan(report, label, "plan for the values", &compiled.sql, &plan);
         // The rows dated after their refresh (none here) are looked up in their partial
         // index, not by filtering the natural key's entries of the whole range.
         if compiled.sql.contains(" > a.") {
@@ -616,6 +579,30 @@ async fn postgres_pages_read_in_index_order() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
         .ok();
+}
+
+/// Whether a PostgreSQL page plan sorts (for [`PARTLY_SORTED`] pages, other than the
+/// incremental sort within each date).
+fn sorts(label: &str, plan: &str) -> bool {
+    if PARTLY_SORTED.contains(&label) {
+        plan.replace("Incremental Sort", "").contains("Sort")
+    } else {
+        plan.contains("Sort")
+    }
+}
+
+/// A PostgreSQL page plan (`which` of the two) sorts only if the page is listed in
+/// [`STILL_SORTED_POSTGRES`], and a page of one period reads `_by_period_day`.
+fn assert_page_plan(report: &ReportType, label: &str, which: &str, sql: &str, plan: &str) {
+    assert_eq!(
+        sorts(label, plan),
+        STILL_SORTED_POSTGRES.contains(&label),
+        "{label}, {which}: {sql}\n{plan}"
+    );
+    if OF_A_PERIOD.contains(&label) {
+        let index = format!("Index Scan using {}_by_period_day", report.table_name());
+        assert!(plan.contains(&index), "{label}, {which}: {sql}\n{plan}");
+    }
 }
 
 /// `EXPLAIN` of the generic plan of a compiled statement: what reportroot's connections for
