@@ -1,9 +1,12 @@
 //! SQLite backend: one writer connection (SQLite allows one writer at a time anyway) and a
 //! small pool of reader connections, in WAL mode so that readers never wait for the writer.
-//! Blocking calls run on tokio's blocking pool. New ids are UUIDv7: time-ordered, so inserts
-//! append to the primary-key index instead of touching random pages of it.
+//! Writes run on tokio's blocking pool, bounded reads in place while they are quick
+//! ([`in_place`]), reads that may scan on threads of the lowest priority ([`scan_thread`]).
+//! New ids are UUIDv7: time-ordered, so inserts append to the primary-key index instead of
+//! touching random pages of it.
 
 mod import;
+mod in_place;
 mod refreshes;
 mod scan_thread;
 
@@ -117,6 +120,8 @@ struct Inner {
     schema_change: SchemaChange,
     /// How long a read may run ([`reportroot_storage::READ_TIME_LIMIT`] unless changed).
     read_time_limit: Duration,
+    /// Whether bounded reads run in place on the runtime's workers now ([`in_place`]).
+    in_place: in_place::InPlace,
 }
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] on its own
@@ -249,6 +254,7 @@ impl SqliteStorage {
                 known_tenants: KnownTenants::default(),
                 schema_change,
                 read_time_limit: reportroot_storage::READ_TIME_LIMIT,
+                in_place: in_place::InPlace::new(),
             }),
         };
         Ok(storage)
@@ -270,7 +276,8 @@ impl SqliteStorage {
     }
 
     /// Runs `work` on a reader connection: in place on the runtime's worker when the read is
-    /// bounded, on a thread of the lowest CPU priority when it may scan ([`scan_thread`]).
+    /// bounded and such reads are quick ([`in_place`]), else on another thread: a thread of
+    /// the lowest CPU priority when it may scan ([`scan_thread`]).
     async fn read<T: Send + 'static>(
         &self,
         cost: ReadCost,
@@ -292,17 +299,22 @@ impl SqliteStorage {
                 Some(c) => c,
                 None => open_connection(&inner.path, inner.durability, READER_CACHE_KIB)?,
             };
+            // Timed from here: opening a connection (the first reads) is not a sign of I/O.
+            let started = Instant::now();
             let limit = inner.read_time_limit;
             let result = with_time_limit(&connection, limit, || work(&connection, &inner));
             lock(&inner.readers).push(connection);
+            if cost == ReadCost::Bounded {
+                inner.in_place.finished(started, started.elapsed());
+            }
             result
         };
         if cost == ReadCost::MayScan {
             return scan_thread::run(run).await;
         }
-        // Reads are short (an indexed query of a few rows): on the multi-threaded runtime they
-        // run in place, which saves the hand-off to the blocking pool and back (profiles showed
-        // the thread switches as a fifth of a report request).
+        if self.inner.in_place.allowed(Instant::now()) {
+            return run();
+        }
         if tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread
         {
