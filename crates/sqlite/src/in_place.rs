@@ -6,8 +6,10 @@
 //! CPU when the file is in the OS's page cache. `block_in_place` hands the worker's queue to
 //! another thread first (the blocking pool wakes one, and the two swap back afterwards): on
 //! 1 tenant × 10 years, `reportDate ge 2020-01-01&$top=10` at 32 connections, the
-//! thread switches were a quarter of the profile, and running in place took the page from
-//! 12.7k to 17.4k req/s (server CPU 118 → 100 µs a request; bench/RESULTS.md).
+//! thread switches were a quarter of the profile; running in place took the page from 12.7k
+//! to 17.4k req/s in back-to-back runs, and with the page caches apart (`.cargo/config.toml`)
+//! from 12.5–13.0k to 15.4–15.9k req/s in paired runs, the server's CPU from 113–120 to
+//! 92–94 µs a request (bench/RESULTS.md, "Uncached pages: reads in place").
 //!
 //! Why not always: a read that waits on the disk (a file larger than memory, a cold cache)
 //! holds its worker while it waits, and with two workers two such reads would stall every
