@@ -268,9 +268,17 @@ impl Connection {
 
 /// A socket that fails with `TimedOut` once no byte has moved for its timeout while it is
 /// being read or written.
+///
+/// The timer is re-armed lazily: a read or write that moves bytes only notes the time, and
+/// the timer, when it fires, is pushed to the last movement's deadline if that is later.
+/// Why: resetting a registered `Sleep` on every read and write takes the timer wheel's lock
+/// and moves the entry, twice a request on a busy keep-alive connection.
 struct IdleTimeout {
     stream: TcpStream,
     timeout: Duration,
+    /// When bytes last moved (or the connection opened).
+    last_moved: Instant,
+    /// Fires at or before `last_moved + timeout`.
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -279,23 +287,30 @@ impl IdleTimeout {
         IdleTimeout {
             stream,
             timeout,
+            last_moved: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(timeout)),
         }
     }
 
     fn moved(&mut self) {
-        let next = Instant::now() + self.timeout;
-        self.deadline.as_mut().reset(next);
+        self.last_moved = Instant::now();
     }
 
     /// After a pending read or write: the error to fail with when the deadline has passed.
     fn expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle for too long",
-            )),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = self.last_moved + self.timeout;
+            if Instant::now() >= due {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                ));
+            }
+            // Bytes moved since the timer was armed: wait for the later deadline.
+            self.deadline.as_mut().reset(due);
         }
     }
 

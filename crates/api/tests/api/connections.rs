@@ -98,6 +98,28 @@ async fn partial_headers_and_idle_connections_are_closed() {
     assert!(read_to_close(&mut kept).await.is_some(), "kept forever");
 }
 
+/// The idle timeout counts from the last bytes moved, not from the connection's start: a
+/// keep-alive connection used more often than the timeout lives well past it.
+#[tokio::test]
+async fn a_connection_in_use_outlives_its_idle_timeout() {
+    let timeout = Duration::from_millis(400);
+    let app = spawn_app_with(|c| {
+        c.connections.idle_timeout = timeout;
+    })
+    .await;
+    let mut used = connect(&app).await;
+    for _ in 0..8 {
+        tokio::time::sleep(timeout / 4).await;
+        used.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = read_response(&mut used).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    // Twice the timeout in use; left alone now, it is closed.
+    assert!(read_to_close(&mut used).await.is_some(), "kept forever");
+}
+
 #[tokio::test]
 async fn a_stalled_body_is_cut_by_the_idle_and_request_timeouts() {
     let app = spawn_app_with(|c| {
