@@ -1439,6 +1439,9 @@ mod tests {
         assert_eq!(nice_of(ReadCost::MayScan).await.expect("a read"), 19);
         // The runtime's own threads keep theirs.
         assert_eq!(nice_of(ReadCost::Bounded).await.expect("a read"), worker);
+        let idle_of = |cost| storage.read(cost, |_, _| Ok(scan_thread::in_idle_class()));
+        assert!(idle_of(ReadCost::MayScan).await.expect("a read"));
+        assert!(!idle_of(ReadCost::Bounded).await.expect("a read"));
     }
 
     /// A scan whose request is dropped (the client went away) keeps its slots until its

@@ -39,14 +39,34 @@ pub(crate) async fn run<T: Send + 'static>(
     })?
 }
 
-/// Sets the calling thread's nice value to [`SCAN_NICE`] (Linux: nice is per thread, and
-/// `setpriority(PRIO_PROCESS, 0, …)`, rustix's `None`, sets the calling thread's). Lowering
-/// one's priority needs no privilege; if it fails anyway the scan runs at normal priority, as
-/// before.
+/// Puts the calling thread in Linux's `SCHED_IDLE` class and sets its nice value to
+/// [`SCAN_NICE`] (Linux: both are per thread; `setpriority(PRIO_PROCESS, 0, …)`, rustix's
+/// `None`, sets the calling thread's). Neither needs a privilege to lower one's priority; if
+/// either fails the other still applies, and if both do the scan runs at normal priority.
+///
+/// Why `SCHED_IDLE` besides nice 19: a nice-19 thread still runs out the slice it was given
+/// when a request's thread wakes up, while a waking normal thread preempts an idle-class
+/// thread at once. It matters more since SQLite's page caches stopped sharing a mutex
+/// (`.cargo/config.toml`): scans no longer sleep on it, and with the scan limits lifted
+/// (2 scans at once) they now finish 4–8 of their queries within the read limit where 1–2.
+/// On this 2-core machine the other tenant's p99 beside two scans varied too much from run to
+/// run (5.6–15 ms before, 7–32 ms after) to show the class's effect (bench/RESULTS.md).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::process::setpriority_process(None, SCAN_NICE) {
-        tracing::debug!(%error, "cannot lower a scan thread's priority");
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadPriority, ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(error) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::debug!(?error, "cannot put a scan thread in the idle class");
+        }
+        if let Err(error) = rustix::process::setpriority_process(None, SCAN_NICE) {
+            tracing::debug!(%error, "cannot lower a scan thread's priority");
+        }
     }
 }
 
@@ -54,4 +74,18 @@ fn lower_priority() {
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) fn current_nice() -> i32 {
     rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
+/// Whether the calling thread is in the `SCHED_IDLE` class (tests).
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn in_idle_class() -> bool {
+    use thread_priority::{
+        thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+    };
+    matches!(
+        thread_schedule_policy(),
+        Ok(ThreadSchedulePolicy::Normal(
+            NormalThreadSchedulePolicy::Idle
+        ))
+    )
 }
