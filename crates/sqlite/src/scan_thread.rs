@@ -1,5 +1,6 @@
 //! Reads that may scan a tenant's history run on a thread of their own at the lowest CPU
-//! priority (nice 19), so that the bounded reads of every other request come first.
+//! priority (Linux's `SCHED_IDLE` class and nice 19), so that the bounded reads of every
+//! other request come first.
 //!
 //! Why: SQLite runs in the server's process, and a scan (`teams gt 100`, no index: ~0.5 s of
 //! a core on 1.12M rows) ran on a runtime worker at the same priority as everything else: on
