@@ -21,7 +21,7 @@ use reportroot_storage::engine::{
     WritePlan, WriteRequest,
 };
 use reportroot_storage::query_sql::CompiledSql;
-use reportroot_storage::sql::{retired_indexes, Dialect, TableSql};
+use reportroot_storage::sql::{ordinal_text_migration, retired_indexes, Dialect, TableSql};
 use reportroot_storage::throttle::{
     THROTTLE_TABLE, THROTTLE_TABLE_OUTDATED_SQL, THROTTLE_TABLE_SQL,
 };
@@ -54,7 +54,11 @@ pub use reportroot_storage::error_chain;
 /// Version 8 gives per-day reports `_by_period_day` (`reportroot_storage::sql::
 /// period_pages_index`) in place of `_by_period`, its prefix: pages of one period read in
 /// order, and the latest refresh of a period is one seek of it as it was of `_by_period`.
-pub const SCHEMA_VERSION: i64 = 8;
+/// Version 9 gives the text columns the API orders ordinally (dimension values such as
+/// `siteType`, durations), in the report tables and the per-day summaries, the `"C"`
+/// collation (`reportroot_storage::sql::ordinal_text_migration`): their indexes then deliver
+/// the `COLLATE "C"` order of pages and series, which they sorted again before.
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
@@ -604,6 +608,13 @@ impl PostgresStorage {
                             .batch_execute(&days.backfill)
                             .await
                             .map_err(backend)?;
+                    }
+                }
+                // Ordinal text in the "C" collation (version 9): created so above for new
+                // tables; the existing ones keep their rows and rebuild those indexes.
+                if from < 9 {
+                    for statement in REPORTS.iter().flat_map(ordinal_text_migration) {
+                        client.batch_execute(&statement).await.map_err(backend)?;
                     }
                 }
                 client

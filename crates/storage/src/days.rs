@@ -96,7 +96,7 @@ impl DaysSql {
             create.push_str(&format!(
                 "  {} {} NOT NULL,\n",
                 column(i),
-                dialect.column_type(report.properties[i].kind)
+                dialect.column_definition(report.properties[i].kind)
             ));
         }
         let date_type = dialect.column_type(report.properties[refresh].kind);

@@ -35,6 +35,19 @@ impl Dialect {
         }
     }
 
+    /// A column's type in `CREATE TABLE`: [`Dialect::column_type`], with text the API orders
+    /// ordinally (dimension values, durations) in PostgreSQL's `"C"` collation. Why: queries
+    /// compare and order such text `COLLATE "C"` (.NET's ordinal order), and an index holding
+    /// the database's collation (`C.UTF-8`, `en_US.UTF-8`) cannot deliver that order: pages of
+    /// the reports split by `siteType` or `productType` sorted each refresh date's rows again
+    /// (an incremental sort). SQLite's `BINARY` collation already is that order.
+    pub(crate) fn column_definition(self, kind: ValueKind) -> &'static str {
+        match (self, kind) {
+            (Dialect::Postgres, ValueKind::Text | ValueKind::Duration) => "TEXT COLLATE \"C\"",
+            _ => self.column_type(kind),
+        }
+    }
+
     pub(crate) fn id_type(self) -> &'static str {
         match self {
             // 16 bytes instead of 36 characters: the tenant leads every index entry.
@@ -295,6 +308,40 @@ pub fn retired_indexes(report: &ReportType) -> Vec<String> {
     history.into_iter().chain(by_period).collect()
 }
 
+/// The `ALTER TABLE` statements that give an older PostgreSQL schema's ordinally ordered text
+/// columns, in the report's table and its per-day summary, the `"C"` collation
+/// [`Dialect::column_definition`] now creates them with (schema version 9). The rows stay;
+/// PostgreSQL rebuilds the indexes that hold those columns.
+pub fn ordinal_text_migration(report: &ReportType) -> Vec<String> {
+    let ordinal: Vec<String> = report
+        .properties
+        .iter()
+        .filter(|p| matches!(p.kind, ValueKind::Text | ValueKind::Duration))
+        .map(|p| p.column_name())
+        .collect();
+    let alter = |table: &str, columns: &[&String]| {
+        (!columns.is_empty()).then(|| {
+            let changes: Vec<String> = columns
+                .iter()
+                .map(|c| format!("ALTER COLUMN {c} TYPE TEXT COLLATE \"C\""))
+                .collect();
+            format!("ALTER TABLE {table} {}", changes.join(", "))
+        })
+    };
+    let all: Vec<&String> = ordinal.iter().collect();
+    let summary = DaysSql::new(report, Dialect::Postgres).and_then(|days| {
+        let keys: Vec<&String> = ordinal
+            .iter()
+            .filter(|c| days.key_columns.contains(c))
+            .collect();
+        alter(&days.table, &keys)
+    });
+    alter(&report.table_name(), &all)
+        .into_iter()
+        .chain(summary)
+        .collect()
+}
+
 /// A subquery giving the latest refresh date of the tenant's rows (of the period, when
 /// `period` names its parameter, as `refreshes` finds it).
 pub fn latest_refresh(
@@ -510,7 +557,7 @@ fn table_definition(report: &ReportType, dialect: Dialect, names: &Columns) -> S
         };
         definition.push_str(&format!(
             "  {column} {}{not_null},\n",
-            dialect.column_type(property.kind)
+            dialect.column_definition(property.kind)
         ));
     }
     // The tenant leads every key so that PostgreSQL tables can be distributed by tenant.

@@ -860,6 +860,94 @@ async fn a_postgres_database_of_version_7_gets_the_period_pages_index() {
     }
 }
 
+/// A PostgreSQL database of schema version 8 (text in the database's collation) is migrated:
+/// the dimension and duration columns of every report table, and the dimension of the per-day
+/// summaries, are in the `"C"` collation; the rows stay, and pages of a dimension report read
+/// them in `siteType`'s ordinal order.
+#[tokio::test]
+async fn a_postgres_database_of_version_8_gets_ordinal_text_columns() {
+    use reportroot_storage::sql::ordinal_text_migration;
+    for (name, url) in server_urls("migration 8 -> 9") {
+        let own = own_database(&url, "reportroot_pgordinal").await;
+        let report = find_report("oneDriveUsageFileCounts").unwrap();
+        let site_type = report.property_index("siteType").unwrap();
+        let t = TenantId(Uuid::new_v4());
+        let storage = connect_own(&own).await.unwrap();
+        let rows: Vec<Vec<Value>> = ["b", "B", "a"]
+            .iter()
+            .map(|site| {
+                let mut values = numbered_row(report, 1);
+                values[site_type] = Value::Text((*site).into());
+                values[report.period_index().unwrap()] = Value::Text(Period::D7.stored().into());
+                values
+            })
+            .collect();
+        storage.upsert_many(t, report, rows).await.unwrap();
+        drop(storage);
+        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Back to version 8: every statement of the migration, in the default collation.
+        let statements: Vec<String> = reportroot_model::REPORTS
+            .iter()
+            .flat_map(ordinal_text_migration)
+            .collect();
+        assert!(statements.len() > 10, "{statements:#?}");
+        for statement in &statements {
+            old.batch_execute(&statement.replace("COLLATE \"C\"", "COLLATE \"default\""))
+                .await
+                .unwrap();
+        }
+        let collations = || async {
+            old.query(
+                "SELECT table_name || '.' || column_name || ' ' || coalesce(collation_name, '-') \
+                 FROM information_schema.columns WHERE table_schema = 'public' \
+                 AND column_name = 'site_type' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<String>>()
+        };
+        assert!(
+            collations().await.iter().all(|c| c.ends_with(" -")),
+            "{name}"
+        );
+        old.batch_execute("UPDATE reportroot_schema SET version = 8")
+            .await
+            .unwrap();
+        let storage = connect_own(&own).await.unwrap();
+        assert!(
+            matches!(
+                storage.schema_change(),
+                reportroot_storage::SchemaChange::Upgraded { from: 8, .. }
+            ),
+            "{name}: {:?}",
+            storage.schema_change()
+        );
+        let found = collations().await;
+        assert!(
+            found.len() >= 8 && found.iter().all(|c| c.ends_with(" C")),
+            "{name}: {found:#?}"
+        );
+        let query = ListQuery {
+            order_by: parse_order_by(report, "siteType").unwrap(),
+            ..ListQuery::default()
+        };
+        let listed = storage.list(t, report, &query).await.unwrap();
+        let sites: Vec<&Value> = listed.iter().map(|e| &e.values[site_type]).collect();
+        let text = |s: &str| Value::Text(s.into());
+        assert_eq!(sites, [&text("B"), &text("a"), &text("b")], "{name}");
+        drop((storage, old));
+        reportroot_postgres::citus::drop_database(&url, own_name(&own))
+            .await
+            .unwrap();
+    }
+}
+
 /// The dashboard's accounts: users (a name once), grants, sessions found by their digest
 /// until they expire or are revoked, a new password or a removal ending them, and the tenants
 /// noted by the writes of their rows.
