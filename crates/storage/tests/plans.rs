@@ -3,7 +3,8 @@
 //! range. Checked with `EXPLAIN` on both backends over a year of one tenant's per-day history
 //! (the SQL is the storage crate's own, on the schema the backends create, with statistics);
 //! PostgreSQL when `REPORTROOT_TEST_POSTGRES_URL` is set, both the plan for the parameters'
-//! values and the generic plan that reportroot's connections for bounded reads run.
+//! values and the generic plan that reportroot's connections for bounded reads run; and on
+//! PostgreSQL every report's pages, on a synthetic history of each.
 #![expect(clippy::unwrap_used)]
 
 use std::io::Write as _;
@@ -565,6 +566,88 @@ async fn postgres_pages_read_in_index_order() {
         .ok();
 }
 
+/// Every report's pages on SQLite: `$top=10` in the default order, a `reportDate` range, one
+/// period and one dimension value (where the report has them) read an index in order: no
+/// temporary B-tree (a sort) and no scan of the whole table.
+#[test]
+fn sqlite_pages_of_every_report_read_in_index_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("family.db");
+    drop(SqliteStorage::open(&path, Durability::Process).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let tenant = Uuid::new_v4();
+    let mut checked = 0;
+    for report in reportroot_model::REPORTS {
+        let per_day = report.activity_date_index().is_some();
+        let last = if per_day { 119 } else { 2999 };
+        let mut from = vec!["r"];
+        let mut conditions = vec!["1"];
+        if report.period_index().is_some() {
+            from.push("p");
+        }
+        from.push("k");
+        if per_day {
+            conditions.push("k.n < p.d");
+        }
+        if report.dimension.is_some() {
+            from.push("s");
+        }
+        let insert = format!(
+            "WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < {last}), \
+             k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < {days}), \
+             p(d) AS (VALUES (7), (30)), s(v) AS (VALUES ('OneDrive'), ('All'), ('bee')) \
+             INSERT INTO {table} (tenant_id, id, version, {columns}) \
+             SELECT ?1, randomblob(16), 1, {values} FROM {from} WHERE {conditions}",
+            days = if per_day { 29 } else { 0 },
+            table = report.table_name(),
+            columns = columns(report),
+            values = synthetic_values(report, Dialect::Sqlite),
+            from = from.join(", "),
+            conditions = conditions.join(" AND "),
+        );
+        connection
+            .execute(&insert, [tenant.as_bytes().to_vec()])
+            .unwrap();
+    }
+    connection.execute_batch("ANALYZE").unwrap();
+    for report in reportroot_model::REPORTS {
+        let columns = TableSql::new(report, Dialect::Sqlite).columns;
+        let mut filters = vec![String::new()];
+        filters.extend(
+            report
+                .activity_date_index()
+                .map(|_| "reportDate ge 2024-03-01".to_owned()),
+        );
+        filters.extend(
+            report
+                .period_index()
+                .map(|_| "reportPeriod eq '7'".to_owned()),
+        );
+        filters.extend(report.dimension.map(|d| format!("{d} eq 'OneDrive'")));
+        let whole_table = format!("SCAN {}\n", report.table_name());
+        for filter in &filters {
+            let query = page(report, filter, "");
+            let compiled = compile_list(report, Dialect::Sqlite, &columns, tenant, &query);
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
+                .unwrap();
+            let plan: String = statement
+                .query_map(sqlite_params(&compiled), |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(|line| line.unwrap() + "\n")
+                .collect();
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains(&whole_table),
+                "{} {filter:?}: {}\n{plan}",
+                report.entity,
+                compiled.sql
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "{checked} pages");
+}
+
 /// A database of its own, with reportroot's schema (its statistics are the test's): the
 /// server's client, a client of the new database, and its name.
 async fn own_database(url: &str) -> (tokio_postgres::Client, tokio_postgres::Client, String) {
@@ -590,12 +673,13 @@ async fn own_database(url: &str) -> (tokio_postgres::Client, tokio_postgres::Cli
     (admin, client, name)
 }
 
-/// A report split by a text dimension (`siteType`): its pages in the default order, which
-/// compares the dimension `COLLATE "C"`, read the natural-key index in order and stop after
-/// the page, without sorting each refresh date's rows by the dimension (schema version 9
-/// gives the column that collation, so its indexes hold that order).
+/// Every report's pages, in the generic plans the server runs: `$top=10` in the default order,
+/// a `reportDate` range, one period and one dimension value (where the report has them) read
+/// an index in order and stop after the page: no sort and no sequential scan. The reports
+/// split by a text dimension (`siteType`, `productType`) order it `COLLATE "C"`, which their
+/// indexes hold since schema version 9 (before, each refresh date's rows were sorted again).
 #[tokio::test]
-async fn postgres_pages_of_a_dimension_report_read_in_index_order() {
+async fn postgres_pages_of_every_report_read_in_index_order() {
     let Some(url) = std::env::var("REPORTROOT_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -606,50 +690,83 @@ async fn postgres_pages_of_a_dimension_report_read_in_index_order() {
         );
         return;
     };
-    let report = find_report("oneDriveUsageFileCounts").unwrap();
-    assert!(report.dimension.is_some());
     let (admin, client, name) = own_database(&url).await;
     let tenant = Uuid::new_v4();
-    let insert = format!(
-        "INSERT INTO {table} (tenant_id, id, version, {columns}) \
-         SELECT '{tenant}'::uuid, gen_random_uuid(), 1, {values} \
-         FROM generate_series(0, 199) r(n), (VALUES (7), (30)) p(d), \
-         generate_series(0, 29) k(n), (VALUES ('OneDrive'), ('All'), ('bee')) s(v) \
-         WHERE k.n < p.d; ANALYZE {table}",
-        table = report.table_name(),
-        columns = columns(report),
-        values = synthetic_values(report, Dialect::Postgres),
-    );
-    client.batch_execute(&insert).await.unwrap();
-    client
-        .batch_execute(&format!("VACUUM {}", report.table_name()))
-        .await
-        .unwrap();
-    let columns = TableSql::new(report, Dialect::Postgres).columns;
-    for (label, filter) in [
-        ("$top=10", ""),
-        ("wide range", "reportDate ge 2024-02-01"),
-        ("a period", "reportPeriod eq '7'"),
-        ("a site type", "siteType eq 'OneDrive'"),
-    ] {
-        let query = page(report, filter, "");
-        let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
-        assert!(compiled.sql.contains("COLLATE \"C\""), "{}", compiled.sql);
-        for (which, plan) in [
-            ("generic plan", explain_generic(&client, &compiled).await),
-            ("plan for the values", explain(&client, &compiled).await),
-        ] {
+    let mut checked = 0;
+    for report in reportroot_model::REPORTS {
+        client
+            .batch_execute(&synthetic_history(report, tenant))
+            .await
+            .unwrap();
+        let columns = TableSql::new(report, Dialect::Postgres).columns;
+        let mut filters = vec![String::new()];
+        filters.extend(
+            report
+                .activity_date_index()
+                .map(|_| "reportDate ge 2024-03-01".to_owned()),
+        );
+        filters.extend(
+            report
+                .period_index()
+                .map(|_| "reportPeriod eq '7'".to_owned()),
+        );
+        filters.extend(report.dimension.map(|d| format!("{d} eq 'OneDrive'")));
+        for filter in &filters {
+            let query = page(report, filter, "");
+            let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
+            if report.dimension.is_some() {
+                assert!(compiled.sql.contains("COLLATE \"C\""), "{}", compiled.sql);
+            }
+            let plan = explain_generic(&client, &compiled).await;
             assert!(
                 !plan.contains("Sort") && !plan.contains("Seq Scan"),
-                "{label}, {which}: {}\n{plan}",
+                "{} {filter:?}: {}\n{plan}",
+                report.entity,
                 compiled.sql
             );
+            checked += 1;
         }
     }
+    assert!(checked > 150, "{checked} pages");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
         .ok();
+}
+
+/// A tenant's synthetic history of `report` in PostgreSQL, with statistics: a refresh a day,
+/// and for each its periods (7 and 30), the period's days (per-day reports) and three
+/// dimension values (reports split by one).
+fn synthetic_history(report: &ReportType, tenant: Uuid) -> String {
+    let per_day = report.activity_date_index().is_some();
+    let mut from = vec![format!(
+        "generate_series(0, {}) r(n)",
+        if per_day { 119 } else { 2999 }
+    )];
+    let mut conditions = vec!["TRUE".to_owned()];
+    if report.period_index().is_some() {
+        from.push("(VALUES (7), (30)) p(d)".to_owned());
+    }
+    if per_day {
+        from.push("generate_series(0, 29) k(n)".to_owned());
+        conditions.push("k.n < p.d".to_owned());
+    } else {
+        // Other dates (a per-refresh report's own) on the refresh date.
+        from.push("(VALUES (0)) k(n)".to_owned());
+    }
+    if report.dimension.is_some() {
+        from.push("(VALUES ('OneDrive'), ('All'), ('bee')) s(v)".to_owned());
+    }
+    format!(
+        "INSERT INTO {table} (tenant_id, id, version, {columns}) \
+         SELECT '{tenant}'::uuid, gen_random_uuid(), 1, {values} FROM {from} WHERE {conditions}; \
+         ANALYZE {table}",
+        table = report.table_name(),
+        columns = columns(report),
+        values = synthetic_values(report, Dialect::Postgres),
+        from = from.join(", "),
+        conditions = conditions.join(" AND "),
+    )
 }
 
 /// Whether a PostgreSQL page plan sorts (for [`PARTLY_SORTED`] pages, other than the

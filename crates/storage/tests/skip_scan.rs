@@ -321,7 +321,8 @@ fn skip_scan_pages_are_the_ordered_matches() {
 }
 
 /// A dimension before the activity date in the natural key: each refresh date's rows are
-/// read from its first dimension value on, and the cursor compares the whole rest of the key.
+/// read from its first dimension value on (from the pinned value's, when the filter pins
+/// one), and the cursor compares the whole rest of the key.
 #[test]
 fn skip_scan_pages_of_a_report_with_a_dimension() {
     let filters: &[(&str, bool)] = &[
@@ -334,6 +335,14 @@ fn skip_scan_pages_of_a_report_with_a_dimension() {
         ),
         ("reportDate ge 2024-02-01 and active eq null", true),
         ("reportDate ge 2024-02-01 and reportPeriod eq '7'", false),
+        // A pinned dimension without a floor: from the first refresh date, each one's rows
+        // of that value (a seek); a value no row has reads nothing but the seeks.
+        ("siteType eq 'OneDrive'", true),
+        ("'Bee' eq siteType", true),
+        ("siteType eq 'All' and total gt 30", true),
+        ("siteType eq 'Nobody'", true),
+        ("siteType eq 'OneDrive' and reportDate le 2024-03-01", false),
+        ("siteType eq 'OneDrive' and reportPeriod eq '7'", false),
     ];
     run("sharePointSiteUsageFileCounts", filters);
 }

@@ -8,6 +8,11 @@
 //! floor in order (`Builder::refresh_floor`), a page of 11 rows read ~600 index entries; here
 //! it reads its own entries and one seek per refresh date it passes (measurements at
 //! [`history_page`]).
+//!
+//! A `$filter` that pins the dimension (`siteType eq 'OneDrive'`) is read the same way, with or
+//! without a floor: each refresh date's seek goes to `(tenant, refresh date, value)`, so a
+//! value no row has costs one seek per refresh date rather than a scan (measurements at
+//! [`pinned_dimension`]).
 
 use reportroot_model::{ReportType, Value};
 use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
@@ -23,8 +28,8 @@ const REFRESHES: &str = "skip_scan";
 const REFRESH: &str = "skip_scan_refresh";
 
 /// The page as a skip-scan, when the query has its shape: SQLite, the whole history, the
-/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt/eq`) and no
-/// ceiling, not one period (`reportPeriod eq '7'`: `_by_period_day` reads those pages
+/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt/eq`) or a pinned
+/// dimension value, and no ceiling, not one period (`reportPeriod eq '7'`: `_by_period_day` reads those pages
 /// entry for entry), and a report whose natural key leads with the refresh date. `None`
 /// otherwise: the caller compiles the page as before.
 ///
@@ -35,13 +40,14 @@ const REFRESH: &str = "skip_scan_refresh";
 /// ```sql
 /// WITH RECURSIVE skip_scan(skip_scan_refresh) AS (
 ///   SELECT (SELECT MIN(refresh) FROM t WHERE tenant_id = ?1 AND refresh >= <refresh floor>)
+///   -- (without a floor: every refresh date, from the first)
 ///   UNION ALL
 ///   SELECT (SELECT MIN(refresh) FROM t WHERE tenant_id = ?1 AND refresh > skip_scan_refresh)
 ///   FROM skip_scan WHERE skip_scan_refresh IS NOT NULL)
 /// [SELECT … FROM t WHERE tenant_id = ?1 AND refresh = <cursor's> AND ([dimension,] activity,
 ///  period) > (<cursor's>) AND <$filter> UNION ALL]
 /// SELECT … FROM skip_scan CROSS JOIN t WHERE tenant_id = ?1 AND refresh = skip_scan_refresh
-///   AND activity >= <floor> AND <$filter>
+///   [AND dimension = <pinned value>] [AND activity >= <floor>] AND <$filter>
 /// LIMIT ? OFFSET ?
 /// ```
 ///
@@ -94,12 +100,24 @@ pub(super) fn history_page(
     let refresh = column(report.refresh_date_index());
     let activity = column(shape.activity);
     let t = b.bind(SqlParam::Uuid(tenant));
-    let f = b.bind(SqlParam::Value(shape.floor.clone()));
     let filter = b.expr(shape.filter);
+    // The pinned dimension value, written without `+`: with the refresh date, a seek of the
+    // natural-key index, whose next column the dimension is.
+    let dimension = shape.dimension.map(|(i, value)| {
+        let v = b.bind(SqlParam::Value(value.clone()));
+        format!("{} = {v} AND ", column(i))
+    });
+    let dimension = dimension.unwrap_or_default();
     // A refresh date's rows from the floor: its range of the natural-key index. (The
     // cursor's refresh date is read from the cursor on instead: given both ranges, SQLite
     // took the floor's and read the entries up to the cursor.)
-    let matching = format!("{activity} >= {f} AND {filter}");
+    let matching = match shape.floor {
+        Some(floor) => {
+            let f = b.bind(SqlParam::Value(floor.clone()));
+            format!("{dimension}{activity} >= {f} AND {filter}")
+        }
+        None => format!("{dimension}{filter}"),
+    };
     let next = format!(
         "(SELECT MIN({refresh}) FROM {table} WHERE tenant_id = {t} AND {refresh} > {REFRESH})"
     );
@@ -113,17 +131,20 @@ pub(super) fn history_page(
                 .collect();
             let rest = format!(
                 "SELECT {columns} FROM {indexed} WHERE tenant_id = {t} AND {refresh} = {r0} \
-                 AND ({}) > ({}) AND {filter} UNION ALL ",
+                 AND {dimension}({}) > ({}) AND {filter} UNION ALL ",
                 rest_columns.join(", "),
                 rest_values.join(", ")
             );
             (format!("{refresh} > {r0}"), rest)
         }
-        None => {
-            // `shape.floor` has a value, and per-day reports an activity date.
-            let floor = b.refresh_floor_value(&t, shape.floor)?;
-            (format!("{refresh} >= {floor}"), String::new())
-        }
+        None => match shape.floor {
+            Some(floor) => {
+                let floor = b.refresh_floor_value(&t, floor)?;
+                (format!("{refresh} >= {floor}"), String::new())
+            }
+            // From the first refresh date: the dimension's seek bounds each one's read.
+            None => (format!("{refresh} IS NOT NULL"), String::new()),
+        },
     };
     let limit = query
         .limit
@@ -147,8 +168,10 @@ pub(super) fn history_page(
 /// What a page needs to be a skip-scan (see [`history_page`]).
 struct Shape<'q> {
     filter: &'q Expr,
-    /// The activity-date floor of the `$filter`.
-    floor: &'q Value,
+    /// The activity-date floor of the `$filter`, if it has one.
+    floor: Option<&'q Value>,
+    /// The dimension and the value the `$filter` pins it to (`siteType eq 'OneDrive'`).
+    dimension: Option<(usize, &'q Value)>,
     activity: usize,
     /// The natural key after the refresh date, in its order (it holds the activity date).
     rest: Vec<usize>,
@@ -161,8 +184,12 @@ impl<'q> Shape<'q> {
             return None;
         }
         let activity = report.activity_date_index()?;
-        let floor = activity_floor(report, filter)?;
-        if activity_ceiling(report, filter) || one_period(report, filter) {
+        let floor = activity_floor(report, filter);
+        let dimension = pinned_dimension(report, filter);
+        if floor.is_none() && dimension.is_none()
+            || activity_ceiling(report, filter)
+            || one_period(report, filter)
+        {
             return None;
         }
         let natural = report.natural_key_indexes();
@@ -180,9 +207,36 @@ impl<'q> Shape<'q> {
         Some(Shape {
             filter,
             floor,
+            dimension,
             activity,
             rest: rest.to_vec(),
         })
+    }
+}
+
+/// The dimension and its value, when the filter's top-level conjuncts pin it (`siteType eq
+/// 'OneDrive'`): left to choose, SQLite read those pages through the series index, which
+/// leads with the dimension, and sorted every match (a third of the history with three
+/// values), or, with one value, read the natural-key index in order and tested every entry
+/// (a value no row has: 0.56 s for 1.12M rows).
+fn pinned_dimension<'e>(report: &ReportType, filter: &'e Expr) -> Option<(usize, &'e Value)> {
+    let dimension = report.property_index(report.dimension?)?;
+    match filter {
+        Expr::And(a, b) => pinned_dimension(report, a).or_else(|| pinned_dimension(report, b)),
+        Expr::Compare {
+            op: CompareOp::Eq,
+            left,
+            right,
+        } => match (left, right) {
+            (Operand::Property(PropertyRef::Index(p)), Operand::Literal(Literal::Value(v)))
+            | (Operand::Literal(Literal::Value(v)), Operand::Property(PropertyRef::Index(p)))
+                if *p == dimension =>
+            {
+                Some((dimension, v))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
