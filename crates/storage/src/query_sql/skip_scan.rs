@@ -28,10 +28,11 @@ const REFRESHES: &str = "skip_scan";
 const REFRESH: &str = "skip_scan_refresh";
 
 /// The page as a skip-scan, when the query has its shape: SQLite, the whole history, the
-/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt/eq`) or a pinned
-/// dimension value, and no ceiling, not one period (`reportPeriod eq '7'`: `_by_period_day` reads those pages
-/// entry for entry), and a report whose natural key leads with the refresh date. `None`
-/// otherwise: the caller compiles the page as before.
+/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt/eq`) or a
+/// pinned dimension value (`siteType eq 'OneDrive'`), and no ceiling, not one period
+/// (`reportPeriod eq '7'`: `_by_period_day` reads those pages entry for entry), and a report
+/// whose natural key leads with the refresh date. `None` otherwise: the caller compiles the
+/// page as before.
 ///
 /// The statement, `t` the report's table read `INDEXED BY` its natural-key index (a keyset
 /// cursor adds the first `SELECT`: the rest of the cursor's refresh date, one range of that
