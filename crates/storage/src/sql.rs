@@ -310,7 +310,7 @@ pub fn retired_indexes(report: &ReportType) -> Vec<String> {
 
 /// The `ALTER TABLE` statements that give an older PostgreSQL schema's ordinally ordered text
 /// columns, in the report's table and its per-day summary, the `"C"` collation
-/// [`Dialect::column_definition`] now creates them with (schema version 9). The rows stay;
+/// `Dialect::column_definition` now creates them with (schema version 9). The rows stay;
 /// PostgreSQL rebuilds the indexes that hold those columns.
 pub fn ordinal_text_migration(report: &ReportType) -> Vec<String> {
     let ordinal: Vec<String> = report
