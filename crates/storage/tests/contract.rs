@@ -59,6 +59,29 @@ async fn connect_own(url: &str) -> Result<PostgresStorage, StorageError> {
     PostgresStorage::connect_with(url, 1, options).await
 }
 
+/// Marks the schema of the database at `own` (`old` a client of it) as version `from` and
+/// opens it again: the storage, after checking that it upgraded from that version.
+async fn reopened_at_version(
+    old: &tokio_postgres::Client,
+    own: &str,
+    from: i64,
+    name: &str,
+) -> PostgresStorage {
+    old.batch_execute(&format!("UPDATE reportroot_schema SET version = {from}"))
+        .await
+        .unwrap();
+    let storage = connect_own(own).await.unwrap();
+    assert!(
+        matches!(
+            storage.schema_change(),
+            reportroot_storage::SchemaChange::Upgraded { from: f, .. } if f == from
+        ),
+        "{name}: {:?}",
+        storage.schema_change()
+    );
+    storage
+}
+
 /// The database name of a URL of [`own_database`].
 fn own_name(url: &str) -> &str {
     url.rsplit_once('/').unwrap().1
@@ -814,18 +837,7 @@ async fn a_postgres_database_of_version_7_gets_the_period_pages_index() {
             .await
             .unwrap();
         }
-        old.batch_execute("UPDATE reportroot_schema SET version = 7")
-            .await
-            .unwrap();
-        let storage = connect_own(&own).await.unwrap();
-        assert!(
-            matches!(
-                storage.schema_change(),
-                reportroot_storage::SchemaChange::Upgraded { from: 7, .. }
-            ),
-            "{name}: {:?}",
-            storage.schema_change()
-        );
+        let storage = reopened_at_version(&old, &own, 7, name).await;
         for (report, (_, columns)) in &per_day {
             let table = report.table_name();
             let definitions: Vec<String> = old
@@ -916,18 +928,7 @@ async fn a_postgres_database_of_version_8_gets_ordinal_text_columns() {
             collations().await.iter().all(|c| c.ends_with(" -")),
             "{name}"
         );
-        old.batch_execute("UPDATE reportroot_schema SET version = 8")
-            .await
-            .unwrap();
-        let storage = connect_own(&own).await.unwrap();
-        assert!(
-            matches!(
-                storage.schema_change(),
-                reportroot_storage::SchemaChange::Upgraded { from: 8, .. }
-            ),
-            "{name}: {:?}",
-            storage.schema_change()
-        );
+        let storage = reopened_at_version(&old, &own, 8, name).await;
         let found = collations().await;
         assert!(
             found.len() >= 8 && found.iter().all(|c| c.ends_with(" C")),

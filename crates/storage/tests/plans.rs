@@ -612,20 +612,8 @@ fn sqlite_pages_of_every_report_read_in_index_order() {
     connection.execute_batch("ANALYZE").unwrap();
     for report in reportroot_model::REPORTS {
         let columns = TableSql::new(report, Dialect::Sqlite).columns;
-        let mut filters = vec![String::new()];
-        filters.extend(
-            report
-                .activity_date_index()
-                .map(|_| "reportDate ge 2024-03-01".to_owned()),
-        );
-        filters.extend(
-            report
-                .period_index()
-                .map(|_| "reportPeriod eq '7'".to_owned()),
-        );
-        filters.extend(report.dimension.map(|d| format!("{d} eq 'OneDrive'")));
         let whole_table = format!("SCAN {}\n", report.table_name());
-        for filter in &filters {
+        for filter in &family_page_filters(report) {
             let query = page(report, filter, "");
             let compiled = compile_list(report, Dialect::Sqlite, &columns, tenant, &query);
             let mut statement = connection
@@ -646,6 +634,24 @@ fn sqlite_pages_of_every_report_read_in_index_order() {
         }
     }
     assert!(checked > 150, "{checked} pages");
+}
+
+/// The `$filter`s of the family's plan tests for `report` (`""` is the page without one):
+/// a `reportDate` range, one period and one dimension value, where the report has them.
+fn family_page_filters(report: &ReportType) -> Vec<String> {
+    let mut filters = vec![String::new()];
+    filters.extend(
+        report
+            .activity_date_index()
+            .map(|_| "reportDate ge 2024-03-01".to_owned()),
+    );
+    filters.extend(
+        report
+            .period_index()
+            .map(|_| "reportPeriod eq '7'".to_owned()),
+    );
+    filters.extend(report.dimension.map(|d| format!("{d} eq 'OneDrive'")));
+    filters
 }
 
 /// A database of its own, with reportroot's schema (its statistics are the test's): the
@@ -699,19 +705,7 @@ async fn postgres_pages_of_every_report_read_in_index_order() {
             .await
             .unwrap();
         let columns = TableSql::new(report, Dialect::Postgres).columns;
-        let mut filters = vec![String::new()];
-        filters.extend(
-            report
-                .activity_date_index()
-                .map(|_| "reportDate ge 2024-03-01".to_owned()),
-        );
-        filters.extend(
-            report
-                .period_index()
-                .map(|_| "reportPeriod eq '7'".to_owned()),
-        );
-        filters.extend(report.dimension.map(|d| format!("{d} eq 'OneDrive'")));
-        for filter in &filters {
+        for filter in &family_page_filters(report) {
             let query = page(report, filter, "");
             let compiled = compile_list(report, Dialect::Postgres, &columns, tenant, &query);
             if report.dimension.is_some() {
