@@ -58,7 +58,11 @@ pub use reportroot_storage::error_chain;
 /// `siteType`, durations), in the report tables and the per-day summaries, the `"C"`
 /// collation (`reportroot_storage::sql::ordinal_text_migration`): their indexes then deliver
 /// the `COLLATE "C"` order of pages and series, which they sorted again before.
-pub const SCHEMA_VERSION: i64 = 9;
+/// Version 10 gives per-day reports split by a dimension (`siteType`) `_by_dimension_day`
+/// (`reportroot_storage::sql::dimension_pages_index`), created like the others: a page of one
+/// dimension value reads that value's entries in order, where a value no row has walked the
+/// tenant's history. An older binary would work with it; the version says it was built.
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;
