@@ -64,7 +64,13 @@ use uuid::Uuid;
 /// - the tenants' change versions (`reportroot_storage::changes`), raised by every write; a
 ///   version 8 binary would write rows without raising them, and a server's answer cache would
 ///   miss such a write (no backfill: a missing row is version 0).
-pub const SCHEMA_VERSION: i64 = 9;
+///
+/// Version 10 adds `_by_dimension_day` to per-day reports split by a dimension (`siteType`;
+/// `reportroot_storage::sql::dimension_pages_index`), built by the migration: the skip-scan of
+/// a page that pins a dimension value visits the value's refresh dates, read from it, where a
+/// value no row has visited every refresh date of the tenant. A version 9 binary would work
+/// with it; the version says it was built.
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k
