@@ -85,7 +85,7 @@ impl DaysSql {
         let column = |i: usize| report.properties[i].column_name();
         let key_columns: Vec<String> = keys.iter().map(|&i| column(i)).collect();
         let source = report.table_name();
-        let table = format!("{source}_days");
+        let table = summary_table(report);
         let refresh = report.refresh_date_index();
         let refresh_column = column(refresh);
         let p = |n: usize| dialect.param(n);
@@ -297,6 +297,11 @@ fn key_indexes(report: &ReportType) -> Option<Vec<usize>> {
     keys.extend(report.dimension.and_then(|d| report.property_index(d)));
     keys.extend(report.period_index());
     Some(keys)
+}
+
+/// The name of a per-day report's summary table: `{table}_days`.
+pub(crate) fn summary_table(report: &ReportType) -> String {
+    format!("{}_days", report.table_name())
 }
 
 /// Rows a bulk load inserted, grouped by summary row, for [`DaysSql::add`] once per group.

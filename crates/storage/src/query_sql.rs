@@ -7,7 +7,7 @@ use reportroot_odata::query::{
 };
 use uuid::Uuid;
 
-use crate::days::DaysSql;
+use crate::days::{summary_table, DaysSql};
 use crate::sql::{ahead_index, latest_refresh, Dialect, PeriodRefreshes, RowsByPeriod};
 use crate::{Cursor, ListQuery, Scope};
 
@@ -384,6 +384,12 @@ impl Builder<'_> {
             if let Some(floor) = activity_floor(self.report, filter) {
                 let bound = self.refresh_floor(&t, floor);
                 self.sql.push_str(&bound);
+                if let Some(ceiling) = activity_ceiling_value(self.report, filter) {
+                    let refresh =
+                        self.report.properties[self.report.refresh_date_index()].column_name();
+                    let bound = self.refresh_ceiling_value(&t, floor, ceiling);
+                    self.sql.push_str(&format!(" AND {refresh} <= {bound}"));
+                }
             }
         }
     }
@@ -436,6 +442,35 @@ impl Builder<'_> {
             Dialect::Sqlite => format!("min({f}, coalesce({ahead}, {f}))"),
             Dialect::Postgres => format!("LEAST({f}, {ahead})"),
         })
+    }
+}
+
+impl Builder<'_> {
+    /// The greatest refresh date a row matching `reportDate ge floor and reportDate le
+    /// ceiling` has: the latest pick of the per-day summary's rows in that range
+    /// (`crate::days`: each summary row's pick is the latest refresh reporting its date), or
+    /// `NULL` when none. A per-day report only (the caller has an activity floor).
+    ///
+    /// Why: with both bounds on the refresh date, a closed range (`reportDate ge 2020-01-01
+    /// and reportDate le 2020-12-31`) is a bounded range of the natural-key index, read in
+    /// the default order from its start (SQLite: a skip-scan of its refresh dates). Without
+    /// the upper one, both backends read the series index's entries of the range, every
+    /// match, and sorted them for a page: 1 tenant × 10 years, a year's range, 112k rows,
+    /// 67–109 ms (PostgreSQL) and 80–120 ms (SQLite). The bound reads one summary row per
+    /// date and period of the range (1,464 for a year, ~1 ms in PostgreSQL).
+    fn refresh_ceiling_value(&mut self, tenant: &str, floor: &Value, ceiling: &Value) -> String {
+        let activity = self
+            .report
+            .activity_date_index()
+            .map(|i| self.report.properties[i].column_name())
+            .unwrap_or_default();
+        let f = self.bind(SqlParam::Value(floor.clone()));
+        let c = self.bind(SqlParam::Value(ceiling.clone()));
+        format!(
+            "(SELECT MAX(d.pick_refresh) FROM {} d WHERE d.tenant_id = {tenant} \
+             AND d.{activity} >= {f} AND d.{activity} <= {c})",
+            summary_table(self.report)
+        )
     }
 }
 
@@ -504,6 +539,36 @@ fn activity_floor<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value
                 _ => return None,
             };
             matches!(op, CompareOp::Ge | CompareOp::Gt | CompareOp::Eq)
+                .then_some(value)
+                .filter(|v| matches!(v, Value::Date(_)))
+        }
+        _ => None,
+    }
+}
+
+/// The least upper bound the filter's top-level conjuncts put on the activity date
+/// (`reportDate le/lt/eq <date>`), when they put one (`in (…)` is not one).
+fn activity_ceiling_value<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
+    let activity = PropertyRef::Index(report.activity_date_index()?);
+    match filter {
+        Expr::And(a, b) => match (
+            activity_ceiling_value(report, a),
+            activity_ceiling_value(report, b),
+        ) {
+            (Some(x), Some(y)) => Some(if date_after(x, y) { y } else { x }),
+            (x, y) => x.or(y),
+        },
+        Expr::Compare { op, left, right } => {
+            let (op, value) = match (left, right) {
+                (Operand::Property(p), Operand::Literal(Literal::Value(v))) if *p == activity => {
+                    (*op, v)
+                }
+                (Operand::Literal(Literal::Value(v)), Operand::Property(p)) if *p == activity => {
+                    (flipped(*op), v)
+                }
+                _ => return None,
+            };
+            matches!(op, CompareOp::Le | CompareOp::Lt | CompareOp::Eq)
                 .then_some(value)
                 .filter(|v| matches!(v, Value::Date(_)))
         }

@@ -42,6 +42,16 @@ const PAGES: &[(&str, &str, &str)] = &[
         "",
     ),
     ("a period", "reportPeriod eq '7'", ""),
+    (
+        "closed range",
+        "reportDate ge 2024-02-01 and reportDate le 2024-06-30",
+        "",
+    ),
+    (
+        "closed range of a period",
+        "reportDate ge 2024-02-01 and reportDate le 2024-06-30 and reportPeriod eq '7'",
+        "",
+    ),
     ("reportDate desc", "", "reportDate desc"),
 ];
 
@@ -699,13 +709,19 @@ fn sqlite_pages_of_a_rare_dimension_value_read_only_its_entries() {
 }
 
 /// The `$filter`s of the family's plan tests for `report` (`""` is the page without one):
-/// a `reportDate` range, one period and one dimension value, where the report has them.
+/// an open and a closed `reportDate` range, one period and one dimension value, where the
+/// report has them.
 fn family_page_filters(report: &ReportType) -> Vec<String> {
     let mut filters = vec![String::new()];
     filters.extend(
         report
             .activity_date_index()
             .map(|_| "reportDate ge 2024-03-01".to_owned()),
+    );
+    filters.extend(
+        report
+            .activity_date_index()
+            .map(|_| "reportDate ge 2024-03-01 and reportDate le 2024-03-31".to_owned()),
     );
     filters.extend(
         report

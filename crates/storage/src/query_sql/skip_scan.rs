@@ -19,7 +19,9 @@ use reportroot_model::{ReportType, Value};
 use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
 use uuid::Uuid;
 
-use super::{activity_ceiling, activity_floor, Builder, CompiledSql, SqlParam};
+use super::{
+    activity_ceiling, activity_ceiling_value, activity_floor, Builder, CompiledSql, SqlParam,
+};
 use crate::sql::{dimension_pages_index, sqlite_natural_key_index, Dialect, PeriodRefreshes};
 use crate::{ListQuery, Scope};
 
@@ -124,14 +126,27 @@ pub(super) fn history_page(
     // A refresh date's rows from the floor: its range of the natural-key index. (The
     // cursor's refresh date is read from the cursor on instead: given both ranges, SQLite
     // took the floor's and read the entries up to the cursor.)
+    // A closed range: each refresh date's seek ends at the ceiling, and the refresh dates at
+    // the range's latest.
+    let (below, last) = match (shape.floor, shape.ceiling) {
+        (Some(floor), Some(ceiling)) => {
+            let c = b.bind(SqlParam::Value(ceiling.clone()));
+            let last = b.refresh_ceiling_value(&t, floor, ceiling);
+            (
+                format!(" AND {activity} <= {c}"),
+                format!(" AND {refresh} <= {last}"),
+            )
+        }
+        _ => (String::new(), String::new()),
+    };
     let matching = match shape.floor {
         Some(floor) => {
             let f = b.bind(SqlParam::Value(floor.clone()));
-            format!("{dimension}{activity} >= {f} AND {filter}")
+            format!("{dimension}{activity} >= {f}{below} AND {filter}")
         }
         None => format!("{dimension}{filter}"),
     };
-    let next = format!("(SELECT MIN({refresh}) FROM {refreshes_of}{refresh} > {REFRESH})");
+    let next = format!("(SELECT MIN({refresh}) FROM {refreshes_of}{refresh} > {REFRESH}{last})");
     let (start, cursor_rest) = match &query.after {
         Some(cursor) => {
             let r0 = b.bind(SqlParam::Value(cursor.values[0].clone()));
@@ -164,7 +179,7 @@ pub(super) fn history_page(
     let o = b.bind(SqlParam::Int(i64::try_from(query.skip).unwrap_or(i64::MAX)));
     b.sql = format!(
         "WITH RECURSIVE {REFRESHES}({REFRESH}) AS (\
-         SELECT (SELECT MIN({refresh}) FROM {refreshes_of}{start}) \
+         SELECT (SELECT MIN({refresh}) FROM {refreshes_of}{start}{last}) \
          UNION ALL SELECT {next} FROM {REFRESHES} WHERE {REFRESH} IS NOT NULL) \
          {cursor_rest}SELECT {columns} FROM {REFRESHES} CROSS JOIN {indexed} \
          WHERE tenant_id = {t} AND {refresh} = {REFRESH} AND {matching} \
@@ -181,6 +196,8 @@ struct Shape<'q> {
     filter: &'q Expr,
     /// The activity-date floor of the `$filter`, if it has one.
     floor: Option<&'q Value>,
+    /// Its activity-date ceiling (`reportDate le …`), if it has one; only with a floor.
+    ceiling: Option<&'q Value>,
     /// The dimension and the value the `$filter` pins it to (`siteType eq 'OneDrive'`).
     dimension: Option<(usize, &'q Value)>,
     activity: usize,
@@ -197,8 +214,11 @@ impl<'q> Shape<'q> {
         let activity = report.activity_date_index()?;
         let floor = activity_floor(report, filter);
         let dimension = pinned_dimension(report, filter);
+        // A ceiling is read with a floor only: the refresh dates then end at the range's
+        // latest (`Builder::refresh_ceiling_value`).
+        let ceiling = activity_ceiling_value(report, filter).filter(|_| floor.is_some());
         if floor.is_none() && dimension.is_none()
-            || activity_ceiling(report, filter)
+            || activity_ceiling(report, filter) && ceiling.is_none()
             || one_period(report, filter)
         {
             return None;
@@ -218,6 +238,7 @@ impl<'q> Shape<'q> {
         Some(Shape {
             filter,
             floor,
+            ceiling,
             dimension,
             activity,
             rest: rest.to_vec(),
