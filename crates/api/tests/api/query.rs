@@ -82,6 +82,32 @@ async fn filters_select_order_top_skip_count(backend: Backend) {
         (ACTIVE, "teams in (1, 2, 3, 100)", 3),
         (ACTIVE, "reportDate ge 2025-02-01", 9),
         (ACTIVE, "reportDate eq 2025-01-31", 1),
+        // Closed ranges: refresh dates bounded by the per-day summary's latest pick.
+        (
+            ACTIVE,
+            "reportDate ge 2025-01-10 and reportDate le 2025-01-19",
+            10,
+        ),
+        (
+            ACTIVE,
+            "reportDate gt 2025-01-10 and reportDate lt 2025-01-19",
+            8,
+        ),
+        (
+            ACTIVE,
+            "reportDate ge 2025-02-05 and reportDate le 2025-03-01",
+            5,
+        ),
+        (
+            ACTIVE,
+            "reportDate ge 2025-03-01 and reportDate le 2025-04-01",
+            0,
+        ),
+        (
+            ACTIVE,
+            "reportDate ge 2025-01-20 and reportDate le 2025-01-10",
+            0,
+        ),
         (
             ACTIVE,
             "year(reportDate) eq 2025 and month(reportDate) eq 1",
