@@ -384,7 +384,7 @@ impl Builder<'_> {
             if let Some(floor) = activity_floor(self.report, filter) {
                 let bound = self.refresh_floor(&t, floor);
                 self.sql.push_str(&bound);
-                if let Some(ceiling) = activity_ceiling_value(self.report, filter) {
+                if let Some((floor, ceiling)) = closed_range(self.report, filter) {
                     let refresh =
                         self.report.properties[self.report.refresh_date_index()].column_name();
                     let bound = self.refresh_ceiling_value(&t, floor, ceiling);
@@ -544,6 +544,15 @@ fn activity_floor<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value
         }
         _ => None,
     }
+}
+
+/// The activity-date floor and ceiling of a closed range (`reportDate ge … and reportDate le
+/// …`), not a single date: `reportDate eq` is one range of the series index `_by_day`, which
+/// holds that date's rows in the default order (refresh date, period).
+fn closed_range<'e>(report: &ReportType, filter: &'e Expr) -> Option<(&'e Value, &'e Value)> {
+    let floor = activity_floor(report, filter)?;
+    let ceiling = activity_ceiling_value(report, filter)?;
+    (floor != ceiling).then_some((floor, ceiling))
 }
 
 /// The least upper bound the filter's top-level conjuncts put on the activity date

@@ -313,7 +313,10 @@ fn skip_scan_pages_are_the_ordered_matches() {
             "reportDate ge 2024-02-10 and reportDate lt 2024-02-12 and teams gt 20",
             true,
         ),
-        ("reportDate eq 2024-02-01", true),
+        (
+            "reportDate ge 2024-02-01 and reportDate le 2024-02-01",
+            false,
+        ),
         (
             "reportDate ge 2024-02-15 and reportDate le 2024-02-16",
             true,
@@ -338,7 +341,9 @@ fn skip_scan_pages_are_the_ordered_matches() {
             "reportDate le 2024-03-01 and reportDate ge 2024-02-01 and reportDate le 2024-04-01",
             true,
         ),
-        // Other shapes keep the page's `ORDER BY`.
+        // Other shapes keep the page's `ORDER BY` (one date: `_by_day` holds its rows in
+        // the page's order).
+        ("reportDate eq 2024-02-01", false),
         ("reportDate ge 2024-02-01 and reportPeriod eq '7'", false),
         (
             "reportDate ge 2024-02-01 and reportDate in (2024-02-03, 2024-02-05)",

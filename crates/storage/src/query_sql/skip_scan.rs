@@ -19,9 +19,7 @@ use reportroot_model::{ReportType, Value};
 use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
 use uuid::Uuid;
 
-use super::{
-    activity_ceiling, activity_ceiling_value, activity_floor, Builder, CompiledSql, SqlParam,
-};
+use super::{activity_ceiling, activity_floor, closed_range, Builder, CompiledSql, SqlParam};
 use crate::sql::{dimension_pages_index, sqlite_natural_key_index, Dialect, PeriodRefreshes};
 use crate::{ListQuery, Scope};
 
@@ -214,9 +212,9 @@ impl<'q> Shape<'q> {
         let activity = report.activity_date_index()?;
         let floor = activity_floor(report, filter);
         let dimension = pinned_dimension(report, filter);
-        // A ceiling is read with a floor only: the refresh dates then end at the range's
-        // latest (`Builder::refresh_ceiling_value`).
-        let ceiling = activity_ceiling_value(report, filter).filter(|_| floor.is_some());
+        // A ceiling is read with a floor only (and not as one date, `reportDate eq`): the
+        // refresh dates then end at the range's latest (`Builder::refresh_ceiling_value`).
+        let ceiling = closed_range(report, filter).map(|(_, ceiling)| ceiling);
         if floor.is_none() && dimension.is_none()
             || activity_ceiling(report, filter) && ceiling.is_none()
             || one_period(report, filter)
