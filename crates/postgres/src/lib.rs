@@ -61,7 +61,9 @@ pub use reportroot_storage::error_chain;
 /// Version 10 gives per-day reports split by a dimension (`siteType`) `_by_dimension_day`
 /// (`reportroot_storage::sql::dimension_pages_index`), created like the others: a page of one
 /// dimension value reads that value's entries in order, where a value no row has walked the
-/// tenant's history. An older binary would work with it; the version says it was built.
+/// tenant's history. It also gives the per-day summaries `_days_picks`, their picks by date
+/// (`reportroot_storage::days`), which a closed `reportDate` range reads alone to bound the
+/// refresh dates. An older binary would work with both; the version says they were built.
 pub const SCHEMA_VERSION: i64 = 10;
 
 /// Serialises schema changes between instances starting at once.

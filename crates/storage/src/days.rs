@@ -50,8 +50,8 @@ use crate::sql::Dialect;
 pub struct DaysSql {
     /// The summary table: `{table}_days`.
     pub table: String,
-    /// `CREATE TABLE IF NOT EXISTS`.
-    pub create: String,
+    /// `CREATE TABLE IF NOT EXISTS`, then (PostgreSQL) the index of the picks by date.
+    pub create: Vec<String>,
     /// Adds rows: `(tenant, keys…, count, id, refresh date)`: the count is added, and the pick
     /// moves to `id` if its refresh date is later.
     pub add: String,
@@ -172,6 +172,19 @@ impl DaysSql {
             "INSERT INTO {table} (tenant_id, {list}, row_count, pick_id, pick_refresh) {}",
             recount.sql(None)
         );
+        // The picks by date, read alone (an index-only scan) where a closed `reportDate` range
+        // bounds the refresh dates (`query_sql`'s `Builder::refresh_ceiling_value`): in the
+        // heap PostgreSQL's generic plan fetched every summary row of the range (1,459 buffers
+        // for a year's 1,464 rows; a page of that year 1.5 ms, p99 14–19 ms at 32 connections).
+        // SQLite's summary is its key's B-tree (`WITHOUT ROWID`): the picks are beside it.
+        let picks = (dialect == Dialect::Postgres).then(|| {
+            format!(
+                "CREATE INDEX IF NOT EXISTS {table}_picks ON {table} (tenant_id, {}) \
+                 INCLUDE (pick_refresh)",
+                key_columns[0]
+            )
+        });
+        let create = std::iter::once(create).chain(picks).collect();
         Some(DaysSql {
             table,
             create,

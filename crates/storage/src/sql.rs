@@ -469,7 +469,7 @@ impl TableSql {
         let columns = format!("id, version, {}", names.properties.join(", "));
         let (mut create, note_refresh) = schema(report, dialect, refreshes, &names);
         let days = DaysSql::new(report, dialect);
-        create.extend(days.iter().map(|d| d.create.clone()));
+        create.extend(days.iter().flat_map(|d| d.create.iter().cloned()));
         let insert = format!(
             "INSERT INTO {table} (tenant_id, id, version, {}) VALUES ({}, {}, 1, {})",
             names.properties.join(", "),
@@ -744,7 +744,10 @@ mod tests {
         let mut seen = std::collections::HashMap::new();
         for report in reportroot_model::REPORTS {
             let sql = TableSql::new(report, Dialect::Postgres);
-            let days = sql.days.iter().map(|d| d.create.as_str());
+            let days = sql
+                .days
+                .iter()
+                .flat_map(|d| d.create.iter().map(String::as_str));
             for statement in sql.create.iter().map(String::as_str).chain(days) {
                 for marker in ["CREATE TABLE IF NOT EXISTS ", "CREATE INDEX IF NOT EXISTS "] {
                     for part in statement.split(marker).skip(1) {
