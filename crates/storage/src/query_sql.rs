@@ -627,6 +627,25 @@ pub fn effective_order(report: &ReportType, query: &ListQuery) -> Vec<OrderKey> 
                 .collect(),
         };
     }
+    // An explicit `$orderby`'s ties: the natural key's columns it leaves out, in the last
+    // key's direction, so that an index leading with the ordered column holds the whole
+    // order (`reportPeriod`: `_by_period_day`; `siteType`: `_by_dimension_day`;
+    // `reportDate desc`: `_by_day` backwards). Ordered by `id` instead, such a page sorted
+    // the column's rows (`$orderby=reportPeriod&$top=10`, 1 tenant × 10 years: 0.3–0.6 s).
+    // The natural key is unique, so `id` never decides; it stays last for reports without
+    // one.
+    if query.scope == Scope::All && !query.order_by.is_empty() {
+        let descending = keys.last().is_some_and(|k| k.descending);
+        for i in report.natural_key_indexes() {
+            let property = PropertyRef::Index(i);
+            if !keys.iter().any(|k| k.property == property) {
+                keys.push(OrderKey {
+                    property,
+                    descending,
+                });
+            }
+        }
+    }
     if !keys.iter().any(|k| k.property == PropertyRef::Id) {
         keys.push(OrderKey {
             property: PropertyRef::Id,

@@ -6,13 +6,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use reportroot_model::{find_report, Date, Period, ReportType, TenantId, Value};
+use reportroot_model::{find_report, Date, Entity, Period, ReportType, TenantId, Value};
 use reportroot_odata::query::{parse_filter, parse_order_by};
 use reportroot_postgres::PostgresStorage;
 use reportroot_sqlite::{Durability, SqliteStorage};
 use reportroot_storage::{
-    Cursor, ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope, Storage,
-    StorageError,
+    effective_order, Cursor, ListQuery, LoadAborted, NewEntity, Precondition, RowChunks, Scope,
+    Storage, StorageError,
 };
 use uuid::Uuid;
 
@@ -349,10 +349,7 @@ async fn filters_order_keyset_paging_and_latest() {
             };
             let page = s.list(t, report, &query).await.unwrap();
             let Some(last) = page.last() else { break };
-            after = Some(Cursor {
-                values: vec![last.values[2].clone(), last.values[1].clone()],
-                id: last.id,
-            });
+            after = Some(cursor_after(report, &query, last));
             seen.extend(
                 page.iter()
                     .map(|e| (e.values[2].clone(), e.values[1].clone())),
@@ -685,9 +682,11 @@ async fn null_counts_filter_order_and_page_alike() {
                 "assigned desc,productType desc",
                 ["P4", "P1", "P3", "P5", "P2", "P0"],
             ),
+            // P0 and P2 tie on both keys: the natural key's other columns (refresh date,
+            // `productType`) break it, in the last key's direction.
             (
                 "sharedComputerActivation,assigned desc",
-                ["P0", "P2", "P4", "P1", "P3", "P5"],
+                ["P2", "P0", "P4", "P1", "P3", "P5"],
             ),
         ] {
             let order_by = parse_order_by(report, order).unwrap();
@@ -719,23 +718,27 @@ async fn null_counts_filter_order_and_page_alike() {
                     };
                     let page = s.list(t, report, &query).await.unwrap();
                     let Some(last) = page.last() else { break };
-                    after = Some(Cursor {
-                        values: order_by
-                            .iter()
-                            .map(|k| match k.property {
-                                reportroot_odata::query::PropertyRef::Index(i) => {
-                                    last.values[i].clone()
-                                }
-                                reportroot_odata::query::PropertyRef::Id => unreachable!(),
-                            })
-                            .collect(),
-                        id: last.id,
-                    });
+                    after = Some(cursor_after(report, &query, last));
                     seen.extend(products(&page));
                 }
                 assert_eq!(seen, expected, "{name}: {order} by {size}");
             }
         }
+    }
+}
+
+/// The keyset cursor of a page's last row: its values at the listing's order keys
+/// (`effective_order`: the `$orderby`, then the natural key's other columns), and its id.
+fn cursor_after(report: &ReportType, query: &ListQuery, last: &Entity) -> Cursor {
+    Cursor {
+        values: effective_order(report, query)
+            .iter()
+            .filter_map(|k| match k.property {
+                reportroot_odata::query::PropertyRef::Index(i) => Some(last.values[i].clone()),
+                reportroot_odata::query::PropertyRef::Id => None,
+            })
+            .collect(),
+        id: last.id,
     }
 }
 
