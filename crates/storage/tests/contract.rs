@@ -690,7 +690,7 @@ async fn null_counts_filter_order_and_page_alike() {
             ),
         ] {
             let order_by = parse_order_by(report, order).unwrap();
-            let products = |page: &[reportroot_model::Entity]| -> Vec<String> {
+            let products = |page: &[Entity]| -> Vec<String> {
                 page.iter().map(|e| e.values[1].to_string()).collect()
             };
             let all = s
