@@ -29,8 +29,9 @@ const REFRESHES: &str = "skip_scan";
 const REFRESH: &str = "skip_scan_refresh";
 
 /// The page as a skip-scan, when the query has its shape: SQLite, the whole history, the
-/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt/eq`) or a
-/// pinned dimension value (`siteType eq 'OneDrive'`), and no ceiling, not one period
+/// default order, a `$filter` with an activity-date floor (`reportDate ge/gt`) or a pinned
+/// dimension value (`siteType eq 'OneDrive'`), no ceiling but a closed range's (`reportDate
+/// ge … and reportDate le …`, not one date: `_by_day` holds those rows in order), not one period
 /// (`reportPeriod eq '7'`: `_by_period_day` reads those pages entry for entry), and a report
 /// whose natural key leads with the refresh date. `None` otherwise: the caller compiles the
 /// page as before.
@@ -121,9 +122,6 @@ pub(super) fn history_page(
         _ => format!("{table} WHERE tenant_id = {t} AND "),
     };
     let dimension = dimension.unwrap_or_default();
-    // A refresh date's rows from the floor: its range of the natural-key index. (The
-    // cursor's refresh date is read from the cursor on instead: given both ranges, SQLite
-    // took the floor's and read the entries up to the cursor.)
     // A closed range: each refresh date's seek ends at the ceiling, and the refresh dates at
     // the range's latest.
     let (below, last) = match (shape.floor, shape.ceiling) {
@@ -137,6 +135,9 @@ pub(super) fn history_page(
         }
         _ => (String::new(), String::new()),
     };
+    // A refresh date's rows from the floor: its range of the natural-key index. (The
+    // cursor's refresh date is read from the cursor on instead: given both ranges, SQLite
+    // took the floor's and read the entries up to the cursor.)
     let matching = match shape.floor {
         Some(floor) => {
             let f = b.bind(SqlParam::Value(floor.clone()));
