@@ -522,28 +522,13 @@ fn activity_ceiling(report: &ReportType, filter: &Expr) -> bool {
 /// The greatest lower bound the filter's top-level conjuncts put on the activity date
 /// (`reportDate ge/gt/eq <date>`), when they put one.
 fn activity_floor<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
-    let activity = PropertyRef::Index(report.activity_date_index()?);
-    match filter {
-        Expr::And(a, b) => match (activity_floor(report, a), activity_floor(report, b)) {
-            (Some(x), Some(y)) => Some(if date_after(y, x) { y } else { x }),
-            (x, y) => x.or(y),
-        },
-        Expr::Compare { op, left, right } => {
-            let (op, value) = match (left, right) {
-                (Operand::Property(p), Operand::Literal(Literal::Value(v))) if *p == activity => {
-                    (*op, v)
-                }
-                (Operand::Literal(Literal::Value(v)), Operand::Property(p)) if *p == activity => {
-                    (flipped(*op), v)
-                }
-                _ => return None,
-            };
-            matches!(op, CompareOp::Ge | CompareOp::Gt | CompareOp::Eq)
-                .then_some(value)
-                .filter(|v| matches!(v, Value::Date(_)))
-        }
-        _ => None,
-    }
+    activity_bound(report, filter, Bound::Floor)
+}
+
+/// The least upper bound the filter's top-level conjuncts put on the activity date
+/// (`reportDate le/lt/eq <date>`), when they put one (`in (…)` is not one).
+fn activity_ceiling_value<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
+    activity_bound(report, filter, Bound::Ceiling)
 }
 
 /// The activity-date floor and ceiling of a closed range (`reportDate ge … and reportDate le
@@ -555,16 +540,27 @@ fn closed_range<'e>(report: &ReportType, filter: &'e Expr) -> Option<(&'e Value,
     (floor != ceiling).then_some((floor, ceiling))
 }
 
-/// The least upper bound the filter's top-level conjuncts put on the activity date
-/// (`reportDate le/lt/eq <date>`), when they put one (`in (…)` is not one).
-fn activity_ceiling_value<'e>(report: &ReportType, filter: &'e Expr) -> Option<&'e Value> {
+/// Which side of the activity date [`activity_bound`] looks for.
+#[derive(Clone, Copy, PartialEq)]
+enum Bound {
+    Floor,
+    Ceiling,
+}
+
+/// The tightest bound of one side the filter's top-level conjuncts put on the activity date.
+fn activity_bound<'e>(report: &ReportType, filter: &'e Expr, side: Bound) -> Option<&'e Value> {
     let activity = PropertyRef::Index(report.activity_date_index()?);
     match filter {
         Expr::And(a, b) => match (
-            activity_ceiling_value(report, a),
-            activity_ceiling_value(report, b),
+            activity_bound(report, a, side),
+            activity_bound(report, b, side),
         ) {
-            (Some(x), Some(y)) => Some(if date_after(x, y) { y } else { x }),
+            // The later floor, the earlier ceiling.
+            (Some(x), Some(y)) => Some(if date_after(y, x) == (side == Bound::Floor) {
+                y
+            } else {
+                x
+            }),
             (x, y) => x.or(y),
         },
         Expr::Compare { op, left, right } => {
@@ -577,7 +573,11 @@ fn activity_ceiling_value<'e>(report: &ReportType, filter: &'e Expr) -> Option<&
                 }
                 _ => return None,
             };
-            matches!(op, CompareOp::Le | CompareOp::Lt | CompareOp::Eq)
+            let bounds = match side {
+                Bound::Floor => matches!(op, CompareOp::Ge | CompareOp::Gt | CompareOp::Eq),
+                Bound::Ceiling => matches!(op, CompareOp::Le | CompareOp::Lt | CompareOp::Eq),
+            };
+            bounds
                 .then_some(value)
                 .filter(|v| matches!(v, Value::Date(_)))
         }

@@ -283,17 +283,22 @@ pub fn period_pages_index(report: &ReportType) -> Option<(String, Vec<String>)> 
         return None;
     }
     let period = report.period_index()?;
-    let column = |i: usize| report.properties[i].column_name();
-    let columns = std::iter::once(period)
+    Some(natural_key_led_by(report, period, "by_period_day"))
+}
+
+/// An index `{table}_{name}` of the natural key's columns with `lead` moved first, by name and
+/// columns after `tenant_id`: the rows of one value of `lead` in the natural key's order.
+fn natural_key_led_by(report: &ReportType, lead: usize, name: &str) -> (String, Vec<String>) {
+    let columns = std::iter::once(lead)
         .chain(
             report
                 .natural_key_indexes()
                 .into_iter()
-                .filter(|&i| i != period),
+                .filter(|&i| i != lead),
         )
-        .map(column)
+        .map(|i| report.properties[i].column_name())
         .collect();
-    Some((format!("{}_by_period_day", report.table_name()), columns))
+    (format!("{}_{name}", report.table_name()), columns)
 }
 
 /// The index of a per-day report's rows of one dimension value in the default order,
@@ -316,17 +321,7 @@ pub fn dimension_pages_index(report: &ReportType) -> Option<(String, Vec<String>
         return None;
     }
     let dimension = report.dimension.and_then(|d| report.property_index(d))?;
-    let column = |i: usize| report.properties[i].column_name();
-    let columns = std::iter::once(dimension)
-        .chain(
-            report
-                .natural_key_indexes()
-                .into_iter()
-                .filter(|&i| i != dimension),
-        )
-        .map(column)
-        .collect();
-    Some((format!("{}_by_dimension_day", report.table_name()), columns))
+    Some(natural_key_led_by(report, dimension, "by_dimension_day"))
 }
 
 /// The indexes older schema versions had and migrations drop as they are no longer created:

@@ -734,6 +734,22 @@ fn family_page_filters(report: &ReportType) -> Vec<String> {
     filters
 }
 
+/// [`own_database`] on the PostgreSQL of `REPORTROOT_TEST_POSTGRES_URL`; `None` (the test
+/// says SKIPPED) when it is not set.
+async fn own_test_database() -> Option<(tokio_postgres::Client, tokio_postgres::Client, String)> {
+    let Some(url) = std::env::var("REPORTROOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED PostgreSQL plans: REPORTROOT_TEST_POSTGRES_URL is not set"
+        );
+        return None;
+    };
+    Some(own_database(&url).await)
+}
+
 /// A database of its own, with reportroot's schema (its statistics are the test's): the
 /// server's client, a client of the new database, and its name.
 async fn own_database(url: &str) -> (tokio_postgres::Client, tokio_postgres::Client, String) {
@@ -766,17 +782,9 @@ async fn own_database(url: &str) -> (tokio_postgres::Client, tokio_postgres::Cli
 /// indexes hold since schema version 9 (before, each refresh date's rows were sorted again).
 #[tokio::test]
 async fn postgres_pages_of_every_report_read_in_index_order() {
-    let Some(url) = std::env::var("REPORTROOT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED PostgreSQL plans: REPORTROOT_TEST_POSTGRES_URL is not set"
-        );
+    let Some((admin, client, name)) = own_test_database().await else {
         return;
     };
-    let (admin, client, name) = own_database(&url).await;
     let tenant = Uuid::new_v4();
     let mut checked = 0;
     for report in reportroot_model::REPORTS {
@@ -818,17 +826,9 @@ async fn postgres_pages_of_every_report_read_in_index_order() {
 /// all.
 #[tokio::test]
 async fn postgres_pages_of_a_rare_dimension_value_read_only_its_entries() {
-    let Some(url) = std::env::var("REPORTROOT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED PostgreSQL plans: REPORTROOT_TEST_POSTGRES_URL is not set"
-        );
+    let Some((admin, client, name)) = own_test_database().await else {
         return;
     };
-    let (admin, client, name) = own_database(&url).await;
     let tenant = Uuid::new_v4();
     let mut checked = 0;
     for report in reportroot_model::REPORTS {
