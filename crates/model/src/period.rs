@@ -20,8 +20,11 @@ impl Period {
     /// Every period, shortest first.
     pub const ALL: [Period; 4] = [Period::D7, Period::D30, Period::D90, Period::D180];
 
+    /// The longest period: a refresh reports no date more than its days before it.
+    pub const LONGEST: Period = Period::D180;
+
     /// The number of days the period covers.
-    pub fn days(self) -> u16 {
+    pub const fn days(self) -> u16 {
         match self {
             Period::D7 => 7,
             Period::D30 => 30,

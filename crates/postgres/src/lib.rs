@@ -64,7 +64,12 @@ pub use reportroot_storage::error_chain;
 /// tenant's history. It also gives the per-day summaries `_days_picks`, their picks by date
 /// (`reportroot_storage::days`), which a closed `reportDate` range reads alone to bound the
 /// refresh dates. An older binary would work with both; the version says they were built.
-pub const SCHEMA_VERSION: i64 = 10;
+/// Version 11 replaces `_days_picks` with `_days_late`, the partial index of the summaries'
+/// late rows (`reportroot_storage::days`: a date's latest refresh more than the longest period
+/// after it, which Graph never writes): a closed range's refresh dates end at its ceiling plus
+/// that period, or at a late row's pick in the range, found with one seek. A version 10 binary
+/// would read the summary without `_days_picks` (slower), never wrongly.
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Serialises schema changes between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274;

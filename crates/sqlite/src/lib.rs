@@ -70,7 +70,13 @@ use uuid::Uuid;
 /// a page that pins a dimension value visits the value's refresh dates, read from it, where a
 /// value no row has visited every refresh date of the tenant. A version 9 binary would work
 /// with it; the version says it was built.
-pub const SCHEMA_VERSION: i64 = 10;
+///
+/// Version 11 adds `_days_late` to the per-day summaries, the partial index of their late rows
+/// (`reportroot_storage::days`: a date's latest refresh more than the longest period after
+/// it, which Graph never writes), built by the migration: a closed `reportDate` range's
+/// refresh dates end at its ceiling plus that period, or at a late row's pick in the range.
+/// A version 10 binary would work with it; the version says it was built.
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Page size of new database files. Measured (1.1M-row import; single-row POSTs on 100
 /// tenants, before the refresh-date table): 8 KiB ~207k rows/s, ~7.7k POST/s; 16 KiB ~248k

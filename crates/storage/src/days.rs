@@ -38,7 +38,7 @@
 
 use std::collections::HashMap;
 
-use reportroot_model::{Grain, ReportType, Value};
+use reportroot_model::{Grain, Period, ReportType, Value};
 use uuid::Uuid;
 
 use crate::query_sql::SqlParam;
@@ -50,7 +50,7 @@ use crate::sql::Dialect;
 pub struct DaysSql {
     /// The summary table: `{table}_days`.
     pub table: String,
-    /// `CREATE TABLE IF NOT EXISTS`, then (PostgreSQL) the index of the picks by date.
+    /// `CREATE TABLE IF NOT EXISTS`, then the partial index of its late rows ([`late_rows`]).
     pub create: Vec<String>,
     /// Adds rows: `(tenant, keys…, count, id, refresh date)`: the count is added, and the pick
     /// moves to `id` if its refresh date is later.
@@ -172,19 +172,16 @@ impl DaysSql {
             "INSERT INTO {table} (tenant_id, {list}, row_count, pick_id, pick_refresh) {}",
             recount.sql(None)
         );
-        // The picks by date, read alone (an index-only scan) where a closed `reportDate` range
-        // bounds the refresh dates (`query_sql`'s `Builder::refresh_ceiling_value`): in the
-        // heap PostgreSQL's generic plan fetched every summary row of the range (1,459 buffers
-        // for a year's 1,464 rows; a page of that year 1.5 ms, p99 14–19 ms at 32 connections).
-        // SQLite's summary is its key's B-tree (`WITHOUT ROWID`): the picks are beside it.
-        let picks = (dialect == Dialect::Postgres).then(|| {
-            format!(
-                "CREATE INDEX IF NOT EXISTS {table}_picks ON {table} (tenant_id, {}) \
-                 INCLUDE (pick_refresh)",
-                key_columns[0]
-            )
-        });
-        let create = std::iter::once(create).chain(picks).collect();
+        // The late rows (`late_rows`), normally none: a closed `reportDate` range bounds the
+        // refresh dates by its ceiling plus the longest period, or by the latest late pick in
+        // the range if one is later (`query_sql`'s `Builder::refresh_ceiling_value`).
+        let late = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} (tenant_id, {}, pick_refresh) WHERE {}",
+            late_index(report),
+            key_columns[0],
+            late_rows(dialect, &key_columns[0], "")
+        );
+        let create = vec![create, late];
         Some(DaysSql {
             table,
             create,
@@ -315,6 +312,31 @@ fn key_indexes(report: &ReportType) -> Option<Vec<usize>> {
 /// The name of a per-day report's summary table: `{table}_days`.
 pub(crate) fn summary_table(report: &ReportType) -> String {
     format!("{}_days", report.table_name())
+}
+
+/// How many days after a date its latest refresh can be, in data as Graph reports it: a
+/// refresh reports the dates of its period, and no period is longer (the summary of 10 years
+/// of `office365ActiveUserCounts`: at most 179 days, in `D180`).
+pub(crate) const REPORTED_WITHIN_DAYS: u16 = Period::LONGEST.days();
+
+/// The condition on a summary row (columns prefixed by `alias`, e.g. `"d."`) that its pick is
+/// *late*: more than [`REPORTED_WITHIN_DAYS`] after its date. Graph writes none; a client may
+/// POST one. The same text in the partial index `late_index` and in the queries that read it.
+pub(crate) fn late_rows(dialect: Dialect, activity: &str, alias: &str) -> String {
+    format!(
+        "{alias}pick_refresh > {}",
+        dialect.date_plus_days(&format!("{alias}{activity}"), REPORTED_WITHIN_DAYS)
+    )
+}
+
+/// The name of a summary's partial index of its late rows ([`late_rows`]), by tenant and date.
+pub(crate) fn late_index(report: &ReportType) -> String {
+    format!("{}_late", summary_table(report))
+}
+
+/// The name of the index schema version 10 gave PostgreSQL's summaries (retired by 11).
+pub(crate) fn retired_picks_index(report: &ReportType) -> String {
+    format!("{}_picks", summary_table(report))
 }
 
 /// Rows a bulk load inserted, grouped by summary row, for [`DaysSql::add`] once per group.

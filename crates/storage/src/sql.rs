@@ -48,6 +48,14 @@ impl Dialect {
         }
     }
 
+    /// The SQL of the date `days` days after the date `expr` (a column or a parameter).
+    pub(crate) fn date_plus_days(self, expr: &str, days: u16) -> String {
+        match self {
+            Dialect::Sqlite => format!("date({expr}, '+{days} days')"),
+            Dialect::Postgres => format!("{expr} + {days}"),
+        }
+    }
+
     pub(crate) fn id_type(self) -> &'static str {
         match self {
             // 16 bytes instead of 36 characters: the tenant leads every index entry.
@@ -333,7 +341,8 @@ pub fn retired_indexes(report: &ReportType) -> Vec<String> {
         .activity_date_index()
         .map(|i| format!("{table}_history_{}", report.properties[i].column_name()));
     let by_period = period_pages_index(report).map(|_| format!("{table}_by_period"));
-    history.into_iter().chain(by_period).collect()
+    let picks = (report.grain == Grain::PerDay).then(|| crate::days::retired_picks_index(report));
+    history.into_iter().chain(by_period).chain(picks).collect()
 }
 
 /// The `ALTER TABLE` statements that give an older PostgreSQL schema's ordinally ordered text

@@ -952,6 +952,81 @@ async fn a_postgres_database_of_version_8_gets_ordinal_text_columns() {
     }
 }
 
+/// A PostgreSQL database of schema version 10 is migrated: the per-day summaries' index of
+/// their picks by date (`_days_picks`) is dropped, their partial index of late rows
+/// (`_days_late`) built, and a closed range finds a late row.
+#[tokio::test]
+async fn a_postgres_database_of_version_10_gets_the_late_rows_index() {
+    for (name, url) in server_urls("migration 10 -> 11") {
+        let own = own_database(&url, "reportroot_pglate").await;
+        let report = find_report("office365ActiveUserCounts").unwrap();
+        let t = TenantId(Uuid::new_v4());
+        let storage = connect_own(&own).await.unwrap();
+        let mut late = numbered_row(report, 1);
+        late[report.refresh_date_index()] = Value::Date(Date::parse("2025-12-01").unwrap());
+        late[report.activity_date_index().unwrap()] =
+            Value::Date(Date::parse("2025-01-15").unwrap());
+        storage.upsert_many(t, report, vec![late]).await.unwrap();
+        drop(storage);
+        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let summary = format!("{}_days", report.table_name());
+        // Back to version 10's indexes of the summary.
+        // (One statement at a time: Citus sends each to the shards as it is.)
+        for statement in [
+            format!("DROP INDEX {summary}_late"),
+            format!(
+                "CREATE INDEX {summary}_picks ON {summary} (tenant_id, report_date) \
+                 INCLUDE (pick_refresh)"
+            ),
+        ] {
+            old.batch_execute(&statement).await.unwrap();
+        }
+        let indexes = || async {
+            old.query(
+                "SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY 1",
+                &[&summary],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<String>>()
+        };
+        assert!(
+            indexes().await.contains(&format!("{summary}_picks")),
+            "{name}"
+        );
+        let storage = reopened_at_version(&old, &own, 10, name).await;
+        let found = indexes().await;
+        assert!(
+            found.contains(&format!("{summary}_late"))
+                && !found.contains(&format!("{summary}_picks")),
+            "{name}: {found:#?}"
+        );
+        let filter = parse_filter(
+            report,
+            "reportDate ge 2025-01-01 and reportDate le 2025-01-31",
+        )
+        .unwrap();
+        let query = ListQuery {
+            filter: Some(filter),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            storage.list(t, report, &query).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+        drop((storage, old));
+        reportroot_postgres::citus::drop_database(&url, own_name(&own))
+            .await
+            .unwrap();
+    }
+}
+
 /// The dashboard's accounts: users (a name once), grants, sessions found by their digest
 /// until they expire or are revoked, a new password or a removal ending them, and the tenants
 /// noted by the writes of their rows.

@@ -127,7 +127,7 @@ pub(super) fn history_page(
     let (below, last) = match (shape.floor, shape.ceiling) {
         (Some(floor), Some(ceiling)) => {
             let c = b.bind(SqlParam::Value(ceiling.clone()));
-            let last = b.refresh_ceiling_value(&t, floor, ceiling);
+            let last = b.refresh_ceiling_value(&t, floor, ceiling)?;
             (
                 format!(" AND {activity} <= {c}"),
                 format!(" AND {refresh} <= {last}"),
