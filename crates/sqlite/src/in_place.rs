@@ -13,9 +13,19 @@
 //!
 //! Why not always: a read that waits on the disk (a file larger than memory, a cold cache)
 //! holds its worker while it waits, and with two workers two such reads would stall every
-//! request. A read that took longer than [`SLOW_READ`] is taken as a sign of that, and the
-//! next [`HAND_OFF_FOR`] of bounded reads go to other threads as before; then in place again.
+//! request. A read that took longer than [`SLOW_READ`] and whose thread fetched from storage
+//! ([`fetched_from_storage`]) is taken as a sign of that, and the next [`HAND_OFF_FOR`] of
+//! bounded reads go to other threads as before; then in place again.
+//!
+//! Why the fetch too: a read is also slow when its thread was preempted, which on a busy
+//! machine is every few seconds (2 cores, 32 connections, the load generator beside the
+//! server: 1–10 reads over 5 ms in 5 s of a page's benchmark), and each sent a second of
+//! reads through `block_in_place`, so that the hand-off was on most of the time. Only when
+//! the disk was read: 14.0–14.5k → 15.4–16.5k req/s, the server's CPU 98–102 → 88–93 µs a
+//! request, voluntary switches 0.6–0.8 → 0.07 a request (bench/RESULTS.md, "Reads in place
+//! unless the disk was read").
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -49,9 +59,15 @@ impl InPlace {
         self.micros(now) >= self.hand_off_until.load(Ordering::Relaxed)
     }
 
-    /// Notes that a read that started at `started` took `took`.
-    pub(crate) fn finished(&self, started: Instant, took: Duration) {
-        if took > SLOW_READ {
+    /// Notes that a read that started at `started` took `took`; `waited_on_storage` (asked
+    /// only of a slow read) tells whether it read the disk ([`fetched_from_storage`]).
+    pub(crate) fn finished(
+        &self,
+        started: Instant,
+        took: Duration,
+        waited_on_storage: impl FnOnce() -> bool,
+    ) {
+        if took > SLOW_READ && waited_on_storage() {
             let until = self.micros(started + took + HAND_OFF_FOR);
             self.hand_off_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -60,6 +76,33 @@ impl InPlace {
     fn micros(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
     }
+}
+
+thread_local! {
+    /// The thread's `read_bytes` when [`fetched_from_storage`] last read it.
+    static FETCHED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Whether this thread fetched bytes from storage (a page-cache miss) since it last asked:
+/// Linux's per-thread I/O accounting, `read_bytes` of `/proc/thread-self/io`. Why a file and
+/// not `getrusage(RUSAGE_THREAD)`: rustix has no `getrusage`, and the workspace forbids
+/// unsafe code; only a slow read asks, and a read of a small `/proc` file is cheap beside it. Where the file cannot be read
+/// (not Linux, no `/proc`), every slow read counts as a wait, as before.
+pub(crate) fn fetched_from_storage() -> bool {
+    let Some(now) = std::fs::read_to_string("/proc/thread-self/io")
+        .ok()
+        .and_then(|io| read_bytes(&io))
+    else {
+        return true;
+    };
+    FETCHED.with(|last| now > last.replace(now))
+}
+
+/// The `read_bytes:` field of a `/proc/…/io` file.
+fn read_bytes(io: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|line| line.strip_prefix("read_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -71,12 +114,17 @@ mod tests {
         let policy = InPlace::new();
         let start = Instant::now();
         assert!(policy.allowed(start));
-        policy.finished(start, SLOW_READ / 2);
+        policy.finished(start, SLOW_READ / 2, || true);
         assert!(
             policy.allowed(start + SLOW_READ),
             "a quick read changes nothing"
         );
-        policy.finished(start, SLOW_READ * 2);
+        policy.finished(start, SLOW_READ * 2, || false);
+        assert!(
+            policy.allowed(start + SLOW_READ * 2),
+            "a slow read that did not read the disk (its thread preempted) changes nothing"
+        );
+        policy.finished(start, SLOW_READ * 2, || true);
         let ended = start + SLOW_READ * 2;
         assert!(!policy.allowed(ended));
         assert!(!policy.allowed(ended + HAND_OFF_FOR - Duration::from_millis(1)));
@@ -87,8 +135,27 @@ mod tests {
     fn a_quick_read_does_not_shorten_a_hand_off() {
         let policy = InPlace::new();
         let start = Instant::now();
-        policy.finished(start, SLOW_READ * 2);
-        policy.finished(start + SLOW_READ * 3, Duration::from_micros(50));
+        policy.finished(start, SLOW_READ * 2, || true);
+        policy.finished(start + SLOW_READ * 3, Duration::from_micros(50), || true);
         assert!(!policy.allowed(start + HAND_OFF_FOR));
+    }
+
+    #[test]
+    fn read_bytes_is_read_from_the_io_file() {
+        let io = "rchar: 4096\nwchar: 0\nsyscr: 2\nsyscw: 0\nread_bytes: 12288\n\
+                  write_bytes: 0\ncancelled_write_bytes: 0\n";
+        assert_eq!(read_bytes(io), Some(12288));
+        assert_eq!(read_bytes("rchar: 1\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_that_read_nothing_since_it_last_asked_fetched_nothing() {
+        std::thread::spawn(|| {
+            fetched_from_storage();
+            assert!(!fetched_from_storage());
+        })
+        .join()
+        .unwrap();
     }
 }

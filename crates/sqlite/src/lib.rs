@@ -317,7 +317,10 @@ impl SqliteStorage {
             let result = with_time_limit(&connection, limit, || work(&connection, &inner));
             lock(&inner.readers).push(connection);
             if cost == ReadCost::Bounded {
-                inner.in_place.finished(started, started.elapsed());
+                let took = started.elapsed();
+                inner
+                    .in_place
+                    .finished(started, took, in_place::fetched_from_storage);
             }
             result
         };
