@@ -660,8 +660,9 @@ pub fn effective_order(report: &ReportType, query: &ListQuery) -> Vec<OrderKey> 
     // `reportDate desc`: `_by_day` backwards). Ordered by `id` instead, such a page sorted
     // the column's rows (`$orderby=reportPeriod&$top=10`, 1 tenant × 10 years: 0.3–0.6 s).
     // The natural key is unique, so `id` never decides; it stays last for reports without
-    // one.
-    if query.scope == Scope::All && !query.order_by.is_empty() {
+    // one; an order that holds `id` is decided by it and needs no more keys.
+    let has_id = keys.iter().any(|k| k.property == PropertyRef::Id);
+    if query.scope == Scope::All && !query.order_by.is_empty() && !has_id {
         let descending = keys.last().is_some_and(|k| k.descending);
         for i in report.natural_key_indexes() {
             let property = PropertyRef::Index(i);
@@ -673,7 +674,7 @@ pub fn effective_order(report: &ReportType, query: &ListQuery) -> Vec<OrderKey> 
             }
         }
     }
-    if !keys.iter().any(|k| k.property == PropertyRef::Id) {
+    if !has_id {
         keys.push(OrderKey {
             property: PropertyRef::Id,
             descending: false,
@@ -985,5 +986,37 @@ mod tests {
             pg.sql
         );
         assert!(pg.sql.ends_with("LIMIT $4 OFFSET $5"), "{}", pg.sql);
+    }
+
+    #[test]
+    fn an_explicit_order_is_completed_by_the_natural_key_then_id_unless_it_has_id() {
+        let report = find_report("office365ActiveUserCounts").expect("report");
+        let order = |orderby: &str| {
+            let query = ListQuery {
+                order_by: reportroot_odata::query::parse_order_by(report, orderby)
+                    .expect("orderby"),
+                ..ListQuery::default()
+            };
+            effective_order(report, &query)
+                .iter()
+                .map(|k| match k.property {
+                    PropertyRef::Index(i) => {
+                        format!("{} {}", report.properties[i].name, k.descending)
+                    }
+                    PropertyRef::Id => format!("id {}", k.descending),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order("reportPeriod desc"),
+            [
+                "reportPeriod true",
+                "reportRefreshDate true",
+                "reportDate true",
+                "id false"
+            ]
+        );
+        assert_eq!(order("teams,id desc"), ["teams false", "id true"]);
+        assert_eq!(order("id"), ["id false"]);
     }
 }
