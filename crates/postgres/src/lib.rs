@@ -68,7 +68,8 @@ pub use reportroot_storage::error_chain;
 /// late rows (`reportroot_storage::days`: a date's latest refresh more than the longest period
 /// after it, which Graph never writes): a closed range's refresh dates end at its ceiling plus
 /// that period, or at a late row's pick in the range, found with one seek. A version 10 binary
-/// would read the summary without `_days_picks` (slower), never wrongly.
+/// would work with it (its exact bound then reads the summary's rows, slower); the version
+/// says it was built and `_days_picks` dropped.
 pub const SCHEMA_VERSION: i64 = 11;
 
 /// Serialises schema changes between instances starting at once.
