@@ -51,6 +51,7 @@ QUERIES=(
   '?$filter=reportDate ge 2020-01-01&$top=10'
   '?$filter=reportDate ge 2020-01-01 and reportDate le 2020-01-31&$top=10'
   '?$filter=reportDate ge 2020-01-01 and reportDate le 2020-12-31&$top=10'
+  "?\$filter=reportDate ge $(date -u -d '-10 years' +%F) and reportDate le $TODAY&\$top=10"
   "?\$filter=reportDate ge 2020-01-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
   "?\$filter=reportDate ge $(date +%Y)-10-01 and reportPeriod eq ${Q}7${Q}&\$top=10"
   '?$orderby=reportDate desc&$top=10'

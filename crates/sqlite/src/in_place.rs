@@ -13,17 +13,21 @@
 //!
 //! Why not always: a read that waits on the disk (a file larger than memory, a cold cache)
 //! holds its worker while it waits, and with two workers two such reads would stall every
-//! request. A read that took longer than [`SLOW_READ`] and whose thread fetched from storage
-//! ([`fetched_from_storage`]) is taken as a sign of that, and the next [`HAND_OFF_FOR`] of
-//! bounded reads go to other threads as before; then in place again.
+//! request; and a read that works for milliseconds (a 10-year daily series, 27 ms) holds its
+//! worker's other requests as long. A read that took longer than [`SLOW_READ`] and either
+//! used more than [`HEAVY_READ`] of CPU or read the disk ([`held_its_worker`]) is taken as a
+//! sign of that, and the next [`HAND_OFF_FOR`] of bounded reads go to other threads as
+//! before; then in place again.
 //!
-//! Why the fetch too: a read is also slow when its thread was preempted, which on a busy
-//! machine is every few seconds (2 cores, 32 connections, the load generator beside the
+//! Why not every slow read: a read is also slow when its thread was preempted, which on a
+//! busy machine is every few seconds (2 cores, 32 connections, the load generator beside the
 //! server: 1–10 reads over 5 ms in 5 s of a page's benchmark), and each sent a second of
-//! reads through `block_in_place`, so that the hand-off was on most of the time. Only when
-//! the disk was read: 14.0–14.5k → 15.4–16.5k req/s, the server's CPU 98–102 → 88–93 µs a
-//! request, voluntary switches 0.6–0.8 → 0.07 a request (bench/RESULTS.md, "Reads in place
-//! unless the disk was read").
+//! reads through `block_in_place`, so that the hand-off was on most of the time. Not for
+//! those: 14.0–14.5k → 15.4–16.5k req/s, the server's CPU 98–102 → 88–93 µs a request,
+//! voluntary switches 0.6–0.8 → 0.07 a request (bench/RESULTS.md, "Reads in place unless
+//! the read was heavy or read the disk"). Why not only the disk: then heavy reads ran in
+//! place, and pages beside four connections asking for the 10-year series fell from
+//! 3.2–3.8k to 0.6–1.6k req/s.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +39,10 @@ use std::time::{Duration, Instant};
 /// run beside it; a read alone that takes longer waited for something (disk, a lock) or
 /// the machine is overloaded, and handing off then costs little.
 pub(crate) const SLOW_READ: Duration = Duration::from_millis(5);
+
+/// A slow read that used more CPU than this was heavy, not preempted. Why 1 ms: a page of
+/// ten rows uses ~0.05 ms, a 10-year daily series ~27 ms.
+pub(crate) const HEAVY_READ: Duration = Duration::from_millis(1);
 
 /// How long reads are handed off after a slow one.
 pub(crate) const HAND_OFF_FOR: Duration = Duration::from_secs(1);
@@ -59,15 +67,15 @@ impl InPlace {
         self.micros(now) >= self.hand_off_until.load(Ordering::Relaxed)
     }
 
-    /// Notes that a read that started at `started` took `took`; `waited_on_storage` (asked
-    /// only of a slow read) tells whether it read the disk ([`fetched_from_storage`]).
+    /// Notes that a read that started at `started` took `took`; `held_its_worker` (asked
+    /// only of a slow read) tells whether it was heavy or read the disk ([`held_its_worker`]).
     pub(crate) fn finished(
         &self,
         started: Instant,
         took: Duration,
-        waited_on_storage: impl FnOnce() -> bool,
+        held_its_worker: impl FnOnce() -> bool,
     ) {
-        if took > SLOW_READ && waited_on_storage() {
+        if took > SLOW_READ && held_its_worker() {
             let until = self.micros(started + took + HAND_OFF_FOR);
             self.hand_off_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -76,6 +84,29 @@ impl InPlace {
     fn micros(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
     }
+}
+
+/// The CPU time of the calling thread so far, where the platform tells it (Linux).
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let nanos = u32::try_from(t.tv_nsec).unwrap_or(0);
+        Some(Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), nanos))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Whether a slow read on this thread, which had used `cpu_at_start` of CPU when it started
+/// ([`thread_cpu_time`]), held its worker: it used more than [`HEAVY_READ`] of CPU, or read
+/// the disk ([`fetched_from_storage`]). Where the CPU time is unknown, every slow read did.
+pub(crate) fn held_its_worker(cpu_at_start: Option<Duration>) -> bool {
+    let heavy = match (cpu_at_start, thread_cpu_time()) {
+        (Some(start), Some(now)) => now.saturating_sub(start) > HEAVY_READ,
+        _ => true,
+    };
+    heavy || fetched_from_storage()
 }
 
 thread_local! {
@@ -122,7 +153,7 @@ mod tests {
         policy.finished(start, SLOW_READ * 2, || false);
         assert!(
             policy.allowed(start + SLOW_READ * 2),
-            "a slow read that did not read the disk (its thread preempted) changes nothing"
+            "a slow read that neither worked nor read the disk (preempted) changes nothing"
         );
         policy.finished(start, SLOW_READ * 2, || true);
         let ended = start + SLOW_READ * 2;
@@ -146,6 +177,26 @@ mod tests {
                   write_bytes: 0\ncancelled_write_bytes: 0\n";
         assert_eq!(read_bytes(io), Some(12288));
         assert_eq!(read_bytes("rchar: 1\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_read_that_worked_for_milliseconds_held_its_worker() {
+        let start = thread_cpu_time();
+        let used = || thread_cpu_time().zip(start).map(|(now, start)| now - start);
+        let mut x = 0u64;
+        while used().is_some_and(|cpu| cpu <= HEAVY_READ * 2) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(held_its_worker(start));
+        let idle = std::thread::spawn(|| {
+            let start = thread_cpu_time();
+            fetched_from_storage();
+            std::thread::sleep(SLOW_READ);
+            held_its_worker(start)
+        })
+        .join();
+        assert!(matches!(idle, Ok(false)), "asleep, it did not");
     }
 
     #[cfg(target_os = "linux")]

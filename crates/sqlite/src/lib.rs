@@ -313,6 +313,10 @@ impl SqliteStorage {
             };
             // Timed from here: opening a connection (the first reads) is not a sign of I/O.
             let started = Instant::now();
+            let cpu_at_start = match cost {
+                ReadCost::Bounded => in_place::thread_cpu_time(),
+                ReadCost::MayScan => None,
+            };
             let limit = inner.read_time_limit;
             let result = with_time_limit(&connection, limit, || work(&connection, &inner));
             lock(&inner.readers).push(connection);
@@ -320,7 +324,7 @@ impl SqliteStorage {
                 let took = started.elapsed();
                 inner
                     .in_place
-                    .finished(started, took, in_place::fetched_from_storage);
+                    .finished(started, took, || in_place::held_its_worker(cpu_at_start));
             }
             result
         };
