@@ -27,7 +27,7 @@
 //! voluntary switches 0.6–0.8 → 0.07 a request (bench/RESULTS.md, "Reads in place unless
 //! the read was heavy or read the disk"). Why not only the disk: then heavy reads ran in
 //! place, and pages beside four connections asking for the 10-year series fell from
-//! 3.2–3.8k to 0.6–1.6k req/s.
+//! 3.2–3.8k to 0.6–1.6k req/s (`bench/heavy-reads.sh`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,18 +67,26 @@ impl InPlace {
         self.micros(now) >= self.hand_off_until.load(Ordering::Relaxed)
     }
 
-    /// Notes that a read that started at `started` took `took`; `held_its_worker` (asked
-    /// only of a slow read) tells whether it was heavy or read the disk ([`held_its_worker`]).
+    /// Notes that a read that started at `started` took `took`; `held_its_worker` tells
+    /// whether it was heavy or read the disk ([`held_its_worker`]). Asked only of a slow read,
+    /// and not while a hand-off has over half its time left: under a load of heavy reads most
+    /// reads are slow, and the question reads a file (~17 µs).
     pub(crate) fn finished(
         &self,
         started: Instant,
         took: Duration,
         held_its_worker: impl FnOnce() -> bool,
     ) {
-        if took > SLOW_READ && held_its_worker() {
-            let until = self.micros(started + took + HAND_OFF_FOR);
-            self.hand_off_until.fetch_max(until, Ordering::Relaxed);
+        if took <= SLOW_READ {
+            return;
         }
+        let ended = started + took;
+        let fresh = self.micros(ended + HAND_OFF_FOR / 2);
+        if self.hand_off_until.load(Ordering::Relaxed) > fresh || !held_its_worker() {
+            return;
+        }
+        let until = self.micros(ended + HAND_OFF_FOR);
+        self.hand_off_until.fetch_max(until, Ordering::Relaxed);
     }
 
     fn micros(&self, at: Instant) -> u64 {
@@ -160,6 +168,21 @@ mod tests {
         assert!(!policy.allowed(ended));
         assert!(!policy.allowed(ended + HAND_OFF_FOR - Duration::from_millis(1)));
         assert!(policy.allowed(ended + HAND_OFF_FOR));
+    }
+
+    #[test]
+    fn a_fresh_hand_off_is_not_renewed_nor_asked_about() {
+        let policy = InPlace::new();
+        let start = Instant::now();
+        policy.finished(start, SLOW_READ * 2, || true);
+        let later = start + HAND_OFF_FOR / 4;
+        policy.finished(later, SLOW_READ * 2, || unreachable!("not asked"));
+        assert!(policy.allowed(start + SLOW_READ * 2 + HAND_OFF_FOR));
+        // Past half of it, a heavy read renews it.
+        let late = start + HAND_OFF_FOR * 3 / 4;
+        policy.finished(late, SLOW_READ * 2, || true);
+        assert!(!policy.allowed(start + SLOW_READ * 2 + HAND_OFF_FOR));
+        assert!(policy.allowed(late + SLOW_READ * 2 + HAND_OFF_FOR));
     }
 
     #[test]
