@@ -69,7 +69,8 @@ pub use reportroot_storage::error_chain;
 /// after it, which Graph never writes): a closed range's refresh dates end at its ceiling plus
 /// that period, or at a late row's pick in the range, found with one seek. A version 10 binary
 /// would work with it (its exact bound then reads the summary's rows, slower); the version
-/// says it was built and `_days_picks` dropped.
+/// says it was built and `_days_picks` dropped. It also gives the summaries `_days_series`,
+/// their picks in the daily series' order (`reportroot_storage::days`).
 pub const SCHEMA_VERSION: i64 = 11;
 
 /// Serialises schema changes between instances starting at once.

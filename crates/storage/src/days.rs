@@ -50,7 +50,8 @@ use crate::sql::Dialect;
 pub struct DaysSql {
     /// The summary table: `{table}_days`.
     pub table: String,
-    /// `CREATE TABLE IF NOT EXISTS`, then the partial index of its late rows ([`late_rows`]).
+    /// `CREATE TABLE IF NOT EXISTS`, then the partial index of its late rows ([`late_rows`])
+    /// and (PostgreSQL) the index of the picks in the daily series' order.
     pub create: Vec<String>,
     /// Adds rows: `(tenant, keys…, count, id, refresh date)`: the count is added, and the pick
     /// moves to `id` if its refresh date is later.
@@ -181,7 +182,30 @@ impl DaysSql {
             key_columns[0],
             late_rows(dialect, &key_columns[0], "")
         );
-        let create = vec![create, late];
+        // The picks in the daily series' order (PostgreSQL): per date (and dimension value)
+        // the latest refresh first, ties to the greatest period, with the picked row's id, so
+        // that the series reads the first entry of each date from this index alone
+        // (`crate::series`: `DISTINCT ON`). Why: from the summary's key it fetched every
+        // summary row from the heap and sorted each date's entries: 10 years, 14.6k rows,
+        // 18.9 ms of the series' 40 ms; with this index and `DISTINCT ON` 4.2 ms, the series
+        // 25 ms (`EXPLAIN ANALYZE`, 1.12M rows). SQLite's summary is its key's B-tree, read
+        // in order by an anti-join.
+        let series = (dialect == Dialect::Postgres).then(|| {
+            let period = report.period_index().map(column);
+            let mut order: Vec<String> = key_columns
+                .iter()
+                .filter(|c| Some(*c) != period.as_ref())
+                .cloned()
+                .collect();
+            order.push("pick_refresh DESC".to_owned());
+            order.extend(period.map(|c| format!("{c} DESC")));
+            format!(
+                "CREATE INDEX IF NOT EXISTS {table}_series ON {table} (tenant_id, {}) \
+                 INCLUDE (pick_id)",
+                order.join(", ")
+            )
+        });
+        let create = [create, late].into_iter().chain(series).collect();
         Some(DaysSql {
             table,
             create,

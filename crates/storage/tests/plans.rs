@@ -550,17 +550,20 @@ async fn postgres_pages_read_in_index_order() {
         count.sql
     );
     let series = days_series_sql(report, Dialect::Postgres, tenant);
-    // The summary's rows of the range (a sequential scan of this one-tenant summary), then
-    // one primary-key seek of the report per point.
+    // The summary's rows of the range, then one primary-key seek of the report per point. In
+    // the generic plan, which the server runs (a bounded read), the first entry of each date
+    // in the summary's `_series` index, in the answer's order: nothing sorted. (For the
+    // values, this small summary, 1,600 rows, may be read whole and sorted.)
     let table = report.table_name();
-    // The plan for its values and the generic plan the server runs (a bounded read).
-    for plan in [
-        explain(&client, &series).await,
-        explain_generic(&client, &series).await,
+    for (plan, generic) in [
+        (explain(&client, &series).await, false),
+        (explain_generic(&client, &series).await, true),
     ] {
         let plan = plan.replace(&days.table, "SUMMARY");
+        let in_order = plan.contains("using SUMMARY_series on SUMMARY") && !plan.contains("Sort");
         assert!(
             plan.contains("on SUMMARY")
+                && (in_order || !generic)
                 && plan.contains(&format!("Index Scan using {table}_pkey on {table} t"))
                 && !plan.contains(&format!("Seq Scan on {table}"))
                 && !plan.contains("_by_day"),
