@@ -49,6 +49,17 @@ impl Date {
         Date(self.0 + time::Duration::days(days))
     }
 
+    /// The date `days` later (earlier when negative), or the last (first) date there is,
+    /// 9999-12-31, when that is past it: no panic for a date a client sends.
+    pub fn saturating_add_days(self, days: i64) -> Date {
+        let moved = self.0.checked_add(time::Duration::days(days));
+        Date(moved.unwrap_or(if days < 0 {
+            time::Date::MIN
+        } else {
+            time::Date::MAX
+        }))
+    }
+
     /// Days from `other` to `self`.
     pub fn days_since(self, other: Date) -> i64 {
         (self.0 - other.0).whole_days()
@@ -382,6 +393,18 @@ impl Entity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturating_add_days_stops_at_the_calendar_ends() {
+        let last = Date::from_ymd(9999, 12, 31).expect("a date");
+        let first = Date::parse("2025-01-01").expect("a date");
+        assert_eq!(last.saturating_add_days(180), last);
+        assert_eq!(
+            first.saturating_add_days(31),
+            Date::parse("2025-02-01").expect("a date")
+        );
+        assert!(first.saturating_add_days(-10_000_000) < first);
+    }
 
     #[test]
     fn iso_bytes_are_the_display_form() {

@@ -479,7 +479,8 @@ impl Builder<'_> {
         let Value::Date(date) = ceiling else {
             return None;
         };
-        let within = date.add_days(i64::from(REPORTED_WITHIN_DAYS));
+        // (`reportDate le 9999-12-31` has no date 180 days later.)
+        let within = date.saturating_add_days(i64::from(REPORTED_WITHIN_DAYS));
         let within = self.bind(SqlParam::Value(Value::Date(within)));
         let f = self.bind(SqlParam::Value(floor.clone()));
         let c = self.bind(SqlParam::Value(ceiling.clone()));

@@ -268,6 +268,9 @@ async fn closed_ranges_find_rows_reported_late(backend: Backend) {
     assert_eq!(response.status(), 204);
     let on_time: Vec<i64> = (9..19).collect();
     assert_eq!(teams(filtered(&app, ACTIVE, range, &t.read).await), on_time);
+    // The last date there is: no date 180 days after it (the bound stays at it).
+    let to_the_end = "reportDate ge 2025-01-10 and reportDate le 9999-12-31";
+    assert_eq!(filtered(&app, ACTIVE, to_the_end, &t.read).await.len(), 31);
 }
 
 async fn paging_follows_next_links_across_inserts(backend: Backend) {
