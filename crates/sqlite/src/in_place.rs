@@ -1,6 +1,6 @@
 //! Where a bounded read runs: in place on the runtime's worker thread while such reads are
 //! quick, handed to another thread (`block_in_place`, `spawn_blocking`) for a while after
-//! one was slow.
+//! one was slow because it was heavy or read the disk.
 //!
 //! Why in place: a bounded read is an indexed page of a few rows, tens of microseconds of
 //! CPU when the file is in the OS's page cache. `block_in_place` hands the worker's queue to
@@ -33,7 +33,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A bounded read slower than this sends the next reads to other threads. Why 5 ms: the
+/// A bounded read slower than this, if it was heavy or read the disk ([`held_its_worker`]),
+/// sends the next reads to other threads. Why 5 ms: the
 /// largest bounded read, a page of 1,000 rows (the server's page size), is answered whole,
 /// its 249 KB of JSON included, in 3.3–3.6 ms at best on the 2-core bench machine with a CI
 /// run beside it; a read alone that takes longer waited for something (disk, a lock) or
@@ -122,11 +123,12 @@ thread_local! {
     static FETCHED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Whether this thread fetched bytes from storage (a page-cache miss) since it last asked:
-/// Linux's per-thread I/O accounting, `read_bytes` of `/proc/thread-self/io`. Why a file and
-/// not `getrusage(RUSAGE_THREAD)`: rustix has no `getrusage`, and the workspace forbids
-/// unsafe code; only a slow read asks, and a read of a small `/proc` file is cheap beside it. Where the file cannot be read
-/// (not Linux, no `/proc`), every slow read counts as a wait, as before.
+/// Whether this thread fetched bytes from storage (a page-cache miss) since it last asked
+/// (the first time: since it started): Linux's per-thread I/O accounting, `read_bytes` of
+/// `/proc/thread-self/io`. Why a file and not `getrusage(RUSAGE_THREAD)`: rustix has no
+/// `getrusage`, and the workspace forbids unsafe code; only a slow read asks, and a read of
+/// a small `/proc` file is cheap beside it. Where the file cannot be read (not Linux, no
+/// `/proc`), every slow read counts as a wait, as before.
 pub(crate) fn fetched_from_storage() -> bool {
     let Some(now) = std::fs::read_to_string("/proc/thread-self/io")
         .ok()
