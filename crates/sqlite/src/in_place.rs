@@ -244,6 +244,7 @@ mod tests {
     /// Whether the kernel accounts threads' I/O here (`/proc/thread-self/io`: not without
     /// `CONFIG_TASK_IO_ACCOUNTING`, nor in some sandboxes); without it every slow read
     /// counts as a wait, which the tests of the answers "no" cannot check.
+    #[cfg(target_os = "linux")]
     fn io_accounting() -> bool {
         std::fs::metadata("/proc/thread-self/io").is_ok()
     }
