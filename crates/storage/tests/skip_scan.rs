@@ -323,8 +323,8 @@ fn skip_scan_pages_are_the_ordered_matches() {
             true,
         ),
         ("2024-02-01 le reportDate", true),
-        // Closed ranges: the refresh dates end at the range's latest (the per-day summary's),
-        // each refresh date's seek at the ceiling; a range of no row, one past the history,
+        // Closed ranges: the refresh dates end 180 days after the ceiling (or at a late
+        // row's, below), each refresh date's seek at the ceiling; a range of no row, one past the history,
         // rows dated after their refresh date at either end, a ceiling before the floor.
         (
             "reportDate ge 2024-02-01 and reportDate le 2024-03-01",

@@ -122,8 +122,8 @@ pub(super) fn history_page(
         _ => format!("{table} WHERE tenant_id = {t} AND "),
     };
     let dimension = dimension.unwrap_or_default();
-    // A closed range: each refresh date's seek ends at the ceiling, and the refresh dates at
-    // the range's latest.
+    // A closed range: each refresh date's seek ends at the ceiling, and the refresh dates 180
+    // days after it, or at a late row's (`Builder::refresh_ceiling_value`).
     let (below, last) = match (shape.floor, shape.ceiling) {
         (Some(floor), Some(ceiling)) => {
             let c = b.bind(SqlParam::Value(ceiling.clone()));
@@ -214,7 +214,8 @@ impl<'q> Shape<'q> {
         let floor = activity_floor(report, filter);
         let dimension = pinned_dimension(report, filter);
         // A ceiling is read with a floor only (and not as one date, `reportDate eq`): the
-        // refresh dates then end at the range's latest (`Builder::refresh_ceiling_value`).
+        // refresh dates then end 180 days after it, or at a late row's
+        // (`Builder::refresh_ceiling_value`).
         let ceiling = closed_range(report, filter).map(|(_, ceiling)| ceiling);
         if floor.is_none() && dimension.is_none()
             || activity_ceiling(report, filter) && ceiling.is_none()
