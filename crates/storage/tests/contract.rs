@@ -82,6 +82,16 @@ async fn reopened_at_version(
     storage
 }
 
+/// A plain client of the database at `own` (no storage of ours): to change its schema
+/// behind the storage's back.
+async fn plain_client(own: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(own, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 /// The database name of a URL of [`own_database`].
 fn own_name(url: &str) -> &str {
     url.rsplit_once('/').unwrap().1
@@ -584,10 +594,7 @@ async fn a_newer_schema_is_refused() {
 async fn a_newer_postgres_schema_is_refused(url: &str) {
     let own = own_database(url, "reportroot_schema").await;
     drop(connect_own(&own).await.unwrap());
-    let (other, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let other = plain_client(&own).await;
     other
         .batch_execute("UPDATE reportroot_schema SET version = 99")
         .await
@@ -762,10 +769,7 @@ async fn a_database_of_version_1_accepts_null_counts(url: &str) {
         .unwrap();
     drop(storage);
     // Back to version 1: its count columns were NOT NULL.
-    let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let old = plain_client(&own).await;
     // Two batches: Citus refuses DDL on a distributed table in a batch of several commands.
     old.batch_execute(
         "ALTER TABLE office365_activations_user_counts ALTER COLUMN assigned SET NOT NULL, \
@@ -817,10 +821,7 @@ async fn a_postgres_database_of_version_7_gets_the_period_pages_index() {
         values[report.period_index().unwrap()] = Value::Text(Period::D7.stored().into());
         storage.upsert_many(t, report, vec![values]).await.unwrap();
         drop(storage);
-        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let old = plain_client(&own).await;
         // Back to version 7; one statement a batch (Citus refuses DDL of distributed tables
         // in a batch of several).
         let per_day: Vec<_> = reportroot_model::REPORTS
@@ -899,10 +900,7 @@ async fn a_postgres_database_of_version_8_gets_ordinal_text_columns() {
             .collect();
         storage.upsert_many(t, report, rows).await.unwrap();
         drop(storage);
-        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let old = plain_client(&own).await;
         // Back to version 8: every statement of the migration, in the default collation.
         let statements: Vec<String> = reportroot_model::REPORTS
             .iter()
@@ -968,10 +966,7 @@ async fn a_postgres_database_of_version_10_gets_the_late_rows_index() {
             Value::Date(Date::parse("2025-01-15").unwrap());
         storage.upsert_many(t, report, vec![late]).await.unwrap();
         drop(storage);
-        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let old = plain_client(&own).await;
         let summary = format!("{}_days", report.table_name());
         // Back to version 10's indexes of the summary.
         // (One statement at a time: Citus sends each to the shards as it is.)
@@ -1257,10 +1252,7 @@ async fn the_migration_fills_the_tenant_names_from_stored_rows() {
             .await
             .unwrap();
         drop(storage);
-        let (old, connection) = tokio_postgres::connect(&own, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let old = plain_client(&own).await;
         old.batch_execute("DELETE FROM reportroot_tenants")
             .await
             .unwrap();

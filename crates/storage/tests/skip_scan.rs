@@ -62,38 +62,40 @@ fn database(
     } else {
         "VALUES ('-')"
     };
-    for (who, last) in [(tenant, REFRESHES - 1), (other, 60)] {
-        let insert = format!(
-            "WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < {last}), \
-             k(n) AS (SELECT -3 UNION ALL SELECT n + 1 FROM k WHERE n < 179), \
-             p(d) AS (VALUES (7), (30), (90), (180)), s(v) AS ({dimensions}) \
+    // Rows of `report` for each combination of the CTEs' `r`, `k`, `p` and `s` that `rest`
+    // (the CTEs before `s`, the `WHERE` after the `FROM`) keeps, for `who`.
+    let insert = |who: Uuid, ctes: &str, rest: &str| {
+        let sql = format!(
+            "WITH RECURSIVE {ctes}, s(v) AS ({dimensions}) \
              INSERT INTO {table} (tenant_id, id, version, {columns}) \
-             SELECT ?1, randomblob(16), 1, {values} FROM r, p, k, s \
-             WHERE k.n < p.d AND (r.n < 40 OR r.n > 55) \
-             AND (r.n < 100 OR r.n % 3 <> 0 OR p.d = 7) \
-             AND (k.n >= 0 OR (r.n % 10 = 0 AND p.d = 7))",
+             SELECT ?1, randomblob(16), 1, {values} FROM r, p, k, s {rest}",
             table = report.table_name(),
             columns = columns.join(", "),
             values = synthetic_values(report),
         );
-        connection
-            .execute(&insert, [who.as_bytes().to_vec()])
-            .unwrap();
+        connection.execute(&sql, [who.as_bytes().to_vec()]).unwrap();
+    };
+    for (who, last) in [(tenant, REFRESHES - 1), (other, 60)] {
+        insert(
+            who,
+            &format!(
+                "r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < {last}), \
+                 k(n) AS (SELECT -3 UNION ALL SELECT n + 1 FROM k WHERE n < 179), \
+                 p(d) AS (VALUES (7), (30), (90), (180))"
+            ),
+            "WHERE k.n < p.d AND (r.n < 40 OR r.n > 55) \
+             AND (r.n < 100 OR r.n % 3 <> 0 OR p.d = 7) \
+             AND (k.n >= 0 OR (r.n % 10 = 0 AND p.d = 7))",
+        );
     }
     // Late rows (reported more than the longest period after their date, which Graph never
     // does): 2024-05-25's of 2023-07-10, among other rows of that date, and of 2023-04-21,
     // before any other row.
-    let late = format!(
-        "WITH r(n) AS (VALUES (145)), k(n) AS (VALUES (320), (400)), p(d) AS (VALUES (7)), \
-         s(v) AS ({dimensions}) INSERT INTO {table} (tenant_id, id, version, {columns}) \
-         SELECT ?1, randomblob(16), 1, {values} FROM r, p, k, s",
-        table = report.table_name(),
-        columns = columns.join(", "),
-        values = synthetic_values(report),
+    insert(
+        tenant,
+        "r(n) AS (VALUES (145)), k(n) AS (VALUES (320), (400)), p(d) AS (VALUES (7))",
+        "",
     );
-    connection
-        .execute(&late, [tenant.as_bytes().to_vec()])
-        .unwrap();
     // The per-day summary, which the storage keeps at every write, built as a migration does.
     let days = DaysSql::new(report, Dialect::Sqlite).unwrap();
     connection.execute_batch(&days.backfill).unwrap();
