@@ -8,6 +8,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
+#[path = "src/snake_case.rs"]
+mod snake_case;
+use snake_case::snake_case;
+
 fn main() {
     let source = Path::new("registry/reports.json");
     println!("cargo:rerun-if-changed={}", source.display());
@@ -267,7 +271,8 @@ fn report_type(out: &mut String, report: &Value) {
 
     let _ = writeln!(
         out,
-        "    ReportType {{\n        entity: {entity:?},\n        properties: &["
+        "    ReportType {{\n        entity: {entity:?},\n        table: {:?},\n        properties: &[",
+        snake_case(&entity)
     );
     let names: Vec<&str> = properties.iter().map(|p| s(p, "name")).collect();
     for property in properties {
@@ -276,7 +281,8 @@ fn report_type(out: &mut String, report: &Value) {
         let aliases = strings(&property["csv_aliases"]);
         let _ = writeln!(
             out,
-            "            Property {{ name: {name:?}, kind: {kind}, csv_column: {:?}, demo: {}, in_csv: {}, edm_inferred: {}, csv_aliases: &{aliases:?} }},",
+            "            Property {{ name: {name:?}, column: {:?}, kind: {kind}, csv_column: {:?}, demo: {}, in_csv: {}, edm_inferred: {}, csv_aliases: &{aliases:?} }},",
+            snake_case(name),
             s(property, "csv"),
             demo_spec(function, property, kind, dimension, &names),
             property.get("in_csv").and_then(Value::as_bool).unwrap_or(true),

@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod period;
 pub mod registry;
+mod snake_case;
 pub mod value;
 
 pub use period::Period;

@@ -83,6 +83,8 @@ pub enum DemoSpec {
 pub struct Property {
     /// The JSON / OData name, e.g. `reportRefreshDate`.
     pub name: &'static str,
+    /// The SQL column name: [`snake_case`] of the name, `report_refresh_date`.
+    pub column: &'static str,
     /// The kind of its values.
     pub kind: ValueKind,
     /// The column title in Graph's CSV, e.g. `Report Refresh Date`.
@@ -178,6 +180,8 @@ pub struct ReportType {
     /// The entity type name, which is also the entity-set name under `/reports`: the function
     /// name without `get`, first letter lower-case.
     pub entity: &'static str,
+    /// The SQL table name: [`snake_case`] of the entity name.
+    pub table: &'static str,
     /// The properties other than `id`: the union over the versions, in CSV column order.
     pub properties: &'static [Property],
     /// The properties whose values identify a row within a tenant: the refresh date, then the
@@ -360,37 +364,19 @@ impl ReportType {
     }
 
     /// The SQL table name: the entity name in snake case.
-    pub fn table_name(&self) -> String {
-        snake_case(self.entity)
+    pub fn table_name(&self) -> &'static str {
+        self.table
     }
 }
 
 impl Property {
     /// The SQL column name: the property name in snake case.
-    pub fn column_name(&self) -> String {
-        snake_case(self.name)
+    pub fn column_name(&self) -> &'static str {
+        self.column
     }
 }
 
-/// `teamsDeviceUsageDistributionUserCounts` → `teams_device_usage_distribution_user_counts`;
-/// `chromeOS` → `chrome_os`.
-pub fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 8);
-    let mut previous_lower = false;
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            if previous_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            previous_lower = false;
-        } else {
-            out.push(c);
-            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
-}
+pub use crate::snake_case::snake_case;
 
 #[cfg(test)]
 mod tests {
@@ -460,6 +446,16 @@ mod tests {
             active.csv_header(),
             "Report Refresh Date,Office 365,Exchange,OneDrive,SharePoint,Skype For Business,Yammer,Teams,Report Date,Report Period"
         );
+    }
+
+    #[test]
+    fn the_sql_names_are_the_snake_case_of_the_registry_names() {
+        for report in REPORTS {
+            assert_eq!(report.table_name(), snake_case(report.entity));
+            for property in report.properties {
+                assert_eq!(property.column_name(), snake_case(property.name));
+            }
+        }
     }
 
     #[test]

@@ -319,7 +319,7 @@ impl Serialize for EntityJson<'_> {
                     }
                 }
                 Value::Text(s) => map.serialize_entry(property.name, s),
-                Value::Date(d) => map.serialize_entry(property.name, &DisplayStr(d)),
+                Value::Date(d) => d.with_iso(|iso| map.serialize_entry(property.name, iso)),
             };
         });
         result?;

@@ -83,9 +83,9 @@ impl DaysSql {
             return None;
         }
         let keys = key_indexes(report)?;
-        let column = |i: usize| report.properties[i].column_name();
+        let column = |i: usize| report.properties[i].column_name().to_owned();
         let key_columns: Vec<String> = keys.iter().map(|&i| column(i)).collect();
-        let source = report.table_name();
+        let source = report.table_name().to_owned();
         let table = summary_table(report);
         let refresh = report.refresh_date_index();
         let refresh_column = column(refresh);

@@ -74,7 +74,7 @@ impl Builder<'_> {
             {
                 format!("+{}", self.report.properties[i].column_name())
             }
-            (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
+            (PropertyRef::Index(i), _) => self.report.properties[i].column_name().to_owned(),
         }
     }
 
@@ -84,7 +84,7 @@ impl Builder<'_> {
         match (property, self.dialect) {
             (PropertyRef::Id, Dialect::Sqlite) => "id".to_owned(),
             // Never `+column`: the order is what the index must deliver.
-            (PropertyRef::Index(i), _) => self.report.properties[i].column_name(),
+            (PropertyRef::Index(i), _) => self.report.properties[i].column_name().to_owned(),
             _ => self.column(property),
         }
     }
@@ -827,7 +827,7 @@ pub fn compile_days_count(
 ) -> Option<CompiledSql> {
     let keyed = |i: usize| {
         let name = report.properties[i].column_name();
-        days.key_columns.contains(&name)
+        days.key_columns.iter().any(|c| c == name)
     };
     if filter.is_some_and(|f| !reads_only(f, &keyed)) {
         return None;

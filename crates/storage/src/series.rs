@@ -231,8 +231,8 @@ pub fn compile_days_series(
         p(2),
         p(3)
     );
-    let mut group = vec![axis.clone()];
-    group.extend(dimension.iter().cloned());
+    let mut group = vec![axis];
+    group.extend(dimension.iter().copied());
     // Per date (and dimension value), the summary row of the latest refresh, ties to the
     // greatest period.
     let (picks, picked) = match dialect {

@@ -215,12 +215,30 @@ pub fn ahead_index(report: &ReportType, column: &str) -> String {
     format!("{}_ahead_{column}", report.table_name())
 }
 
-/// SQLite's index of the natural key: the `UNIQUE` constraint of the table's definition
-/// (`table_definition`), which SQLite names by its position among the table's constraints
-/// (the primary key is the first). Named where a statement must read this index and no
-/// other (`query_sql`'s skip-scan reads it in its order without an `ORDER BY`).
-pub fn sqlite_natural_key_index(report: &ReportType) -> String {
-    format!("sqlite_autoindex_{}_2", report.table_name())
+/// SQLite's index of pages in the default order, `{table}_pages`: the natural key's columns,
+/// then every other column (the primary key's `id` comes with every entry of a `WITHOUT
+/// ROWID` table's index), so that a page is read from it alone. Named where a statement must
+/// read this index and no other (`query_sql`'s skip-scan reads it in its order without an
+/// `ORDER BY`).
+///
+/// Why: the `UNIQUE` constraint's index holds the natural key only, so every row of a page
+/// was a second seek, into the table by `(tenant_id, id)`; every comparison in those seeks is
+/// SQLite's general record comparison (the keys lead with a BLOB, the tenant). On 1 tenant ×
+/// 10 years, `reportDate ge 2020-01-01&$top=10`, a page's instructions under callgrind (the
+/// whole request) 327k → 266k. Its cost: the index is about the table's size again (1.12M
+/// rows: 362 → 431 MB), and every write updates one more index (bench/RESULTS.md, "A page
+/// read from one index"). PostgreSQL reads the heap by the natural key's index and has no
+/// such index.
+pub fn sqlite_pages_index(report: &ReportType) -> (String, Vec<String>) {
+    let keys = report.natural_key_indexes();
+    let rest = (0..report.properties.len()).filter(|i| !keys.contains(i));
+    let columns = keys
+        .iter()
+        .map(|&i| report.properties[i].column_name().to_owned())
+        .chain(std::iter::once("version".to_owned()))
+        .chain(rest.map(|i| report.properties[i].column_name().to_owned()))
+        .collect();
+    (format!("{}_pages", report.table_name()), columns)
 }
 
 /// The index a series (`crate::series`) reads, by name and columns after `tenant_id`, derived
@@ -237,7 +255,7 @@ pub fn sqlite_natural_key_index(report: &ReportType) -> String {
 ///   or `_by_period` (PostgreSQL) serves them.
 pub fn series_index(report: &ReportType) -> Option<(String, Vec<String>)> {
     let table = report.table_name();
-    let column = |i: usize| report.properties[i].column_name();
+    let column = |i: usize| report.properties[i].column_name().to_owned();
     let dimension = report
         .dimension
         .and_then(|d| report.property_index(d))
@@ -304,7 +322,7 @@ fn natural_key_led_by(report: &ReportType, lead: usize, name: &str) -> (String, 
                 .into_iter()
                 .filter(|&i| i != lead),
         )
-        .map(|i| report.properties[i].column_name())
+        .map(|i| report.properties[i].column_name().to_owned())
         .collect();
     (format!("{}_{name}", report.table_name()), columns)
 }
@@ -354,7 +372,7 @@ pub fn ordinal_text_migration(report: &ReportType) -> Vec<String> {
         .properties
         .iter()
         .filter(|p| matches!(p.kind, ValueKind::Text | ValueKind::Duration))
-        .map(|p| p.column_name())
+        .map(|p| p.column_name().to_owned())
         .collect();
     let alter = |table: &str, columns: &[&String]| {
         (!columns.is_empty()).then(|| {
@@ -419,9 +437,13 @@ struct Columns {
 
 impl Columns {
     fn new(report: &ReportType) -> Columns {
-        let properties: Vec<String> = report.properties.iter().map(|p| p.column_name()).collect();
+        let properties: Vec<String> = report
+            .properties
+            .iter()
+            .map(|p| p.column_name().to_owned())
+            .collect();
         Columns {
-            table: report.table_name(),
+            table: report.table_name().to_owned(),
             key: report
                 .natural_key_indexes()
                 .into_iter()
@@ -549,6 +571,13 @@ fn schema(
     }
     let pages = period_pages_index(report).into_iter();
     for (name, columns) in pages.chain(dimension_pages_index(report)) {
+        create.push(format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
+            columns.join(", ")
+        ));
+    }
+    if dialect == Dialect::Sqlite {
+        let (name, columns) = sqlite_pages_index(report);
         create.push(format!(
             "CREATE INDEX IF NOT EXISTS {name} ON {table} (tenant_id, {})",
             columns.join(", ")

@@ -258,7 +258,7 @@ fn sqlite_pages_read_in_index_order() {
         assert!(
             first_plan.contains("CO-ROUTINE skip_scan")
                 && first_plan.contains(&format!(
-                    "SEARCH {table} USING INDEX sqlite_autoindex_{table}_2 \
+                    "SEARCH {table} USING COVERING INDEX {table}_pages \
                      (tenant_id=? AND report_refresh_date=? AND report_date>?)"
                 ))
                 && !first_plan.contains("TEMP B-TREE")
@@ -299,7 +299,7 @@ fn sqlite_pages_read_in_index_order() {
         let next_steps = steps(&next);
         assert!(
             next_plan.contains(&format!(
-                "SEARCH {table} USING INDEX sqlite_autoindex_{table}_2 \
+                "SEARCH {table} USING COVERING INDEX {table}_pages \
                  (tenant_id=? AND report_refresh_date=? AND (report_date,report_period)>(?,?))"
             )) && !next_plan.contains("TEMP B-TREE")
                 && next_steps < 3 * first_page,

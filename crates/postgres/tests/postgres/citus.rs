@@ -60,7 +60,7 @@ async fn citus_tables(client: &tokio_postgres::Client) -> Vec<(String, String, i
 
 /// The report tables and the per-day summaries of the per-day reports.
 fn report_tables() -> Vec<String> {
-    let mut tables: Vec<String> = REPORTS.iter().map(ReportType::table_name).collect();
+    let mut tables: Vec<String> = REPORTS.iter().map(|r| r.table_name().to_owned()).collect();
     tables.extend(
         REPORTS
             .iter()

@@ -161,8 +161,8 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
                 );
             }
         }
-        // The natural key's index, by the name the skip-scan of history pages reads it by.
-        let name = reportroot_storage::sql::sqlite_natural_key_index(report);
+        // The pages index, by the name the skip-scan of history pages reads it by.
+        let name = reportroot_storage::sql::sqlite_pages_index(report).0;
         let table: String = connection
             .query_row(
                 "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",

@@ -1,5 +1,6 @@
 //! SQLite's history page in the default order from an open `reportDate` floor, as a
-//! skip-scan of the natural-key index: for each refresh date from the floor, one seek to
+//! skip-scan of the pages index (`sql::sqlite_pages_index`: the natural key, then every other
+//! column, so that the rows are read from the index alone): for each refresh date from the floor, one seek to
 //! `(tenant, refresh date, floor)` and a read in order from there, until the page is full.
 //!
 //! Why: the default order is the natural key's (refresh date, dimension if any, activity date,
@@ -20,7 +21,7 @@ use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
 use uuid::Uuid;
 
 use super::{activity_ceiling, activity_floor, closed_range, Builder, CompiledSql, SqlParam};
-use crate::sql::{dimension_pages_index, sqlite_natural_key_index, Dialect, PeriodRefreshes};
+use crate::sql::{dimension_pages_index, sqlite_pages_index, Dialect, PeriodRefreshes};
 use crate::{ListQuery, Scope};
 
 /// The name of the refresh dates' recursive CTE and of its one column: names no report
@@ -36,7 +37,7 @@ const REFRESH: &str = "skip_scan_refresh";
 /// whose natural key leads with the refresh date. `None` otherwise: the caller compiles the
 /// page as before.
 ///
-/// The statement, `t` the report's table read `INDEXED BY` its natural-key index (a keyset
+/// The statement, `t` the report's table read `INDEXED BY` its pages index (a keyset
 /// cursor adds the first `SELECT`: the rest of the cursor's refresh date, one range of that
 /// index from the cursor):
 ///
@@ -60,7 +61,7 @@ const REFRESH: &str = "skip_scan_refresh";
 /// The order is the natural key's without an `ORDER BY` (which would make SQLite read every
 /// match to sort them): SQLite runs the CTE as a co-routine, one refresh date at a time, each
 /// the least after the last, so ascending; `CROSS JOIN` keeps it the outer loop (SQLite never
-/// reorders a `CROSS JOIN`); the inner loop is one range of the natural-key index, named
+/// reorders a `CROSS JOIN`); the inner loop is one range of the pages index, named
 /// (`INDEXED BY`), read in its order: left to choose, SQLite 3.50 read a cursor's refresh
 /// date through `_by_period_day` (a covering index), in period order. The `$filter` is
 /// written with `+column` throughout, so that only the seek's own terms constrain the index.
@@ -100,7 +101,7 @@ pub(super) fn history_page(
     };
     let table = report.table_name();
     // The loops' reads, in the natural key's order whatever the statistics say.
-    let indexed = format!("{table} INDEXED BY {}", sqlite_natural_key_index(report));
+    let indexed = format!("{table} INDEXED BY {}", sqlite_pages_index(report).0);
     let column = |i: usize| report.properties[i].column_name();
     let refresh = column(report.refresh_date_index());
     let activity = column(shape.activity);
@@ -149,7 +150,8 @@ pub(super) fn history_page(
     let (start, cursor_rest) = match &query.after {
         Some(cursor) => {
             let r0 = b.bind(SqlParam::Value(cursor.values[0].clone()));
-            let rest_columns: Vec<String> = shape.rest.iter().map(|&i| column(i)).collect();
+            let rest_columns: Vec<String> =
+                shape.rest.iter().map(|&i| column(i).to_owned()).collect();
             let rest_values: Vec<String> = cursor.values[1..shape.rest.len() + 1]
                 .iter()
                 .map(|v| b.bind(SqlParam::Value(v.clone())))
