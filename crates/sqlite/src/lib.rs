@@ -585,7 +585,7 @@ fn migrate(connection: &Connection) -> Result<SchemaChange, StorageError> {
     let version = user_version(&tx)?;
     let mut fresh = version == 0;
     for report in REPORTS {
-        fresh &= !table_exists(&tx, &report.table_name())?;
+        fresh &= !table_exists(&tx, report.table_name())?;
     }
     let script = migration_script(&tx, version)?;
     tx.execute_batch(&script)
@@ -660,7 +660,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
     // (if one of their count or duration columns is `NOT NULL`).
     for report in REPORTS {
         let table = report.table_name();
-        if !table_exists(connection, &table)? {
+        if !table_exists(connection, table)? {
             continue;
         }
         let suffix = match version {
@@ -672,7 +672,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
         script.push_str(&format!(
             "ALTER TABLE {table} RENAME TO {table}_{suffix};\n"
         ));
-        for index in named_indexes(connection, &table)? {
+        for index in named_indexes(connection, table)? {
             script.push_str(&format!("DROP INDEX {index};\n"));
         }
         rebuilt.push((report, suffix));
@@ -681,7 +681,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
     let mut summaries = Vec::new();
     for report in REPORTS {
         if let Some(days) = table_sql(report).days {
-            if table_exists(connection, &report.table_name())?
+            if table_exists(connection, report.table_name())?
                 && !table_exists(connection, &days.table)?
             {
                 summaries.push(days.backfill);
@@ -697,7 +697,7 @@ fn migration_script(connection: &Connection, version: i64) -> Result<String, Sto
         if sql.note_refresh.is_none() {
             // Per-day reports read the latest refresh from their rows (schema 9).
             script.push_str(&format!("DROP TABLE IF EXISTS {refreshes};\n"));
-        } else if table_exists(connection, &table)? && !table_exists(connection, &refreshes)? {
+        } else if table_exists(connection, table)? && !table_exists(connection, &refreshes)? {
             backfills.push(report);
         }
         script.push_str(&format!("DROP INDEX IF EXISTS {table}_by_period;\n"));

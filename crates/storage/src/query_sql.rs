@@ -430,7 +430,7 @@ impl Builder<'_> {
         // with none ahead); the expression leaves it the partial index (0.2 ms).
         let (indexed_by, min_of) = match self.dialect {
             Dialect::Sqlite => (
-                format!(" INDEXED BY {}", ahead_index(self.report, &activity)),
+                format!(" INDEXED BY {}", ahead_index(self.report, activity)),
                 format!("a.{refresh}"),
             ),
             Dialect::Postgres => (String::new(), format!("a.{refresh} + 0")),
@@ -485,7 +485,7 @@ impl Builder<'_> {
         let f = self.bind(SqlParam::Value(floor.clone()));
         let c = self.bind(SqlParam::Value(ceiling.clone()));
         let summary = summary_table(self.report);
-        let late = late_rows(self.dialect, &activity, "d.");
+        let late = late_rows(self.dialect, activity, "d.");
         let indexed_by = match self.dialect {
             Dialect::Sqlite => format!(" INDEXED BY {}", late_index(self.report)),
             Dialect::Postgres => String::new(),

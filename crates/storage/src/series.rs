@@ -187,7 +187,7 @@ pub fn compile_series(
         sources.push_str(" CROSS JOIN dims d");
     }
     let selected = prefixed_columns(columns);
-    let sort = answer_order("t", &axis, dimension.as_deref(), dialect);
+    let sort = answer_order("t", axis, dimension, dialect);
     params.push(SqlParam::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
     // CROSS JOIN keeps SQLite's join order: buckets, then the row each one picks by its
     // primary key (PostgreSQL plans the same nested loop on its own).
@@ -284,7 +284,7 @@ pub fn compile_days_series(
     };
     let selected = prefixed_columns(columns);
     // The summary's columns, equal to the picked rows' (SQLite reads them in order).
-    let sort = answer_order("s", &axis, dimension.as_deref(), dialect);
+    let sort = answer_order("s", axis, dimension, dialect);
     // CROSS JOIN keeps SQLite's join order: the summary's picks, then each row by its key.
     let sql = format!(
         "SELECT {selected} FROM {picks} CROSS JOIN {table} t WHERE {picked} \

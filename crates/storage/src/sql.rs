@@ -391,7 +391,7 @@ pub fn ordinal_text_migration(report: &ReportType) -> Vec<String> {
             .collect();
         alter(&days.table, &keys)
     });
-    alter(&report.table_name(), &all)
+    alter(report.table_name(), &all)
         .into_iter()
         .chain(summary)
         .collect()
@@ -413,9 +413,9 @@ pub fn latest_refresh(
     match (period_column, period) {
         (Some(column), Some(p)) => refreshes.latest(
             PeriodColumns {
-                table: &table,
-                period: &column,
-                refresh: &refresh,
+                table,
+                period: column,
+                refresh,
             },
             tenant,
             p,

@@ -545,7 +545,7 @@ async fn postgres_pages_read_in_index_order() {
         .await
         .replace(&days.table, "SUMMARY");
     assert!(
-        plan.contains("on SUMMARY") && !plan.contains(&report.table_name()),
+        plan.contains("on SUMMARY") && !plan.contains(report.table_name()),
         "{}\n{plan}",
         count.sql
     );

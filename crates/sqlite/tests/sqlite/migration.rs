@@ -61,7 +61,7 @@ async fn a_version_1_file_is_rebuilt_with_every_row() {
             .unwrap();
         version_1_reports
             .iter()
-            .map(|r| version_1_rows(&connection, &r.table_name()))
+            .map(|r| version_1_rows(&connection, r.table_name()))
             .collect()
     };
     assert!(before.iter().all(|rows| !rows.is_empty()));
