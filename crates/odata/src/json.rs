@@ -7,9 +7,10 @@ use reportroot_model::{
     duration_from_iso, duration_to_iso, Entity, ReportType, Value, ValueError, ValueKind, Version,
 };
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
+
+use crate::json_writer::JsonWriter;
 
 /// What a body is decoded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,26 +281,37 @@ pub struct EntityJson<'a> {
     pub shape: EntityShape<'a>,
 }
 
-impl Serialize for EntityJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl EntityJson<'_> {
+    /// Writes the entity as a JSON object: its annotations, then its properties in the
+    /// version's order.
+    fn write(&self, json: &mut JsonWriter<'_>) {
         let shape = &self.shape;
-        let mut map = serializer.serialize_map(None)?;
+        let mut first = true;
+        // Every key here is an annotation or a registry name: plain ASCII.
+        let mut key = |json: &mut JsonWriter<'_>, name: &'static str| {
+            json.raw(if first { b"{" } else { b"," });
+            first = false;
+            json.name(name);
+        };
         if let Some(context) = shape.context {
-            map.serialize_entry("@odata.context", context)?;
+            key(json, "@odata.context");
+            json.string(context);
         }
         if shape.with_type {
-            map.serialize_entry("@odata.type", &self.report.odata_type())?;
+            key(json, "@odata.type");
+            json.string(&self.report.odata_type());
         }
         let selected = |index: usize| shape.select.is_none_or(|s| s.contains(&index));
         if shape.with_identity {
-            map.serialize_entry("@odata.etag", &self.entity.etag())?;
+            key(json, "@odata.etag");
+            json.etag(self.entity.version);
             if selected(ID_INDEX) {
-                map.serialize_entry("id", &self.entity.id)?;
+                key(json, "id");
+                json.uuid(self.entity.id);
             }
         }
-        let mut result = Ok(());
         self.report.for_each_json_on(shape.version, |index| {
-            if result.is_err() || !selected(index) {
+            if !selected(index) {
                 return;
             }
             let (Some(property), Some(value)) = (
@@ -308,32 +320,36 @@ impl Serialize for EntityJson<'_> {
             ) else {
                 return;
             };
-            result = match value {
-                Value::Null => map.serialize_entry(property.name, &()),
-                Value::Int(i) => map.serialize_entry(property.name, i),
+            key(json, property.name);
+            match value {
+                Value::Null => json.null(),
+                Value::Int(i) => json.int(*i),
+                // Stored as Graph's CSV writes it; JSON's form is ISO 8601.
                 Value::Text(s) if property.kind == ValueKind::Duration => {
-                    // Stored as Graph's CSV writes it; JSON's form is ISO 8601.
-                    match duration_to_iso(s) {
-                        Some(iso) => map.serialize_entry(property.name, &iso),
-                        None => map.serialize_entry(property.name, s),
-                    }
+                    json.string(duration_to_iso(s).as_deref().unwrap_or(s))
                 }
-                Value::Text(s) => map.serialize_entry(property.name, s),
-                Value::Date(d) => d.with_iso(|iso| map.serialize_entry(property.name, iso)),
-            };
+                Value::Text(s) => json.string(s),
+                Value::Date(d) => json.date(*d),
+            }
         });
-        result?;
-        map.end()
+        json.raw(if first { b"{}" } else { b"}" });
     }
 }
 
-/// Serializes anything `Display` as a JSON string without an intermediate `String`.
-struct DisplayStr<'a, T: fmt::Display>(&'a T);
-
-impl<T: fmt::Display> Serialize for DisplayStr<'_, T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self.0)
+/// Writes `[e1,e2,…]`.
+fn write_array<T>(
+    json: &mut JsonWriter<'_>,
+    items: &[T],
+    mut each: impl FnMut(&mut JsonWriter<'_>, &T),
+) {
+    json.raw(b"[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            json.raw(b",");
+        }
+        each(json, item);
     }
+    json.raw(b"]");
 }
 
 /// The annotations of a collection answer besides `value`.
@@ -381,87 +397,46 @@ pub fn nested_collection_json(
             start = end;
         }
     }
-    struct Group<'a> {
-        report: &'a ReportType,
-        version: Option<Version>,
-        rows: &'a [Entity],
-        container: &'a str,
-        refresh: usize,
-        period: Option<usize>,
-        inner: &'a [usize],
-    }
-    impl Serialize for Group<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let first = &self.rows[0];
-            let mut map = serializer.serialize_map(None)?;
-            let refresh = &first.values[self.refresh];
-            map.serialize_entry(
-                self.report.properties[self.refresh].name,
-                &DisplayStr(refresh),
-            )?;
-            if let Some(p) = self.period {
-                let days = first.values[p].to_string();
-                match days.parse::<u32>() {
-                    Ok(n) => map.serialize_entry(self.report.properties[p].name, &n)?,
-                    Err(_) => map.serialize_entry(self.report.properties[p].name, &days)?,
-                }
+    let mut out = Vec::with_capacity(128 + rows.len() * 256);
+    let json = &mut JsonWriter::new(&mut out);
+    json.raw(b"{");
+    json.key("value");
+    write_array(json, &groups, |json, rows| {
+        let first = &rows[0];
+        json.raw(b"{");
+        json.key(report.properties[refresh].name);
+        json.string(&first.values[refresh].to_string());
+        if let Some(p) = period {
+            json.raw(b",");
+            json.key(report.properties[p].name);
+            let days = first.values[p].to_string();
+            match days.parse::<u32>() {
+                Ok(n) => json.uint(u64::from(n)),
+                Err(_) => json.string(&days),
             }
-            map.serialize_entry(
-                self.container,
-                &Rows {
-                    report: self.report,
-                    version: self.version,
-                    rows: self.rows,
-                    inner: self.inner,
-                },
-            )?;
-            map.end()
         }
-    }
-    struct Rows<'a> {
-        report: &'a ReportType,
-        version: Option<Version>,
-        rows: &'a [Entity],
-        inner: &'a [usize],
-    }
-    impl Serialize for Rows<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.rows.iter().map(|entity| EntityJson {
-                report: self.report,
+        json.raw(b",");
+        json.key(container);
+        write_array(json, rows, |json, entity| {
+            EntityJson {
+                report,
                 entity,
                 shape: EntityShape {
-                    select: Some(self.inner),
-                    version: self.version,
+                    select: Some(&inner),
+                    version,
                     ..EntityShape::default()
                 },
-            }))
-        }
+            }
+            .write(json);
+        });
+        json.raw(b"}");
+    });
+    if let Some(next) = next_link {
+        json.raw(b",");
+        json.key("@odata.nextLink");
+        json.string(next);
     }
-    let mut out = Vec::with_capacity(128 + rows.len() * 256);
-    let mut serializer = serde_json::Serializer::new(&mut out);
-    let value: Vec<Group<'_>> = groups
-        .into_iter()
-        .map(|rows| Group {
-            report,
-            version,
-            rows,
-            container,
-            refresh,
-            period,
-            inner: &inner,
-        })
-        .collect();
-    let result = (|| {
-        let mut outer = Serializer::serialize_map(&mut serializer, None)?;
-        outer.serialize_entry("value", &value)?;
-        if let Some(next) = next_link {
-            outer.serialize_entry("@odata.nextLink", next)?;
-        }
-        outer.end()
-    })();
-    if result.is_err() {
-        out.clear();
-    }
+    json.raw(b"}");
     out
 }
 
@@ -472,56 +447,45 @@ pub fn collection_json(
     meta: CollectionMeta<'_>,
     item_shape: EntityShape<'_>,
 ) -> Vec<u8> {
-    struct Collection<'a> {
-        report: &'a ReportType,
-        rows: &'a [Entity],
-        meta: CollectionMeta<'a>,
-        shape: EntityShape<'a>,
-    }
-    impl Serialize for Collection<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut map = serializer.serialize_map(None)?;
-            map.serialize_entry("@odata.context", self.meta.context)?;
-            if let Some(count) = self.meta.count {
-                map.serialize_entry("@odata.count", &count)?;
-            }
-            map.serialize_entry("value", &Items(self))?;
-            if let Some(next) = self.meta.next_link {
-                map.serialize_entry("@odata.nextLink", next)?;
-            }
-            map.end()
-        }
-    }
-    struct Items<'a, 'b>(&'b Collection<'a>);
-    impl Serialize for Items<'_, '_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.rows.iter().map(|entity| EntityJson {
-                report: self.0.report,
-                entity,
-                shape: self.0.shape,
-            }))
-        }
-    }
     let mut out = Vec::with_capacity(128 + rows.len() * 256);
-    let collection = Collection {
-        report,
-        rows,
-        meta,
-        shape: item_shape,
-    };
-    // Serializing plain values into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &collection);
+    let json = &mut JsonWriter::new(&mut out);
+    json.raw(b"{");
+    json.key("@odata.context");
+    json.string(meta.context);
+    if let Some(count) = meta.count {
+        json.raw(b",");
+        json.key("@odata.count");
+        json.uint(count);
+    }
+    json.raw(b",");
+    json.key("value");
+    write_array(json, rows, |json, entity| {
+        EntityJson {
+            report,
+            entity,
+            shape: item_shape,
+        }
+        .write(json);
+    });
+    if let Some(next) = meta.next_link {
+        json.raw(b",");
+        json.key("@odata.nextLink");
+        json.string(next);
+    }
+    json.raw(b"}");
     out
 }
 
 /// Renders one entity.
 pub fn entity_json(report: &ReportType, entity: &Entity, shape: EntityShape<'_>) -> Vec<u8> {
-    serde_json::to_vec(&EntityJson {
+    let mut out = Vec::with_capacity(256);
+    EntityJson {
         report,
         entity,
         shape,
-    })
-    .unwrap_or_default()
+    }
+    .write(&mut JsonWriter::new(&mut out));
+    out
 }
 
 #[cfg(test)]
@@ -619,6 +583,75 @@ mod tests {
         assert_eq!(
             String::from_utf8(json).expect("utf8"),
             r##"{"@odata.type":"#microsoft.graph.office365ActivationsUserCounts","@odata.etag":"W/\"2\"","id":"00000000-0000-0000-0000-000000000000","reportRefreshDate":"2025-01-31","productType":"VISIO CLIENT","assigned":8,"activated":9,"sharedComputerActivation":0}"##
+        );
+    }
+
+    #[test]
+    fn renders_the_nested_shape_one_item_per_refresh_date_and_period() {
+        let report = find_report("browserDistributionUserCounts").expect("report");
+        let date = |d: &str| Value::Date(Date::parse(d).expect("date"));
+        let row = |refresh: &str, period: &str, counts: [Option<i64>; 3]| Entity {
+            id: Uuid::nil(),
+            version: 1,
+            values: [date(refresh), Value::Text(period.to_owned())]
+                .into_iter()
+                .chain(counts.map(|c| c.map_or(Value::Null, Value::Int)))
+                .collect(),
+        };
+        let rows = [
+            row("2026-01-02", "7", [Some(5), None, Some(3)]),
+            row("2026-01-02", "7", [Some(6), Some(1), Some(2)]),
+            row("2026-01-03", "30", [Some(1), Some(2), Some(3)]),
+        ];
+        let json = nested_collection_json(
+            report,
+            Some(Version::Beta),
+            &rows,
+            "userCounts",
+            Some("https://x/?a=\"b\""),
+        );
+        assert_eq!(
+            String::from_utf8(json).expect("utf8"),
+            r#"{"value":[{"reportRefreshDate":"2026-01-02","reportPeriod":7,"userCounts":[{"edge":5,"edgeLegacy":null,"ie":3},{"edge":6,"edgeLegacy":1,"ie":2}]},{"reportRefreshDate":"2026-01-03","reportPeriod":30,"userCounts":[{"edge":1,"edgeLegacy":2,"ie":3}]}],"@odata.nextLink":"https://x/?a=\"b\""}"#
+        );
+        let empty = nested_collection_json(report, Some(Version::Beta), &[], "userCounts", None);
+        assert_eq!(empty, br#"{"value":[]}"#);
+    }
+
+    #[test]
+    fn renders_a_collection_with_its_annotations_and_escaped_text() {
+        let report = activations();
+        let entity = Entity {
+            id: Uuid::nil(),
+            version: 3,
+            values: vec![
+                Value::Date(Date::parse("2025-01-31").expect("date")),
+                Value::Text("VISIO \"CLIENT\"\n".to_owned()),
+                Value::Int(-1),
+                Value::Null,
+                Value::Int(0),
+            ],
+        };
+        let json = collection_json(
+            report,
+            &[entity.clone(), entity],
+            CollectionMeta {
+                context: "https://h/v1.0/$metadata#x",
+                count: Some(2),
+                next_link: Some("https://h/next?$skiptoken=a"),
+            },
+            EntityShape {
+                with_identity: true,
+                select: Some(&[ID_INDEX, 1, 2]),
+                ..EntityShape::default()
+            },
+        );
+        let item = r#"{"@odata.etag":"W/\"3\"","id":"00000000-0000-0000-0000-000000000000","productType":"VISIO \"CLIENT\"\n","assigned":-1}"#;
+        assert_eq!(
+            String::from_utf8(json).expect("utf8"),
+            format!(
+                r#"{{"@odata.context":"https://h/v1.0/$metadata#x","@odata.count":2,"value":[{item},{item}],"@odata.nextLink":"https://h/next?$skiptoken=a"}}"#
+            )
         );
     }
 }

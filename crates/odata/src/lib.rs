@@ -6,4 +6,5 @@ pub mod csdl;
 pub mod csv_format;
 pub mod error;
 pub mod json;
+mod json_writer;
 pub mod query;

@@ -238,7 +238,12 @@ pub fn sqlite_pages_index(report: &ReportType) -> (String, Vec<String>) {
         .chain(std::iter::once("version".to_owned()))
         .chain(rest.map(|i| report.properties[i].column_name().to_owned()))
         .collect();
-    (format!("{}_pages", report.table_name()), columns)
+    (sqlite_pages_index_name(report), columns)
+}
+
+/// The name of [`sqlite_pages_index`], without its columns (each skip-scan page names it).
+pub fn sqlite_pages_index_name(report: &ReportType) -> String {
+    format!("{}_pages", report.table_name())
 }
 
 /// The index a series (`crate::series`) reads, by name and columns after `tenant_id`, derived

@@ -1,5 +1,5 @@
 //! SQLite's history page in the default order from an open `reportDate` floor, as a
-//! skip-scan of the pages index (`sql::sqlite_pages_index`: the natural key, then every other
+//! skip-scan of the pages index (`crate::sql::sqlite_pages_index`: the natural key, then every other
 //! column, so that the rows are read from the index alone): for each refresh date from the floor, one seek to
 //! `(tenant, refresh date, floor)` and a read in order from there, until the page is full.
 //!
@@ -21,7 +21,7 @@ use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
 use uuid::Uuid;
 
 use super::{activity_ceiling, activity_floor, closed_range, Builder, CompiledSql, SqlParam};
-use crate::sql::{dimension_pages_index, sqlite_pages_index, Dialect, PeriodRefreshes};
+use crate::sql::{dimension_pages_index, sqlite_pages_index_name, Dialect, PeriodRefreshes};
 use crate::{ListQuery, Scope};
 
 /// The name of the refresh dates' recursive CTE and of its one column: names no report
@@ -101,7 +101,7 @@ pub(super) fn history_page(
     };
     let table = report.table_name();
     // The loops' reads, in the natural key's order whatever the statistics say.
-    let indexed = format!("{table} INDEXED BY {}", sqlite_pages_index(report).0);
+    let indexed = format!("{table} INDEXED BY {}", sqlite_pages_index_name(report));
     let column = |i: usize| report.properties[i].column_name();
     let refresh = column(report.refresh_date_index());
     let activity = column(shape.activity);
