@@ -854,8 +854,21 @@ impl ColumnReader for Columns<'_, '_> {
         self.0.get(column)
     }
 
+    /// Read by its `ValueRef` rather than `Row::get`'s generic conversion: every page decodes
+    /// several counts a row (`Row::get` was 6.7 % of a page's instructions under callgrind).
     fn int(&self, column: usize) -> rusqlite::Result<Option<i64>> {
-        self.0.get(column)
+        match self.0.get_ref(column)? {
+            ValueRef::Integer(i) => Ok(Some(i)),
+            ValueRef::Null => Ok(None),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                column,
+                self.0
+                    .as_ref()
+                    .column_name(column)
+                    .map_or_else(|_| String::new(), str::to_owned),
+                other.data_type(),
+            )),
+        }
     }
 
     fn text(&self, column: usize) -> rusqlite::Result<Option<String>> {
