@@ -22,12 +22,8 @@ WORK=${BENCH_WORK:-$ROOT/bench/work}
 mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=${PORT:-18081}
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-if [ -z "${REPORTROOT_BIN:-}" ]; then
-  cargo build --release --locked -q -p reportroot
-  REPORTROOT_BIN=$ROOT/target/release/reportroot
-fi
-RR=$REPORTROOT_BIN
+# shellcheck source=bench/lib/wrk_and_binary.sh
+. bench/lib/wrk_and_binary.sh
 tenant_id() { printf '5eed0000-0000-0001-0000-%012x' "$1"; }
 
 DB=$WORK/family-${TENANTS}x${DAYS}-${PERIODS//,/_}.db

@@ -15,12 +15,8 @@ DURATION=${DURATION:-5}; CONNECTIONS=${CONNECTIONS:-28}; HEAVY=${HEAVY:-4}
 mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=18084
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-if [ -z "${REPORTROOT_BIN:-}" ]; then
-  cargo build --release --locked -q -p reportroot
-  REPORTROOT_BIN=$ROOT/target/release/reportroot
-fi
-RR=$REPORTROOT_BIN
+# shellcheck source=bench/lib/wrk_and_binary.sh
+. bench/lib/wrk_and_binary.sh
 SEED=(seed --tenants 1 --days 3650 --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
 # shellcheck source=bench/lib/seeded.sh
 . bench/lib/seeded.sh

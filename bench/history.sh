@@ -18,13 +18,9 @@ BACKEND=${BACKEND:-sqlite}
 mkdir -p "$WORK"
 export REPORTROOT_JWT_SECRET=bench-secret-bench-secret-bench-secret
 PORT=18082
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 TENANTS=${TENANTS:-1}; DAYS=${DAYS:-3650}
-if [ -z "${REPORTROOT_BIN:-}" ]; then
-  cargo build --release --locked -q -p reportroot
-  REPORTROOT_BIN=$ROOT/target/release/reportroot
-fi
-RR=$REPORTROOT_BIN
+# shellcheck source=bench/lib/wrk_and_binary.sh
+. bench/lib/wrk_and_binary.sh
 SEED=(seed --tenants "$TENANTS" --days "$DAYS" --periods D7,D30,D90,D180 --reports office365ActiveUserCounts)
 NAME=${BENCH_DATABASE:-reportroot_bench_history}
 [ "$TENANTS/$DAYS" = 1/3650 ] || NAME=${NAME}_${TENANTS}x${DAYS}
