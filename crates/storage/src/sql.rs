@@ -225,7 +225,7 @@ pub fn ahead_index(report: &ReportType, column: &str) -> String {
 /// was a second seek, into the table by `(tenant_id, id)`; every comparison in those seeks is
 /// SQLite's general record comparison (the keys lead with a BLOB, the tenant). On 1 tenant ×
 /// 10 years, `reportDate ge 2020-01-01&$top=10`, a page's instructions under callgrind (the
-/// whole request) 327k → 266k. Its cost: the index is about the table's size again (1.12M
+/// whole request) 327k → 270k. Its cost: the index is about the table's size again (1.12M
 /// rows: 362 → 431 MB), and every write updates one more index (bench/RESULTS.md, "A page
 /// read from one index"). PostgreSQL reads the heap by the natural key's index and has no
 /// such index.
