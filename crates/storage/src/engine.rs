@@ -11,6 +11,7 @@
 //! blocking connection and PostgreSQL's async client.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reportroot_model::{Date, Entity, Period, ReportType, TenantId, Value, ValueKind, REPORTS};
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use crate::accounts::{Accounts, KnownTenants};
 use crate::changes::ChangeSql;
 use crate::directory::{Directory, SqlRunner};
+use crate::list_sql_cache::ListSqlCache;
 use crate::query_cost::{count_may_scan, list_may_scan};
 use crate::query_sql::{
     compile_count_with, compile_days_count, compile_list_with, CompiledSql, SqlParam,
@@ -43,6 +45,9 @@ pub struct TableSet {
     by_entity: HashMap<&'static str, usize>,
     refreshes: &'static dyn PeriodRefreshes,
     changes: ChangeSql,
+    /// Page statements compiled once for every tenant ([`TableSet::list_sql`]).
+    list_sql: Arc<ListSqlCache>,
+    dialect: Dialect,
 }
 
 impl TableSet {
@@ -67,6 +72,8 @@ impl TableSet {
                 .enumerate()
                 .map(|(index, report)| (report.entity, index))
                 .collect(),
+            list_sql: Arc::default(),
+            dialect,
         }
     }
 
@@ -81,6 +88,28 @@ impl TableSet {
                     report.entity
                 )))
             })
+    }
+
+    /// The statement of a page of `report` for `tenant` ([`compile_list_with`]), compiled
+    /// once for every tenant ([`ListSqlCache`]).
+    pub fn list_sql(
+        &self,
+        report: &ReportType,
+        tenant: Uuid,
+        query: &ListQuery,
+    ) -> Result<CompiledSql, StorageError> {
+        let table = self.get(report)?;
+        let index = self.by_entity[report.entity];
+        Ok(self.list_sql.get_or_compile(index, tenant, query, || {
+            compile_list_with(
+                report,
+                self.dialect,
+                self.refreshes(report),
+                &table.columns,
+                tenant,
+                query,
+            )
+        }))
     }
 
     /// How these statements find a period's latest refresh date of `report`
@@ -793,16 +822,7 @@ impl<B: SqlBackend> Storage for B {
         report: &'static ReportType,
         query: &ListQuery,
     ) -> Result<Vec<Entity>, StorageError> {
-        let tables = self.tables();
-        let columns = &tables.get(report)?.columns;
-        let compiled = compile_list_with(
-            report,
-            self.dialect(),
-            tables.refreshes(report),
-            columns,
-            tenant.0,
-            query,
-        );
+        let compiled = self.tables().list_sql(report, tenant.0, query)?;
         tracing::debug!(sql = %compiled.sql, "list");
         let cost = ReadCost::of(list_may_scan(report, query));
         self.read_entities(report, compiled, cost).await

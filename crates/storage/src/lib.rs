@@ -9,6 +9,7 @@ pub mod csv_import;
 pub mod days;
 pub mod directory;
 pub mod engine;
+pub mod list_sql_cache;
 pub mod query_cost;
 pub mod query_sql;
 pub mod series;
@@ -406,7 +407,7 @@ pub trait Storage: Send + Sync {
 pub const READ_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which rows a listing starts from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Every row of the tenant.
     #[default]
@@ -420,7 +421,7 @@ pub enum Scope {
 }
 
 /// The position of the last row of a page: its order-key values (without `id`) and its id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     /// Values of the order keys other than `id`, in order.
     pub values: Vec<Value>,
@@ -429,7 +430,7 @@ pub struct Cursor {
 }
 
 /// Which rows of a collection to read, in which order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     /// All rows, or the latest report's.
     pub scope: Scope,

@@ -429,7 +429,14 @@ async fn tenants_never_see_each_other(backend: Backend) {
     let id = created["id"].as_str().unwrap();
     let entity = format!("{path}/{id}");
 
-    assert_eq!(app.count_rows(ACTIVATIONS, &b.read).await, 0);
+    // The same page for each tenant, A's first: its statement, compiled once for every
+    // tenant, reads each one's own rows.
+    let filtered = format!("{path}?$filter=productType%20eq%20'VISIO%20CLIENT'&$top=5");
+    for (token, rows) in [(&a.read, 1), (&b.read, 0)] {
+        assert_eq!(app.count_rows(ACTIVATIONS, token).await, rows);
+        let page: Value = app.get(&filtered, token).await.json().await.unwrap();
+        assert_eq!(page["value"].as_array().unwrap().len(), rows, "{page}");
+    }
     assert_error(app.get(&entity, &b.read).await, 404, "itemNotFound").await;
     let response = app
         .send_json(Method::PATCH, &entity, &b.write, &json!({"assigned": 1}))
@@ -450,6 +457,9 @@ async fn tenants_never_see_each_other(backend: Backend) {
     assert_eq!(mine["assigned"], 8);
     assert_eq!(mine["@odata.etag"], "W/\"1\"");
     assert_eq!(app.count_rows(ACTIVATIONS, &a.read).await, 1);
+    let page: Value = app.get(&filtered, &b.read).await.json().await.unwrap();
+    assert_eq!(page["value"][0]["id"], json!(id), "{page}");
+    assert_eq!(page["value"].as_array().unwrap().len(), 1, "{page}");
 }
 
 async fn data_survives_a_restart(backend: Backend) {

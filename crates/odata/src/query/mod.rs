@@ -247,7 +247,7 @@ impl Function {
 }
 
 /// A value-producing operand of a comparison, `in` or string match.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Operand {
     /// A property of the entity.
     Property(PropertyRef),
@@ -269,7 +269,7 @@ impl Operand {
 }
 
 /// A literal value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Literal {
     /// A string, integer or date.
     Value(Value),
@@ -326,7 +326,7 @@ impl StringMatch {
 }
 
 /// A typed Boolean `$filter` expression.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Expr {
     /// `left op right`; both sides have the same type, or one is `null` (then `op` is `eq` or
     /// `ne`); `Bool` operands (literals only) are compared with `eq`/`ne` only.
