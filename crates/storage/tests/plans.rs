@@ -56,10 +56,11 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("reportPeriod", "", "reportPeriod"),
 ];
 
-/// Pages of one period, which both backends read through `_by_period_day`
+/// Pages of one period, which PostgreSQL reads through `_by_period_day`
 /// (`reportroot_storage::sql::period_pages_index`): the page's own entries, where the natural
 /// key's order kept 7 of every refresh date's 307 rows (SQLite) and `_by_period` left each
-/// refresh date's rows to sort by date (PostgreSQL before schema version 8).
+/// refresh date's rows to sort by date (PostgreSQL before schema version 8). SQLite reads
+/// them so without a `reportDate` floor, and with one as a skip-scan ([`SKIP_SCANS`]).
 const OF_A_PERIOD: &[&str] = &[
     "a period",
     "wide range of a period",
@@ -72,7 +73,15 @@ const OF_A_PERIOD: &[&str] = &[
 /// floor in the natural key's order, they read all of the first refresh dates' 307 entries,
 /// most dated before the floor (~600 entries for a page of 11, ~20 times the first page's
 /// virtual-machine steps).
-const SKIP_SCANS: &[&str] = &["wide range", "narrow range"];
+/// With a pinned period, the period's refresh dates (from `_by_period_day`), each one's
+/// entries from the floor: on the bench database SQLite read `_pages` from the refresh floor
+/// instead, every entry of the first refresh dates (307 each, 7 of the period).
+const SKIP_SCANS: &[&str] = &[
+    "wide range",
+    "narrow range",
+    "wide range of a period",
+    "narrow range of a period",
+];
 
 /// Pages whose order an index delivers only up to a key, the rest sorted within each value
 /// (SQLite's `RIGHT PART OF ORDER BY`, PostgreSQL's incremental sort). None since an explicit
@@ -228,7 +237,7 @@ fn sqlite_pages_read_in_index_order() {
         tenant,
         &page(report, "", ""),
     ));
-    for name in OF_A_PERIOD {
+    for name in OF_A_PERIOD.iter().filter(|name| !SKIP_SCANS.contains(name)) {
         let (_, filter, order) = PAGES.iter().find(|p| p.0 == *name).unwrap();
         let compiled = compile_list(
             report,
@@ -246,11 +255,16 @@ fn sqlite_pages_read_in_index_order() {
         );
     }
     // A skip-scan page costs about what the first page does, and so does the next page from
-    // its cursor (the rest of the cursor's refresh date, then the next ones).
+    // its cursor (the rest of the cursor's refresh date, then the next ones). A period's
+    // page reads every period's entries from the floor, about four times its own (599 steps
+    // here, the first page 181; `_by_period_day` took fewer steps in this small history,
+    // but on the 1.12M-row bench database, with its statistics, SQLite read `_pages` from
+    // the refresh floor: 1.24M instructions a request under callgrind, 314k as a skip-scan).
     let table = report.table_name();
     let natural = report.natural_key_indexes();
     for name in SKIP_SCANS {
         let (_, filter, order) = PAGES.iter().find(|p| p.0 == *name).unwrap();
+        let allowed = if name.ends_with("of a period") { 4 } else { 3 } * first_page;
         let mut query = page(report, filter, order);
         let compiled = compile_list(report, Dialect::Sqlite, &columns, tenant, &query);
         let first_plan = plan(&compiled);
@@ -262,7 +276,7 @@ fn sqlite_pages_read_in_index_order() {
                      (tenant_id=? AND report_refresh_date=? AND report_date>?)"
                 ))
                 && !first_plan.contains("TEMP B-TREE")
-                && first_steps < 3 * first_page,
+                && first_steps < allowed,
             "{name}: {first_steps} steps, the first page {first_page}: {}\n{first_plan}",
             compiled.sql
         );
@@ -302,7 +316,7 @@ fn sqlite_pages_read_in_index_order() {
                 "SEARCH {table} USING COVERING INDEX {table}_pages \
                  (tenant_id=? AND report_refresh_date=? AND (report_date,report_period)>(?,?))"
             )) && !next_plan.contains("TEMP B-TREE")
-                && next_steps < 3 * first_page,
+                && next_steps < allowed,
             "{name}, the next page: {next_steps} steps, the first page {first_page}: {}\n{next_plan}",
             next.sql
         );

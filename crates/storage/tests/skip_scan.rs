@@ -382,10 +382,22 @@ fn skip_scan_pages_are_the_ordered_matches() {
             "reportDate ge 2023-04-21 and reportDate lt 2023-07-11 and reportPeriod ne '30'",
             true,
         ),
+        // A pinned period: its refresh dates, from `_by_period_day`.
+        ("reportDate ge 2024-02-01 and reportPeriod eq '7'", true),
+        ("reportDate ge 2024-05-22 and reportPeriod eq '180'", true),
+        ("reportPeriod eq '30' and reportDate gt 2024-06-10", true),
+        (
+            "reportDate ge 2023-04-01 and reportDate le 2023-07-31 and reportPeriod eq '7'",
+            true,
+        ),
+        (
+            "reportDate ge 2024-02-01 and reportPeriod eq '7' and teams gt 50",
+            true,
+        ),
         // Other shapes keep the page's `ORDER BY` (one date: `_by_day` holds its rows in
-        // the page's order).
+        // the page's order; a period alone: `_by_period_day` holds them).
         ("reportDate eq 2024-02-01", false),
-        ("reportDate ge 2024-02-01 and reportPeriod eq '7'", false),
+        ("reportPeriod eq '7'", false),
         (
             "reportDate ge 2024-02-01 and reportDate in (2024-02-03, 2024-02-05)",
             false,
@@ -424,7 +436,7 @@ fn skip_scan_pages_of_a_report_with_a_dimension() {
             true,
         ),
         ("reportDate ge 2024-02-01 and active eq null", true),
-        ("reportDate ge 2024-02-01 and reportPeriod eq '7'", false),
+        ("reportDate ge 2024-02-01 and reportPeriod eq '7'", true),
         // A pinned dimension without a floor: from the first refresh date, each one's rows
         // of that value (a seek); a value no row has reads nothing but the seeks.
         ("siteType eq 'OneDrive'", true),
@@ -444,7 +456,7 @@ fn skip_scan_pages_of_a_report_with_a_dimension() {
             true,
         ),
         ("siteType eq 'OneDrive' and reportDate le 2024-03-01", false),
-        ("siteType eq 'OneDrive' and reportPeriod eq '7'", false),
+        ("siteType eq 'OneDrive' and reportPeriod eq '7'", true),
     ];
     run("sharePointSiteUsageFileCounts", filters);
 }

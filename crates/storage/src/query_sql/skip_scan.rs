@@ -14,14 +14,17 @@
 //! without a floor: each refresh date's seek goes to `(tenant, refresh date, value)`, and the
 //! refresh dates visited are the value's own, read from `_by_dimension_day`
 //! (`crate::sql::dimension_pages_index`), so a value no row has costs one seek rather than a
-//! scan (measurements at [`pinned_dimension`]).
+//! scan (measurements at [`pinned`]); a pinned period's refresh dates are read from
+//! `_by_period_day` (`crate::sql::period_pages_index`) the same way.
 
 use reportroot_model::{ReportType, Value};
 use reportroot_odata::query::{CompareOp, Expr, Literal, Operand, PropertyRef};
 use uuid::Uuid;
 
 use super::{activity_ceiling, activity_floor, closed_range, Builder, CompiledSql, SqlParam};
-use crate::sql::{dimension_pages_index, sqlite_pages_index_name, Dialect, PeriodRefreshes};
+use crate::sql::{
+    dimension_pages_index, period_pages_index, sqlite_pages_index_name, Dialect, PeriodRefreshes,
+};
 use crate::{ListQuery, Scope};
 
 /// The name of the refresh dates' recursive CTE and of its one column: names no report
@@ -32,10 +35,11 @@ const REFRESH: &str = "skip_scan_refresh";
 /// The page as a skip-scan, when the query has its shape: SQLite, the whole history, the
 /// default order, a `$filter` with an activity-date floor (`reportDate ge/gt`) or a pinned
 /// dimension value (`siteType eq 'OneDrive'`), no ceiling but a closed range's (`reportDate
-/// ge … and reportDate le …`, not one date: `_by_day` holds those rows in order), not one period
-/// (`reportPeriod eq '7'`: `_by_period_day` reads those pages entry for entry), and a report
-/// whose natural key leads with the refresh date. `None` otherwise: the caller compiles the
-/// page as before.
+/// ge … and reportDate le …`, not one date: `_by_day` holds those rows in order), and a report
+/// whose natural key leads with the refresh date; a pinned period (`reportPeriod eq '7'`)
+/// visits only the period's refresh dates (a period alone, without a floor, is read from
+/// `_by_period_day` entry for entry). `None` otherwise: the caller compiles the page as
+/// before.
 ///
 /// The statement, `t` the report's table read `INDEXED BY` its pages index (a keyset
 /// cursor adds the first `SELECT`: the rest of the cursor's refresh date, one range of that
@@ -46,7 +50,8 @@ const REFRESH: &str = "skip_scan_refresh";
 ///   SELECT (SELECT MIN(refresh) FROM t WHERE tenant_id = ?1 AND refresh >= <refresh floor>)
 ///   -- (without a floor: every refresh date, from the first; with a pinned value, the
 ///   -- value's refresh dates: `FROM t INDEXED BY t_by_dimension_day WHERE tenant_id = ?1
-///   -- AND dimension = <value> AND …`, here and below)
+///   -- AND dimension = <value> AND …`, here and below; a pinned period's likewise from
+///   -- `t_by_period_day`)
 ///   UNION ALL
 ///   SELECT (SELECT MIN(refresh) FROM t WHERE tenant_id = ?1 AND refresh > skip_scan_refresh)
 ///   FROM skip_scan WHERE skip_scan_refresh IS NOT NULL)
@@ -115,11 +120,21 @@ pub(super) fn history_page(
     });
     // The refresh dates to visit: the tenant's, or with a pinned value only the value's (its
     // range of `_by_dimension_day`), so that a value no row has visits none, and a value of
-    // the last refreshes alone only those.
-    let refreshes_of = match (&dimension, dimension_pages_index(report)) {
-        (Some(dimension), Some((index, _))) => {
+    // the last refreshes alone only those; likewise a pinned period's (`_by_period_day`).
+    let refreshes_of = match (&dimension, dimension_pages_index(report), shape.period) {
+        (Some(dimension), Some((index, _)), _) => {
             format!("{table} INDEXED BY {index} WHERE tenant_id = {t} AND {dimension}")
         }
+        (None, _, Some((period, value))) => match period_pages_index(report) {
+            Some((index, _)) => {
+                let v = b.bind(SqlParam::Value(value.clone()));
+                format!(
+                    "{table} INDEXED BY {index} WHERE tenant_id = {t} AND {} = {v} AND ",
+                    column(period)
+                )
+            }
+            None => format!("{table} WHERE tenant_id = {t} AND "),
+        },
         _ => format!("{table} WHERE tenant_id = {t} AND "),
     };
     let dimension = dimension.unwrap_or_default();
@@ -201,6 +216,8 @@ struct Shape<'q> {
     ceiling: Option<&'q Value>,
     /// The dimension and the value the `$filter` pins it to (`siteType eq 'OneDrive'`).
     dimension: Option<(usize, &'q Value)>,
+    /// The period and the value the `$filter` pins it to (`reportPeriod eq '7'`).
+    period: Option<(usize, &'q Value)>,
     activity: usize,
     /// The natural key after the refresh date, in its order (it holds the activity date).
     rest: Vec<usize>,
@@ -214,14 +231,19 @@ impl<'q> Shape<'q> {
         }
         let activity = report.activity_date_index()?;
         let floor = activity_floor(report, filter);
-        let dimension = pinned_dimension(report, filter);
+        let dimension = report
+            .dimension
+            .and_then(|d| report.property_index(d))
+            .and_then(|d| pinned(filter, d).map(|v| (d, v)));
+        let period = report
+            .period_index()
+            .and_then(|p| pinned(filter, p).map(|v| (p, v)));
         // A ceiling is read with a floor only (and not as one date, `reportDate eq`): the
         // refresh dates then end 180 days after it, or at a late row's
         // (`Builder::refresh_ceiling_value`).
         let ceiling = closed_range(report, filter).map(|(_, ceiling)| ceiling);
         if floor.is_none() && dimension.is_none()
             || activity_ceiling(report, filter) && ceiling.is_none()
-            || one_period(report, filter)
         {
             return None;
         }
@@ -242,14 +264,17 @@ impl<'q> Shape<'q> {
             floor,
             ceiling,
             dimension,
+            period,
             activity,
             rest: rest.to_vec(),
         })
     }
 }
 
-/// The dimension and its value, when the filter's top-level conjuncts pin it (`siteType eq
-/// 'OneDrive'`): left to choose, SQLite read those pages through the series index, which
+/// The value of property `index` when the filter's top-level conjuncts pin it (`siteType eq
+/// 'OneDrive'`, `reportPeriod eq '7'`).
+///
+/// A dimension: left to choose, SQLite read those pages through the series index, which
 /// leads with the dimension, and sorted every match (a third of the history with three
 /// values), or, with one value, read the natural-key index in order and tested every entry
 /// (a value no row has: 0.56 s for 1.12M rows). As a skip-scan of every refresh date of the
@@ -257,10 +282,17 @@ impl<'q> Shape<'q> {
 /// of `oneDriveUsageFileCounts`), as did a value of the latest refresh alone (112 req/s);
 /// visiting the value's refresh dates, 0.5–0.9 ms (20.1k and 16.1k req/s, p99 3.7 and 4.4 ms;
 /// with a 2020 floor 127 → 14.9k req/s).
-fn pinned_dimension<'e>(report: &ReportType, filter: &'e Expr) -> Option<(usize, &'e Value)> {
-    let dimension = report.property_index(report.dimension?)?;
+///
+/// A period, with a `reportDate` floor: read through `_by_period_day` (the period's entries
+/// in the natural key's order, each row a second seek into the table), or, as SQLite chose on
+/// the bench database once `_pages` existed, `_pages` from the refresh floor, every entry of
+/// the first refresh dates (307 each, 7 of the period); as a skip-scan of the period's
+/// refresh dates, each one's entries from the floor, all periods' (about four times the
+/// page) and covering. Measurements in bench/RESULTS.md ("Pages of one period as a
+/// skip-scan").
+fn pinned(filter: &Expr, index: usize) -> Option<&Value> {
     match filter {
-        Expr::And(a, b) => pinned_dimension(report, a).or_else(|| pinned_dimension(report, b)),
+        Expr::And(a, b) => pinned(a, index).or_else(|| pinned(b, index)),
         Expr::Compare {
             op: CompareOp::Eq,
             left,
@@ -268,33 +300,12 @@ fn pinned_dimension<'e>(report: &ReportType, filter: &'e Expr) -> Option<(usize,
         } => match (left, right) {
             (Operand::Property(PropertyRef::Index(p)), Operand::Literal(Literal::Value(v)))
             | (Operand::Literal(Literal::Value(v)), Operand::Property(PropertyRef::Index(p)))
-                if *p == dimension =>
+                if *p == index =>
             {
-                Some((dimension, v))
+                Some(v)
             }
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// Whether the filter's top-level conjuncts pin the period (`reportPeriod eq '7'`): those
-/// pages read `_by_period_day` (`crate::sql::period_pages_index`), a page of entries.
-fn one_period(report: &ReportType, filter: &Expr) -> bool {
-    let Some(period) = report.period_index().map(PropertyRef::Index) else {
-        return false;
-    };
-    match filter {
-        Expr::And(a, b) => one_period(report, a) || one_period(report, b),
-        Expr::Compare {
-            op: CompareOp::Eq,
-            left,
-            right,
-        } => matches!(
-            (left, right),
-            (Operand::Property(p), Operand::Literal(Literal::Value(_)))
-                | (Operand::Literal(Literal::Value(_)), Operand::Property(p)) if *p == period
-        ),
-        _ => false,
     }
 }
