@@ -9,7 +9,8 @@
 //! The same queries come again and again — a dashboard's charts and tables on every refresh,
 //! an MSP tool asking each tenant the same — and the database's own statement caches
 //! (rusqlite's `prepare_cached`, tokio-postgres' prepared statements) are keyed by the text
-//! this makes. Measurements in bench/RESULTS.md ("Page statements compiled once").
+//! this makes. Measurements in bench/RESULTS.md ("Page statements compiled once; pages of
+//! one period as a skip-scan").
 //!
 //! Why the whole query as the key, values included, rather than its shape with the values
 //! taken out: the compilers choose their SQL by values too (a closed range that is one date,

@@ -288,8 +288,8 @@ impl<'q> Shape<'q> {
 /// the bench database once `_pages` existed, `_pages` from the refresh floor, every entry of
 /// the first refresh dates (307 each, 7 of the period); as a skip-scan of the period's
 /// refresh dates, each one's entries from the floor, all periods' (about four times the
-/// page) and covering. Measurements in bench/RESULTS.md ("Pages of one period as a
-/// skip-scan").
+/// page) and covering. Measurements in bench/RESULTS.md ("Page statements compiled
+/// once; pages of one period as a skip-scan").
 fn pinned(filter: &Expr, index: usize) -> Option<&Value> {
     match filter {
         Expr::And(a, b) => pinned(a, index).or_else(|| pinned(b, index)),
