@@ -398,6 +398,8 @@ fn skip_scan_pages_are_the_ordered_matches() {
         // the page's order; a period alone: `_by_period_day` holds them).
         ("reportDate eq 2024-02-01", false),
         ("reportPeriod eq '7'", false),
+        ("reportPeriod eq '90' and teams gt 50", false),
+        ("reportRefreshDate ge 2024-03-01 and reportPeriod eq '7'", false),
         (
             "reportDate ge 2024-02-01 and reportDate in (2024-02-03, 2024-02-05)",
             false,
@@ -457,6 +459,7 @@ fn skip_scan_pages_of_a_report_with_a_dimension() {
         ),
         ("siteType eq 'OneDrive' and reportDate le 2024-03-01", false),
         ("siteType eq 'OneDrive' and reportPeriod eq '7'", true),
+        ("reportPeriod eq '30'", false),
     ];
     run("sharePointSiteUsageFileCounts", filters);
 }

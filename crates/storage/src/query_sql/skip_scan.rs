@@ -103,6 +103,7 @@ pub(super) fn history_page(
         params: Vec::new(),
         unindexed: None,
         all_unindexed: true,
+        indexed_by: None,
     };
     let table = report.table_name();
     // The loops' reads, in the natural key's order whatever the statistics say.
@@ -290,7 +291,7 @@ impl<'q> Shape<'q> {
 /// refresh dates, each one's entries from the floor, all periods' (about four times the
 /// page) and covering. Measurements in bench/RESULTS.md ("Page statements compiled
 /// once; pages of one period as a skip-scan").
-fn pinned(filter: &Expr, index: usize) -> Option<&Value> {
+pub(super) fn pinned(filter: &Expr, index: usize) -> Option<&Value> {
     match filter {
         Expr::And(a, b) => pinned(a, index).or_else(|| pinned(b, index)),
         Expr::Compare {
