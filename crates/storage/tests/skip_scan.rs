@@ -399,7 +399,10 @@ fn skip_scan_pages_are_the_ordered_matches() {
         ("reportDate eq 2024-02-01", false),
         ("reportPeriod eq '7'", false),
         ("reportPeriod eq '90' and teams gt 50", false),
-        ("reportRefreshDate ge 2024-03-01 and reportPeriod eq '7'", false),
+        (
+            "reportRefreshDate ge 2024-03-01 and reportPeriod eq '7'",
+            false,
+        ),
         (
             "reportDate ge 2024-02-01 and reportDate in (2024-02-03, 2024-02-05)",
             false,
