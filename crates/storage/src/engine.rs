@@ -79,15 +79,17 @@ impl TableSet {
 
     /// The statements of `report`; an error if the registry has no such report.
     pub fn get(&self, report: &ReportType) -> Result<&TableSql, StorageError> {
-        self.by_entity
-            .get(report.entity)
-            .map(|&index| &self.tables[index])
-            .ok_or_else(|| {
-                StorageError::Backend(BackendError::message(format!(
-                    "report type '{}' is not in the registry",
-                    report.entity
-                )))
-            })
+        self.index_of(report).map(|index| &self.tables[index])
+    }
+
+    /// The report's position in the registry (and in `tables`).
+    fn index_of(&self, report: &ReportType) -> Result<usize, StorageError> {
+        self.by_entity.get(report.entity).copied().ok_or_else(|| {
+            StorageError::Backend(BackendError::message(format!(
+                "report type '{}' is not in the registry",
+                report.entity
+            )))
+        })
     }
 
     /// The statement of a page of `report` for `tenant` ([`compile_list_with`]), compiled
@@ -98,8 +100,8 @@ impl TableSet {
         tenant: Uuid,
         query: &ListQuery,
     ) -> Result<CompiledSql, StorageError> {
-        let table = self.get(report)?;
-        let index = self.by_entity[report.entity];
+        let index = self.index_of(report)?;
+        let table = &self.tables[index];
         Ok(self.list_sql.get_or_compile(index, tenant, query, || {
             compile_list_with(
                 report,
